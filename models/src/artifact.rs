@@ -1,0 +1,197 @@
+//! The model artifact: a JSON document holding a fitted linfa model beside the metadata a
+//! data scientist and the engine need: name, version, kind, the ordered feature names the
+//! model was trained on, the input standardisation, when it was trained and how well it did.
+//!
+//! Loading is strict. An artifact whose kind or feature names differ from what the engine
+//! computes is rejected with an error naming the first difference, so a model can never be
+//! fed features in the wrong order.
+
+use std::fmt;
+use std::path::Path;
+
+use linfa_logistic::FittedLogisticRegression;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Evaluation, Model, Result, MAX_FEATURES};
+
+/// What a model predicts, and so which decisions it drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Probability that a payment is fraudulent; drives freeze and alert.
+    Fraud,
+    /// Probability that a customer is about to leave; drives outreach.
+    Churn,
+}
+
+impl fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ModelKind::Fraud => "fraud",
+            ModelKind::Churn => "churn",
+        })
+    }
+}
+
+/// The fitted model itself. Tagged, so artifacts of other model families can be added
+/// without breaking the ones already written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case")]
+pub enum Algorithm {
+    /// Binary logistic regression (linfa-logistic) over standardised features.
+    LogisticRegression {
+        fitted: FittedLogisticRegression<f64, bool>,
+    },
+}
+
+/// Per-feature standardisation applied before the model: `(x - mean) / scale`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standardizer {
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+}
+
+/// A model as stored on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelArtifact {
+    /// Short model name, e.g. `fraud-lr`.
+    pub name: String,
+    /// Monotonic version; decisions cite `name@version`.
+    pub version: u32,
+    pub kind: ModelKind,
+    /// Feature names in the exact order of the model's inputs.
+    pub feature_names: Vec<String>,
+    /// RFC 3339 time at which training finished.
+    pub trained_at: String,
+    /// Where the training data came from (the `vigil train --input` spec).
+    pub training_data: String,
+    /// Quality measured on the training rows and on the time-ordered holdout.
+    pub training_metrics: TrainingMetrics,
+    pub standardizer: Standardizer,
+    pub algorithm: Algorithm,
+}
+
+/// Row counts and evaluation of a training run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingMetrics {
+    pub train_rows: usize,
+    pub train_positives: usize,
+    pub holdout_rows: usize,
+    pub holdout_positives: usize,
+    pub train: Evaluation,
+    pub holdout: Option<Evaluation>,
+}
+
+impl ModelArtifact {
+    /// Reads an artifact and checks it against the features the engine computes.
+    pub fn load(path: &Path, kind: ModelKind, expected_features: &[&str]) -> Result<Model> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_json(&text, &path.display().to_string())?.into_model(kind, expected_features)
+    }
+
+    /// Parses an artifact from JSON text; `origin` names it in errors.
+    pub fn from_json(text: &str, origin: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|source| Error::Format {
+            origin: origin.to_owned(),
+            source,
+        })
+    }
+
+    /// Writes the artifact as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("artifacts always serialize");
+        std::fs::write(path, text + "\n").map_err(|source| Error::Write {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// `name@version`, as decisions cite it.
+    pub fn label(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// Validates the artifact against the engine's kind and feature order and turns it into a
+    /// model ready to score.
+    pub fn into_model(self, kind: ModelKind, expected_features: &[&str]) -> Result<Model> {
+        let origin = self.label();
+        if self.kind != kind {
+            return Err(Error::KindMismatch {
+                origin,
+                expected: kind,
+                found: self.kind,
+            });
+        }
+        check_features(&origin, &self.feature_names, expected_features)?;
+        let n = self.feature_names.len();
+        let inconsistent = |detail: String| Error::Inconsistent {
+            origin: origin.clone(),
+            detail,
+        };
+        if n > MAX_FEATURES {
+            return Err(inconsistent(format!(
+                "{n} features, more than the supported {MAX_FEATURES}"
+            )));
+        }
+        if self.standardizer.mean.len() != n || self.standardizer.scale.len() != n {
+            return Err(inconsistent(format!(
+                "standardizer has {} means and {} scales for {n} features",
+                self.standardizer.mean.len(),
+                self.standardizer.scale.len()
+            )));
+        }
+        if let Some(i) = self
+            .standardizer
+            .scale
+            .iter()
+            .position(|s| !s.is_finite() || *s <= 0.0)
+        {
+            return Err(inconsistent(format!(
+                "standardizer scale of `{}` is {}, not a positive number",
+                self.feature_names[i], self.standardizer.scale[i]
+            )));
+        }
+        let Algorithm::LogisticRegression { fitted } = &self.algorithm;
+        if fitted.params().len() != n {
+            return Err(inconsistent(format!(
+                "model has {} weights for {n} features",
+                fitted.params().len()
+            )));
+        }
+        if !fitted.intercept().is_finite() || fitted.params().iter().any(|w| !w.is_finite()) {
+            return Err(inconsistent("model has a weight that is not finite".into()));
+        }
+        Ok(Model::new(self))
+    }
+}
+
+fn check_features(origin: &str, found: &[String], expected: &[&str]) -> Result<()> {
+    let mismatch = |detail: String| Error::FeatureMismatch {
+        origin: origin.to_owned(),
+        detail,
+    };
+    for (i, want) in expected.iter().enumerate() {
+        match found.get(i) {
+            Some(have) if have == want => {}
+            Some(have) => {
+                return Err(mismatch(format!(
+                    "feature {i} is `{have}`, the engine computes `{want}` there"
+                )))
+            }
+            None => return Err(mismatch(format!("feature `{want}` (position {i}) is missing"))),
+        }
+    }
+    if found.len() > expected.len() {
+        return Err(mismatch(format!(
+            "feature `{}` (position {}) is unknown to the engine",
+            found[expected.len()],
+            expected.len()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! Evaluation of a binary scorer on labelled rows: ranking quality (AUPRC, ROC AUC) and the
+//! operating point a risk team cares about (precision, recall and the alert rate on good
+//! traffic at a threshold).
+
+use serde::{Deserialize, Serialize};
+
+/// Quality of probabilities against labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evaluation {
+    pub rows: usize,
+    pub positives: usize,
+    /// Area under the precision-recall curve (average precision).
+    pub auprc: f64,
+    /// Area under the ROC curve; 0.5 is chance.
+    pub roc_auc: f64,
+    /// The probability at which precision, recall and alert rate below are measured.
+    pub threshold: f64,
+    pub precision: f64,
+    pub recall: f64,
+    /// Share of negative rows scored at or above the threshold.
+    pub negative_alert_rate: f64,
+}
+
+impl Evaluation {
+    /// Evaluates `(probability, label)` pairs at `threshold`.
+    pub fn of(scored: &[(f64, bool)], threshold: f64) -> Evaluation {
+        let rows = scored.len();
+        let positives = scored.iter().filter(|(_, y)| *y).count();
+        let negatives = rows - positives;
+        let mut ranked: Vec<(f64, bool)> = scored.to_vec();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+
+        // Walk thresholds from the highest score down, one group of tied scores at a time.
+        let (mut tp, mut fp) = (0usize, 0usize);
+        let (mut auprc, mut roc_auc) = (0.0, 0.0);
+        let (mut last_recall, mut last_fpr, mut last_tpr) = (0.0, 0.0, 0.0);
+        let mut i = 0;
+        while i < ranked.len() {
+            let score = ranked[i].0;
+            while i < ranked.len() && ranked[i].0 == score {
+                if ranked[i].1 {
+                    tp += 1;
+                } else {
+                    fp += 1;
+                }
+                i += 1;
+            }
+            let recall = ratio(tp, positives);
+            auprc += (recall - last_recall) * ratio(tp, tp + fp);
+            let fpr = ratio(fp, negatives);
+            roc_auc += (fpr - last_fpr) * (recall + last_tpr) / 2.0;
+            (last_recall, last_fpr, last_tpr) = (recall, fpr, recall);
+        }
+
+        let flagged_tp = scored.iter().filter(|(p, y)| *y && *p >= threshold).count();
+        let flagged_fp = scored.iter().filter(|(p, y)| !*y && *p >= threshold).count();
+        Evaluation {
+            rows,
+            positives,
+            auprc,
+            roc_auc,
+            threshold,
+            precision: ratio(flagged_tp, flagged_tp + flagged_fp),
+            recall: ratio(flagged_tp, positives),
+            negative_alert_rate: ratio(flagged_fp, negatives),
+        }
+    }
+}
+
+fn ratio(numerator: usize, denominator: usize) -> f64 {
+    if denominator == 0 {
+        0.0
+    } else {
+        numerator as f64 / denominator as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perfect_ranking_scores_one_and_reversed_ranking_scores_zero_auc() {
+        let perfect = [(0.9, true), (0.8, true), (0.2, false), (0.1, false)];
+        let e = Evaluation::of(&perfect, 0.5);
+        assert_eq!((e.auprc, e.roc_auc), (1.0, 1.0));
+        assert_eq!((e.precision, e.recall, e.negative_alert_rate), (1.0, 1.0, 0.0));
+
+        let reversed = [(0.1, true), (0.2, true), (0.8, false), (0.9, false)];
+        assert_eq!(Evaluation::of(&reversed, 0.5).roc_auc, 0.0);
+    }
+
+    #[test]
+    fn hand_computed_average_precision_and_operating_point() {
+        // Ranked: +, -, +, -  → precision at each recall step: 1/1, then 2/3.
+        let rows = [(0.9, true), (0.7, false), (0.6, true), (0.1, false)];
+        let e = Evaluation::of(&rows, 0.65);
+        assert!((e.auprc - (0.5 * 1.0 + 0.5 * (2.0 / 3.0))).abs() < 1e-12);
+        assert!((e.roc_auc - 0.75).abs() < 1e-12);
+        assert_eq!(e.precision, 0.5);
+        assert_eq!(e.recall, 0.5);
+        assert_eq!(e.negative_alert_rate, 0.5);
+    }
+
+    #[test]
+    fn tied_scores_count_as_one_threshold() {
+        let rows = [(0.5, true), (0.5, false)];
+        assert!((Evaluation::of(&rows, 0.5).roc_auc - 0.5).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,135 @@
+//! The scoring interface: a loaded, validated model that maps one feature vector to a
+//! probability and the features that pushed it up the most.
+//!
+//! Scoring runs once per event on the engine's hot path, so it works on a stack buffer and
+//! returns a fixed-size `Score` with no heap allocation of its own beyond linfa's one-row
+//! prediction.
+
+use ndarray::ArrayView2;
+
+use crate::{Algorithm, ModelArtifact, ModelKind};
+
+/// Upper bound on a model's feature count, so standardisation fits a stack buffer.
+pub const MAX_FEATURES: usize = 32;
+
+/// How many reasons a score carries.
+pub const TOP_REASONS: usize = 3;
+
+/// One feature's share of a score: its weight times its standardised value, in log-odds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reason {
+    /// Index into the model's feature names.
+    pub feature: usize,
+    pub contribution: f64,
+}
+
+/// A model's verdict on one feature vector.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    /// Probability of the positive class (fraud, churn).
+    pub probability: f64,
+    reasons: [Reason; TOP_REASONS],
+    reason_count: usize,
+}
+
+impl Score {
+    /// The features with the largest positive contributions, largest first.
+    pub fn reasons(&self) -> &[Reason] {
+        &self.reasons[..self.reason_count]
+    }
+}
+
+/// A validated model, ready to score. Built only through [`ModelArtifact::into_model`].
+#[derive(Debug, Clone)]
+pub struct Model {
+    artifact: ModelArtifact,
+    label: String,
+}
+
+impl Model {
+    pub(crate) fn new(artifact: ModelArtifact) -> Self {
+        let label = artifact.label();
+        Model { artifact, label }
+    }
+
+    /// `name@version`, as decisions cite it.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn kind(&self) -> ModelKind {
+        self.artifact.kind
+    }
+
+    pub fn artifact(&self) -> &ModelArtifact {
+        &self.artifact
+    }
+
+    pub fn feature_name(&self, index: usize) -> &str {
+        &self.artifact.feature_names[index]
+    }
+
+    /// The model's bias in log-odds: with the contributions, it sums to the score's logit.
+    pub fn intercept(&self) -> f64 {
+        let Algorithm::LogisticRegression { fitted } = &self.artifact.algorithm;
+        fitted.intercept()
+    }
+
+    /// Each feature's contribution in log-odds, written into `out`.
+    pub fn contributions(&self, features: &[f64], out: &mut [f64]) {
+        let Algorithm::LogisticRegression { fitted } = &self.artifact.algorithm;
+        let s = &self.artifact.standardizer;
+        for (i, (x, w)) in features.iter().zip(fitted.params()).enumerate() {
+            out[i] = w * ((x - s.mean[i]) / s.scale[i]);
+        }
+    }
+
+    /// Scores one feature vector, ordered as the artifact's feature names.
+    ///
+    /// # Panics
+    /// If `features` has a different length than the model's feature names: the engine
+    /// builds its vectors from the same names the artifact was checked against.
+    pub fn score(&self, features: &[f64]) -> Score {
+        let n = self.artifact.feature_names.len();
+        assert_eq!(features.len(), n, "feature vector length");
+        let mut standardized = [0.0; MAX_FEATURES];
+        let s = &self.artifact.standardizer;
+        for i in 0..n {
+            standardized[i] = (features[i] - s.mean[i]) / s.scale[i];
+        }
+        let Algorithm::LogisticRegression { fitted } = &self.artifact.algorithm;
+        let row = ArrayView2::from_shape((1, n), &standardized[..n]).expect("one row of n");
+        let probability = fitted.predict_probabilities(&row)[0];
+
+        let mut reasons = [Reason {
+            feature: 0,
+            contribution: 0.0,
+        }; TOP_REASONS];
+        let mut reason_count = 0;
+        for (feature, (z, w)) in standardized[..n].iter().zip(fitted.params()).enumerate() {
+            let contribution = z * w;
+            if contribution <= 0.0 {
+                continue;
+            }
+            let candidate = Reason {
+                feature,
+                contribution,
+            };
+            if reason_count < TOP_REASONS {
+                reasons[reason_count] = candidate;
+                reason_count += 1;
+            } else if contribution > reasons[TOP_REASONS - 1].contribution {
+                reasons[TOP_REASONS - 1] = candidate;
+            } else {
+                continue;
+            }
+            reasons[..reason_count]
+                .sort_unstable_by(|a, b| b.contribution.total_cmp(&a.contribution));
+        }
+        Score {
+            probability,
+            reasons,
+            reason_count,
+        }
+    }
+}

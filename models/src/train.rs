@@ -1,0 +1,255 @@
+//! Training: fits a linfa logistic regression on a feature matrix the engine built with its
+//! own feature code, standardising inputs and weighting the rare positive class, and returns
+//! an artifact carrying its evaluation on the training rows and a holdout.
+//!
+//! Building the matrix (replaying history through the feature code) is the engine's job; this
+//! module starts from rows and labels.
+
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2, Axis};
+
+use crate::artifact::TrainingMetrics;
+use crate::{Algorithm, Error, Evaluation, ModelArtifact, ModelKind, Result, Standardizer};
+
+/// Labelled rows in feature-name order, appended one at a time.
+#[derive(Debug, Clone, Default)]
+pub struct TrainingSet {
+    values: Vec<f64>,
+    labels: Vec<bool>,
+    width: usize,
+}
+
+impl TrainingSet {
+    pub fn new(width: usize) -> Self {
+        TrainingSet {
+            width,
+            ..Self::default()
+        }
+    }
+
+    pub fn push(&mut self, row: &[f64], label: bool) {
+        assert_eq!(row.len(), self.width, "training row width");
+        self.values.extend_from_slice(row);
+        self.labels.push(label);
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn positives(&self) -> usize {
+        self.labels.iter().filter(|y| **y).count()
+    }
+
+    fn rows(&self) -> impl Iterator<Item = &[f64]> {
+        self.values.chunks_exact(self.width)
+    }
+}
+
+/// What to call the model and how to fit it.
+#[derive(Debug, Clone)]
+pub struct TrainingPlan {
+    pub name: String,
+    pub version: u32,
+    pub kind: ModelKind,
+    pub feature_names: Vec<String>,
+    /// Where the rows came from, recorded in the artifact.
+    pub training_data: String,
+    /// RFC 3339 time recorded as the training time.
+    pub trained_at: String,
+    /// Probability at which the evaluation's operating point is measured.
+    pub threshold: f64,
+    /// L2 regularisation strength.
+    pub alpha: f64,
+}
+
+/// Upper bound on how many times a positive row is repeated to balance the classes.
+const MAX_POSITIVE_WEIGHT: usize = 50;
+
+/// Fits a class-weighted logistic regression on `train` and evaluates it on `holdout`.
+pub fn train_logistic(
+    plan: TrainingPlan,
+    train: &TrainingSet,
+    holdout: &TrainingSet,
+) -> Result<ModelArtifact> {
+    let fail = |detail: String| Error::Training {
+        kind: plan.kind,
+        detail,
+    };
+    let width = plan.feature_names.len();
+    if train.width != width || holdout.width != width {
+        return Err(fail(format!(
+            "rows have {} columns, the plan names {width} features",
+            train.width
+        )));
+    }
+    let positives = train.positives();
+    let negatives = train.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return Err(fail(format!(
+            "training rows need both classes, found {positives} positive and {negatives} negative"
+        )));
+    }
+
+    let standardizer = fit_standardizer(train, width);
+    // linfa-logistic has no sample weights: repeat each positive row so both classes carry
+    // comparable weight in the loss.
+    let weight = (negatives / positives).clamp(1, MAX_POSITIVE_WEIGHT);
+    let weighted_rows = negatives + positives * weight;
+    let mut x = Array2::zeros((weighted_rows, width));
+    let mut y = Array1::from_elem(weighted_rows, false);
+    let mut r = 0;
+    for (row, &label) in train.rows().zip(&train.labels) {
+        for _ in 0..if label { weight } else { 1 } {
+            for (j, v) in row.iter().enumerate() {
+                x[[r, j]] = (v - standardizer.mean[j]) / standardizer.scale[j];
+            }
+            y[r] = label;
+            r += 1;
+        }
+    }
+    let fitted = LogisticRegression::default()
+        .alpha(plan.alpha)
+        .max_iterations(200)
+        .fit(&Dataset::new(x, y))
+        .map_err(|e| fail(format!("linfa-logistic failed to fit: {e}")))?;
+
+    let artifact = ModelArtifact {
+        name: plan.name,
+        version: plan.version,
+        kind: plan.kind,
+        feature_names: plan.feature_names,
+        trained_at: plan.trained_at,
+        training_data: plan.training_data,
+        training_metrics: TrainingMetrics {
+            train_rows: train.len(),
+            train_positives: positives,
+            holdout_rows: holdout.len(),
+            holdout_positives: holdout.positives(),
+            train: Evaluation::of(&[], plan.threshold),
+            holdout: None,
+        },
+        standardizer,
+        algorithm: Algorithm::LogisticRegression { fitted },
+    };
+    let names: Vec<String> = artifact.feature_names.clone();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let model = artifact.into_model(plan.kind, &names)?;
+    let evaluate = |set: &TrainingSet| {
+        let scored: Vec<(f64, bool)> = set
+            .rows()
+            .zip(&set.labels)
+            .map(|(row, &label)| (model.score(row).probability, label))
+            .collect();
+        Evaluation::of(&scored, plan.threshold)
+    };
+    let mut artifact = model.artifact().clone();
+    artifact.training_metrics.train = evaluate(train);
+    artifact.training_metrics.holdout = (!holdout.is_empty()).then(|| evaluate(holdout));
+    Ok(artifact)
+}
+
+fn fit_standardizer(train: &TrainingSet, width: usize) -> Standardizer {
+    let x = Array2::from_shape_vec((train.len(), width), train.values.clone())
+        .expect("rows are width-aligned");
+    let mean = x.mean_axis(Axis(0)).expect("at least one row");
+    let scale = x
+        .std_axis(Axis(0), 0.0)
+        .mapv(|s| if s > 1e-12 { s } else { 1.0 });
+    Standardizer {
+        mean: mean.to_vec(),
+        scale: scale.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> TrainingPlan {
+        TrainingPlan {
+            name: "test-lr".into(),
+            version: 1,
+            kind: ModelKind::Fraud,
+            feature_names: vec!["signal".into(), "noise".into()],
+            training_data: "unit test".into(),
+            trained_at: "2026-11-22T00:00:00Z".into(),
+            threshold: 0.5,
+            alpha: 1.0,
+        }
+    }
+
+    /// Rows where `signal` separates the classes and `noise` does not.
+    fn rows(n: usize) -> TrainingSet {
+        let mut set = TrainingSet::new(2);
+        for i in 0..n {
+            let positive = i % 10 == 0;
+            let signal = if positive { 3.0 } else { 0.0 } + (i % 7) as f64 * 0.1;
+            set.push(&[signal, (i % 13) as f64], positive);
+        }
+        set
+    }
+
+    #[test]
+    fn learns_a_separable_signal_and_reports_holdout_quality() {
+        let artifact = train_logistic(plan(), &rows(2000), &rows(500)).unwrap();
+        let holdout = artifact.training_metrics.holdout.as_ref().unwrap();
+        assert!(holdout.roc_auc > 0.99, "{holdout:?}");
+        assert!(holdout.recall > 0.95, "{holdout:?}");
+        assert_eq!(artifact.training_metrics.train_positives, 200);
+
+        let model = artifact.into_model(ModelKind::Fraud, &["signal", "noise"]).unwrap();
+        let high = model.score(&[3.2, 5.0]);
+        assert!(high.probability > 0.9);
+        assert_eq!(model.feature_name(high.reasons()[0].feature), "signal");
+    }
+
+    #[test]
+    fn score_is_the_logistic_of_intercept_plus_contributions() {
+        let model = train_logistic(plan(), &rows(1000), &TrainingSet::new(2))
+            .unwrap()
+            .into_model(ModelKind::Fraud, &["signal", "noise"])
+            .unwrap();
+        for x in [[0.0, 1.0], [3.1, 12.0], [1.5, 6.0]] {
+            let mut c = [0.0; 2];
+            model.contributions(&x, &mut c);
+            let logit = model.intercept() + c.iter().sum::<f64>();
+            let score = model.score(&x);
+            assert!((score.probability - 1.0 / (1.0 + (-logit).exp())).abs() < 1e-12);
+            for reason in score.reasons() {
+                assert_eq!(reason.contribution, c[reason.feature]);
+            }
+        }
+    }
+
+    #[test]
+    fn single_class_data_is_refused_with_counts() {
+        let mut set = TrainingSet::new(2);
+        set.push(&[1.0, 2.0], false);
+        let err = train_logistic(plan(), &set, &TrainingSet::new(2)).unwrap_err();
+        assert!(err.to_string().contains("0 positive and 1 negative"), "{err}");
+    }
+
+    #[test]
+    fn artifacts_round_trip_and_reject_other_feature_orders() {
+        let artifact = train_logistic(plan(), &rows(500), &TrainingSet::new(2)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        artifact.save(&path).unwrap();
+        let model = ModelArtifact::load(&path, ModelKind::Fraud, &["signal", "noise"]).unwrap();
+        assert_eq!(model.label(), "test-lr@1");
+
+        let err = ModelArtifact::load(&path, ModelKind::Fraud, &["noise", "signal"]).unwrap_err();
+        assert!(err.to_string().contains("feature 0 is `signal`"), "{err}");
+        let err = ModelArtifact::load(&path, ModelKind::Churn, &["signal", "noise"]).unwrap_err();
+        assert!(err.to_string().contains("expects a churn model"), "{err}");
+        let err = ModelArtifact::load(&path, ModelKind::Fraud, &["signal", "noise", "extra"])
+            .unwrap_err();
+        assert!(err.to_string().contains("`extra` (position 2) is missing"), "{err}");
+    }
+}
