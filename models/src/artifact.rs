@@ -183,7 +183,11 @@ fn check_features(origin: &str, found: &[String], expected: &[&str]) -> Result<(
                     "feature {i} is `{have}`, the engine computes `{want}` there"
                 )))
             }
-            None => return Err(mismatch(format!("feature `{want}` (position {i}) is missing"))),
+            None => {
+                return Err(mismatch(format!(
+                    "feature `{want}` (position {i}) is missing"
+                )))
+            }
         }
     }
     if found.len() > expected.len() {

@@ -54,7 +54,10 @@ impl Evaluation {
         }
 
         let flagged_tp = scored.iter().filter(|(p, y)| *y && *p >= threshold).count();
-        let flagged_fp = scored.iter().filter(|(p, y)| !*y && *p >= threshold).count();
+        let flagged_fp = scored
+            .iter()
+            .filter(|(p, y)| !*y && *p >= threshold)
+            .count();
         Evaluation {
             rows,
             positives,
@@ -85,7 +88,10 @@ mod tests {
         let perfect = [(0.9, true), (0.8, true), (0.2, false), (0.1, false)];
         let e = Evaluation::of(&perfect, 0.5);
         assert_eq!((e.auprc, e.roc_auc), (1.0, 1.0));
-        assert_eq!((e.precision, e.recall, e.negative_alert_rate), (1.0, 1.0, 0.0));
+        assert_eq!(
+            (e.precision, e.recall, e.negative_alert_rate),
+            (1.0, 1.0, 0.0)
+        );
 
         let reversed = [(0.1, true), (0.2, true), (0.8, false), (0.9, false)];
         assert_eq!(Evaluation::of(&reversed, 0.5).roc_auc, 0.0);

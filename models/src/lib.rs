@@ -36,7 +36,9 @@ pub enum Error {
         origin: String,
         source: serde_json::Error,
     },
-    #[error("model artifact {origin} is a {found} model, but the engine expects a {expected} model")]
+    #[error(
+        "model artifact {origin} is a {found} model, but the engine expects a {expected} model"
+    )]
     KindMismatch {
         origin: String,
         expected: ModelKind,

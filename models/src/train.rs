@@ -203,7 +203,9 @@ mod tests {
         assert!(holdout.recall > 0.95, "{holdout:?}");
         assert_eq!(artifact.training_metrics.train_positives, 200);
 
-        let model = artifact.into_model(ModelKind::Fraud, &["signal", "noise"]).unwrap();
+        let model = artifact
+            .into_model(ModelKind::Fraud, &["signal", "noise"])
+            .unwrap();
         let high = model.score(&[3.2, 5.0]);
         assert!(high.probability > 0.9);
         assert_eq!(model.feature_name(high.reasons()[0].feature), "signal");
@@ -232,7 +234,10 @@ mod tests {
         let mut set = TrainingSet::new(2);
         set.push(&[1.0, 2.0], false);
         let err = train_logistic(plan(), &set, &TrainingSet::new(2)).unwrap_err();
-        assert!(err.to_string().contains("0 positive and 1 negative"), "{err}");
+        assert!(
+            err.to_string().contains("0 positive and 1 negative"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -250,6 +255,9 @@ mod tests {
         assert!(err.to_string().contains("expects a churn model"), "{err}");
         let err = ModelArtifact::load(&path, ModelKind::Fraud, &["signal", "noise", "extra"])
             .unwrap_err();
-        assert!(err.to_string().contains("`extra` (position 2) is missing"), "{err}");
+        assert!(
+            err.to_string().contains("`extra` (position 2) is missing"),
+            "{err}"
+        );
     }
 }
