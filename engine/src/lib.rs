@@ -1,8 +1,11 @@
 //! Vigil's engine: events flow one way, source → decode → router → customer actor
 //! (features → models → decision policy) → publisher → sinks, with metrics at every stage.
 
+pub mod config;
 pub mod dead_letter;
+pub mod decision;
 pub mod decode;
 pub mod event;
 pub mod features;
+pub mod policy;
 pub mod source;

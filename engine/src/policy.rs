@@ -1,0 +1,165 @@
+//! The decision policy: thresholds on the fraud and churn scores, the outreach cooldown and
+//! the hard rules, compiled from configuration once so that applying them per event is a few
+//! comparisons.
+
+use std::sync::Arc;
+
+use crate::config::PolicyConfig;
+use crate::decision::DecisionKind;
+use crate::features::{fraud_feature_index, FraudVector};
+
+#[derive(Debug, Clone)]
+struct Condition {
+    feature: usize,
+    above: Option<f64>,
+    below: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    name: Arc<str>,
+    at_least: DecisionKind,
+    when: Vec<Condition>,
+}
+
+/// The fraud action for one payment and the rules behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FraudVerdict {
+    pub action: Option<DecisionKind>,
+    pub fired: Vec<Arc<str>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    freeze: f64,
+    alert: f64,
+    outreach: f64,
+    cooldown_ms: i64,
+    rules: Vec<Rule>,
+}
+
+impl Policy {
+    /// Compiles a validated policy configuration.
+    pub fn new(config: &PolicyConfig) -> Policy {
+        Policy {
+            freeze: config.fraud.freeze,
+            alert: config.fraud.alert,
+            outreach: config.churn.outreach,
+            cooldown_ms: config.churn.cooldown.as_millis() as i64,
+            rules: config
+                .rules
+                .iter()
+                .map(|r| Rule {
+                    name: r.name.as_str().into(),
+                    at_least: r.at_least,
+                    when: r
+                        .when
+                        .iter()
+                        .map(|c| Condition {
+                            feature: fraud_feature_index(&c.feature)
+                                .expect("validated feature name"),
+                            above: c.above,
+                            below: c.below,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The fraud action: the score's threshold action (when there is a score) raised to the
+    /// strongest hard rule that fired.
+    pub fn fraud(&self, score: Option<f64>, features: &FraudVector) -> FraudVerdict {
+        let mut action = score.and_then(|p| {
+            if p >= self.freeze {
+                Some(DecisionKind::Freeze)
+            } else if p >= self.alert {
+                Some(DecisionKind::Alert)
+            } else {
+                None
+            }
+        });
+        let mut fired = Vec::new();
+        for rule in &self.rules {
+            let holds = rule.when.iter().all(|c| {
+                let v = features[c.feature];
+                c.above.is_none_or(|a| v > a) && c.below.is_none_or(|b| v < b)
+            });
+            if holds {
+                fired.push(rule.name.clone());
+                action = action.max(Some(rule.at_least));
+            }
+        }
+        FraudVerdict { action, fired }
+    }
+
+    /// Whether a churn score earns outreach at event time `ts`, given the last outreach.
+    pub fn outreach(&self, score: f64, ts: i64, last_outreach: Option<i64>) -> bool {
+        score >= self.outreach && last_outreach.is_none_or(|last| ts - last >= self.cooldown_ms)
+    }
+
+    /// The fraud probability that triggers an alert, used when evaluating models.
+    pub fn alert_threshold(&self) -> f64 {
+        self.alert
+    }
+
+    /// The churn probability that triggers outreach, used when evaluating models.
+    pub fn outreach_threshold(&self) -> f64 {
+        self.outreach
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::features::FRAUD_FEATURES;
+
+    fn features(set: &[(&str, f64)]) -> FraudVector {
+        let mut v = [0.0; FRAUD_FEATURES.len()];
+        for (name, value) in set {
+            v[fraud_feature_index(name).unwrap()] = *value;
+        }
+        v
+    }
+
+    #[test]
+    fn thresholds_map_scores_to_actions() {
+        let p = Policy::new(&Config::builtin().policy);
+        let none = features(&[]);
+        assert_eq!(
+            p.fraud(Some(0.999), &none).action,
+            Some(DecisionKind::Freeze)
+        );
+        assert_eq!(p.fraud(Some(0.96), &none).action, Some(DecisionKind::Alert));
+        assert_eq!(p.fraud(Some(0.2), &none).action, None);
+        assert_eq!(p.fraud(None, &none).action, None);
+    }
+
+    #[test]
+    fn new_country_over_max_is_at_least_an_alert_even_with_a_low_score() {
+        let p = Policy::new(&Config::builtin().policy);
+        let ato = features(&[("new_country", 1.0), ("amount_over_max", 0.7)]);
+        let v = p.fraud(Some(0.01), &ato);
+        assert_eq!(v.action, Some(DecisionKind::Alert));
+        assert_eq!(v.fired, vec![Arc::<str>::from("new-country-over-max")]);
+        // A rule never lowers what the score asked for.
+        assert_eq!(
+            p.fraud(Some(0.999), &ato).action,
+            Some(DecisionKind::Freeze)
+        );
+        // Amount exactly at the previous maximum is not over it.
+        let at_max = features(&[("new_country", 1.0), ("amount_over_max", 0.0)]);
+        assert_eq!(p.fraud(Some(0.01), &at_max).action, None);
+    }
+
+    #[test]
+    fn outreach_respects_the_cooldown_to_the_millisecond() {
+        let p = Policy::new(&Config::builtin().policy);
+        let week = 7 * 86_400_000;
+        assert!(p.outreach(0.95, 1_000, None));
+        assert!(!p.outreach(0.5, 1_000, None));
+        assert!(!p.outreach(0.95, 1_000 + week - 1, Some(1_000)));
+        assert!(p.outreach(0.95, 1_000 + week, Some(1_000)));
+    }
+}
