@@ -2,10 +2,18 @@
 //! (features → models → decision policy) → publisher → sinks, with metrics at every stage.
 
 pub mod config;
+pub mod customer;
 pub mod dead_letter;
 pub mod decision;
 pub mod decode;
 pub mod event;
 pub mod features;
+pub mod models;
+pub mod pipeline;
 pub mod policy;
+pub mod publish;
+pub mod router;
+pub mod sink;
 pub mod source;
+pub mod telemetry;
+pub mod train;

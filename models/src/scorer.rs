@@ -5,6 +5,8 @@
 //! returns a fixed-size `Score` with no heap allocation of its own beyond linfa's one-row
 //! prediction.
 
+use std::sync::Arc;
+
 use ndarray::ArrayView2;
 
 use crate::{Algorithm, ModelArtifact, ModelKind};
@@ -43,18 +45,28 @@ impl Score {
 #[derive(Debug, Clone)]
 pub struct Model {
     artifact: ModelArtifact,
-    label: String,
+    label: Arc<str>,
+    /// +1 when linfa's positive class is `true`, -1 when it is `false`. linfa-logistic calls
+    /// the more frequent class positive, which in fraud and churn data is the wrong one; the
+    /// sign turns its log-odds into log-odds of `true` (fraud, churn).
+    sign: f64,
 }
 
 impl Model {
     pub(crate) fn new(artifact: ModelArtifact) -> Self {
-        let label = artifact.label();
-        Model { artifact, label }
+        let label = artifact.label().into();
+        let Algorithm::LogisticRegression { fitted } = &artifact.algorithm;
+        let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+        Model {
+            artifact,
+            label,
+            sign,
+        }
     }
 
     /// `name@version`, as decisions cite it.
-    pub fn label(&self) -> &str {
-        &self.label
+    pub fn label(&self) -> Arc<str> {
+        self.label.clone()
     }
 
     pub fn kind(&self) -> ModelKind {
@@ -72,7 +84,7 @@ impl Model {
     /// The model's bias in log-odds: with the contributions, it sums to the score's logit.
     pub fn intercept(&self) -> f64 {
         let Algorithm::LogisticRegression { fitted } = &self.artifact.algorithm;
-        fitted.intercept()
+        self.sign * fitted.intercept()
     }
 
     /// Each feature's contribution in log-odds, written into `out`.
@@ -80,7 +92,7 @@ impl Model {
         let Algorithm::LogisticRegression { fitted } = &self.artifact.algorithm;
         let s = &self.artifact.standardizer;
         for (i, (x, w)) in features.iter().zip(fitted.params()).enumerate() {
-            out[i] = w * ((x - s.mean[i]) / s.scale[i]);
+            out[i] = self.sign * w * ((x - s.mean[i]) / s.scale[i]);
         }
     }
 
@@ -99,7 +111,12 @@ impl Model {
         }
         let Algorithm::LogisticRegression { fitted } = &self.artifact.algorithm;
         let row = ArrayView2::from_shape((1, n), &standardized[..n]).expect("one row of n");
-        let probability = fitted.predict_probabilities(&row)[0];
+        let linfa_probability = fitted.predict_probabilities(&row)[0];
+        let probability = if self.sign > 0.0 {
+            linfa_probability
+        } else {
+            1.0 - linfa_probability
+        };
 
         let mut reasons = [Reason {
             feature: 0,
@@ -107,7 +124,7 @@ impl Model {
         }; TOP_REASONS];
         let mut reason_count = 0;
         for (feature, (z, w)) in standardized[..n].iter().zip(fitted.params()).enumerate() {
-            let contribution = z * w;
+            let contribution = self.sign * z * w;
             if contribution <= 0.0 {
                 continue;
             }

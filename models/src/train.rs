@@ -247,7 +247,7 @@ mod tests {
         let path = dir.path().join("m.json");
         artifact.save(&path).unwrap();
         let model = ModelArtifact::load(&path, ModelKind::Fraud, &["signal", "noise"]).unwrap();
-        assert_eq!(model.label(), "test-lr@1");
+        assert_eq!(&*model.label(), "test-lr@1");
 
         let err = ModelArtifact::load(&path, ModelKind::Fraud, &["noise", "signal"]).unwrap_err();
         assert!(err.to_string().contains("feature 0 is `signal`"), "{err}");

@@ -1,0 +1,168 @@
+//! The pipeline: wires one run together in data-flow order. The ingest loop reads source
+//! batches, waits for in-flight room, decodes and validates each record, sends rejects straight
+//! to the publisher and the rest to the router in one message per batch; the router feeds the
+//! customer actors; the actors' outcomes reach the publisher, which writes the sinks.
+//!
+//! A run ends when the source is exhausted, the duration elapses or shutdown is requested;
+//! in each case every record already taken in is decided and published before `run` returns.
+
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use ractor::Actor;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::config::Config;
+use crate::customer::{Inbound, Scoring};
+use crate::dead_letter::DeadLetter;
+use crate::decode::decode;
+use crate::models::ModelSet;
+use crate::policy::Policy;
+use crate::publish::{Outcome, Publisher, PublisherMsg, RunSummary};
+use crate::router::{Router, RouterArgs, RouterMsg};
+use crate::telemetry::Telemetry;
+use crate::{sink, source};
+
+/// What to run and where to send it.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config: Config,
+    /// Source spec, e.g. `generate:scenarios/demo.toml`, `file:events.jsonl`, `-`.
+    pub source: String,
+    /// Decision sink spec, e.g. `stdout`, `file:decisions.jsonl`.
+    pub sink: String,
+    /// Dead-letter sink spec.
+    pub dead_letter: String,
+    /// Stop reading after this long.
+    pub duration: Option<Duration>,
+    /// Print a one-line summary every second.
+    pub live: bool,
+}
+
+/// The largest batch any source hands over; in-flight room is taken a batch at a time.
+const MAX_SOURCE_BATCH: usize = 1024;
+
+/// Runs the pipeline until the source ends, `duration` passes or `shutdown` resolves.
+pub async fn run(
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<RunSummary> {
+    let config = &options.config;
+    let models = ModelSet::load(&config.models).context("cannot load models")?;
+    let telemetry = Telemetry::new();
+    telemetry.model_loaded(&models.fraud.label(), "champion");
+    telemetry.model_loaded(&models.churn.label(), "champion");
+    tracing::info!(fraud = %models.fraud.label(), churn = %models.churn.label(), "Models loaded.");
+    let scoring = Arc::new(Scoring {
+        models,
+        policy: Policy::new(&config.policy),
+        late_tolerance_ms: config.engine.late_tolerance.as_millis() as i64,
+        latency_budget: config.engine.latency_budget,
+        telemetry: telemetry.clone(),
+    });
+
+    let mut source = source::open(&options.source).await?;
+    let decisions = sink::open(&options.sink).await?;
+    let dead_letters = sink::open(&options.dead_letter).await?;
+
+    let max_in_flight = config.engine.max_in_flight.max(MAX_SOURCE_BATCH);
+    let in_flight = Arc::new(Semaphore::new(max_in_flight));
+    let actors = Arc::new(AtomicU64::new(0));
+    let (to_publisher, inbox) = mpsc::unbounded_channel::<PublisherMsg>();
+    let publisher = tokio::spawn(
+        Publisher {
+            decisions,
+            dead_letters,
+            telemetry,
+            in_flight: in_flight.clone(),
+            live: options.live,
+            actors: actors.clone(),
+        }
+        .run(inbox),
+    );
+    let (router, router_task) = Actor::spawn(
+        None,
+        Router,
+        RouterArgs {
+            scoring: scoring.clone(),
+            publisher: to_publisher.clone(),
+            actors,
+        },
+    )
+    .await
+    .context("cannot start the router")?;
+
+    tracing::info!(source = %source.describe(), "Reading.");
+    let started = Instant::now();
+    let deadline = options.duration.map(|d| started + d);
+    let max_record_bytes = config.engine.max_record_bytes;
+    let mut records = 0u64;
+    let mut batch = Vec::with_capacity(MAX_SOURCE_BATCH);
+    tokio::pin!(shutdown);
+    loop {
+        batch.clear();
+        let more = tokio::select! {
+            more = source.next_batch(&mut batch) => more?,
+            _ = &mut shutdown => {
+                tracing::info!("Shutdown requested; draining what is in flight.");
+                false
+            }
+            _ = sleep_until(deadline) => false,
+        };
+        if !batch.is_empty() {
+            in_flight
+                .acquire_many(batch.len() as u32)
+                .await
+                .context("in-flight limiter closed")?
+                .forget();
+            records += batch.len() as u64;
+            let mut routed = Vec::with_capacity(batch.len());
+            for record in batch.drain(..) {
+                match decode(&record.payload, max_record_bytes) {
+                    Ok(event) => routed.push(Inbound {
+                        event,
+                        position: record.position,
+                        ingested: record.ingested,
+                        raw: record.payload,
+                    }),
+                    Err(rejection) => {
+                        let letter = DeadLetter {
+                            rejection,
+                            raw: record.payload,
+                            position: record.position,
+                        };
+                        let _ = to_publisher.send(PublisherMsg::Outcome(Outcome::Rejected {
+                            letter: Box::new(letter),
+                            kind: None,
+                            ingested: record.ingested,
+                        }));
+                    }
+                }
+            }
+            if !routed.is_empty() {
+                router
+                    .send_message(RouterMsg::Route(routed))
+                    .map_err(|_| anyhow::anyhow!("the router stopped"))?;
+            }
+        }
+        if !more || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    let _ = to_publisher.send(PublisherMsg::SourceDone { records });
+    drop(to_publisher);
+    let summary = publisher.await.context("publisher task failed")??;
+    router.stop(None);
+    router_task.await.ok();
+    Ok(summary)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,263 @@
+//! The publisher: the last stage. It receives every record's `Outcome` (from customer actors,
+//! and from the decoder for rejected records), writes decisions and dead letters to their sinks
+//! in batches, records latency from ingest to publication, releases the in-flight permits that
+//! bound the pipeline, and keeps the run's statistics and the once-a-second live summary.
+//!
+//! It knows the run is complete when the ingest loop has said how many records it took in and
+//! that many outcomes have been published.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::dead_letter::{DeadLetter, RejectReason};
+use crate::decision::{Decision, DecisionKind};
+use crate::sink::{Sink, SinkError, SinkRecord};
+use crate::source::Position;
+use crate::telemetry::{EventOutcome, Stage, Telemetry};
+
+/// Where one source record ended up: the publisher's input.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Scored; `decision` is set when an action was taken.
+    Scored {
+        position: Position,
+        kind: &'static str,
+        ingested: Instant,
+        decision: Option<Box<Decision>>,
+    },
+    /// Refused, by the decoder (kind unknown) or by the customer's actor.
+    Rejected {
+        letter: Box<DeadLetter>,
+        kind: Option<&'static str>,
+        ingested: Instant,
+    },
+}
+
+/// Messages the publisher consumes.
+pub enum PublisherMsg {
+    Outcome(Outcome),
+    /// The ingest loop has stopped after taking in this many records.
+    SourceDone {
+        records: u64,
+    },
+}
+
+/// Outcomes handled per batch.
+const BATCH: usize = 1024;
+
+/// What a run did, for the final summary and for tests.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    pub records: u64,
+    pub scored: u64,
+    pub decisions: [u64; 3],
+    pub degraded: u64,
+    pub dead_letters: u64,
+    pub elapsed: Duration,
+    /// Ingest → published latency of every scored event, microseconds.
+    pub latency_us: LatencySummary,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LatencySummary {
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+impl RunSummary {
+    pub fn decisions_of(&self, kind: DecisionKind) -> u64 {
+        self.decisions[kind_index(kind)]
+    }
+
+    pub fn events_per_second(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+fn kind_index(kind: DecisionKind) -> usize {
+    match kind {
+        DecisionKind::Freeze => 0,
+        DecisionKind::Alert => 1,
+        DecisionKind::Outreach => 2,
+    }
+}
+
+fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+fn summarize(h: &Histogram<u64>) -> LatencySummary {
+    LatencySummary {
+        p50: h.value_at_quantile(0.5),
+        p99: h.value_at_quantile(0.99),
+        p999: h.value_at_quantile(0.999),
+        max: h.max(),
+    }
+}
+
+pub struct Publisher {
+    pub decisions: Box<dyn Sink>,
+    pub dead_letters: Box<dyn Sink>,
+    pub telemetry: Telemetry,
+    /// In-flight permits, returned as records are published.
+    pub in_flight: Arc<Semaphore>,
+    /// Print a one-line summary to stderr every second.
+    pub live: bool,
+    pub actors: Arc<AtomicU64>,
+}
+
+impl Publisher {
+    pub async fn run(
+        mut self,
+        mut inbox: mpsc::UnboundedReceiver<PublisherMsg>,
+    ) -> Result<RunSummary, SinkError> {
+        let started = Instant::now();
+        let mut summary = RunSummary::default();
+        let mut total = latency_histogram();
+        let mut interval = latency_histogram();
+        let mut last_report = (Instant::now(), 0u64);
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await;
+        let mut expected: Option<u64> = None;
+        let mut messages = Vec::with_capacity(BATCH);
+        let mut decisions = Vec::with_capacity(BATCH);
+        let mut letters = Vec::new();
+        let mut published = Vec::with_capacity(BATCH);
+        let mut rejected_by_reason: Vec<(RejectReason, u64)> = Vec::new();
+
+        while expected != Some(summary.records) {
+            tokio::select! {
+                received = inbox.recv_many(&mut messages, BATCH) => {
+                    if received == 0 {
+                        break;
+                    }
+                }
+                _ = ticker.tick() => {
+                    if self.live {
+                        self.report(&summary, &mut interval, &mut last_report);
+                    }
+                    continue;
+                }
+            }
+            let mut batch_records = 0;
+            for message in messages.drain(..) {
+                let outcome = match message {
+                    PublisherMsg::Outcome(outcome) => outcome,
+                    PublisherMsg::SourceDone { records } => {
+                        expected = Some(records);
+                        continue;
+                    }
+                };
+                summary.records += 1;
+                batch_records += 1;
+                match outcome {
+                    Outcome::Scored {
+                        kind,
+                        ingested,
+                        decision,
+                        ..
+                    } => {
+                        summary.scored += 1;
+                        let outcome = match decision {
+                            Some(d) => {
+                                summary.decisions[kind_index(d.decision)] += 1;
+                                summary.degraded += u64::from(d.degraded);
+                                self.telemetry.decision(d.decision, d.degraded, 1);
+                                decisions.push(SinkRecord {
+                                    key: Bytes::from(d.customer_id.clone().into_bytes()),
+                                    value: Bytes::from(d.to_json().into_bytes()),
+                                });
+                                EventOutcome::Decided
+                            }
+                            None => EventOutcome::Cleared,
+                        };
+                        self.telemetry.event(Some(kind), outcome, 1);
+                        published.push(ingested);
+                    }
+                    Outcome::Rejected { letter, kind, .. } => {
+                        summary.dead_letters += 1;
+                        self.telemetry.event(kind, EventOutcome::Rejected, 1);
+                        let reason = letter.rejection.reason;
+                        match rejected_by_reason.iter_mut().find(|(r, _)| *r == reason) {
+                            Some((_, n)) => *n += 1,
+                            None => rejected_by_reason.push((reason, 1)),
+                        }
+                        letters.push(SinkRecord {
+                            key: Bytes::new(),
+                            value: Bytes::from(letter.to_json().into_bytes()),
+                        });
+                    }
+                }
+            }
+            let write_started = Instant::now();
+            for (sink, batch) in [
+                (&mut self.decisions, &mut decisions),
+                (&mut self.dead_letters, &mut letters),
+            ] {
+                if !batch.is_empty() {
+                    sink.send(batch).await?;
+                    sink.flush().await?;
+                    batch.clear();
+                }
+            }
+            let now = Instant::now();
+            self.telemetry.stage(Stage::Publish, now - write_started);
+            for ingested in published.drain(..) {
+                let latency = now - ingested;
+                self.telemetry
+                    .decision_latency
+                    .record(latency.as_secs_f64());
+                let us = (latency.as_micros() as u64).max(1);
+                total.saturating_record(us);
+                interval.saturating_record(us);
+            }
+            for (reason, n) in rejected_by_reason.drain(..) {
+                self.telemetry.dead_letters(reason, n);
+            }
+            self.in_flight.add_permits(batch_records);
+        }
+        for sink in [&mut self.decisions, &mut self.dead_letters] {
+            sink.flush().await?;
+        }
+        summary.elapsed = started.elapsed();
+        summary.latency_us = summarize(&total);
+        Ok(summary)
+    }
+
+    fn report(
+        &self,
+        summary: &RunSummary,
+        interval: &mut Histogram<u64>,
+        last: &mut (Instant, u64),
+    ) {
+        let now = Instant::now();
+        let rate = (summary.records - last.1) as f64 / (now - last.0).as_secs_f64();
+        let p99 = if interval.is_empty() {
+            "-".to_owned()
+        } else {
+            format!(
+                "{:.2} ms",
+                interval.value_at_quantile(0.99) as f64 / 1_000.0
+            )
+        };
+        eprintln!(
+            "{:>8.0} ev/s | freeze {} alert {} outreach {} | p99 {p99} | dead letters {} | actors {}",
+            rate,
+            summary.decisions[0],
+            summary.decisions[1],
+            summary.decisions[2],
+            summary.dead_letters,
+            self.actors.load(Ordering::Relaxed),
+        );
+        interval.reset();
+        *last = (now, summary.records);
+    }
+}
