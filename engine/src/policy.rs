@@ -123,43 +123,64 @@ mod tests {
         v
     }
 
+    /// A policy with the thresholds these tests reason about, whatever the shipped defaults.
+    fn policy() -> Policy {
+        let config = Config::parse_layered(
+            r#"
+            [policy.fraud]
+            freeze = 0.99
+            alert = 0.9
+            [policy.churn]
+            outreach = 0.8
+            cooldown = "7d"
+            [[policy.rules]]
+            name = "new-country-over-max"
+            at_least = "alert"
+            when = [{ feature = "new_country", above = 0.5 }, { feature = "amount_over_max", above = 0.4 }]
+            "#,
+            "test policy",
+        )
+        .unwrap();
+        Policy::new(&config.policy)
+    }
+
     #[test]
     fn thresholds_map_scores_to_actions() {
-        let p = Policy::new(&Config::builtin().policy);
+        let p = policy();
         let none = features(&[]);
         assert_eq!(
-            p.fraud(Some(0.999), &none).action,
+            p.fraud(Some(0.99), &none).action,
             Some(DecisionKind::Freeze)
         );
-        assert_eq!(p.fraud(Some(0.96), &none).action, Some(DecisionKind::Alert));
+        assert_eq!(p.fraud(Some(0.95), &none).action, Some(DecisionKind::Alert));
         assert_eq!(p.fraud(Some(0.2), &none).action, None);
         assert_eq!(p.fraud(None, &none).action, None);
     }
 
     #[test]
     fn new_country_over_max_is_at_least_an_alert_even_with_a_low_score() {
-        let p = Policy::new(&Config::builtin().policy);
+        let p = policy();
         let ato = features(&[("new_country", 1.0), ("amount_over_max", 0.7)]);
         let v = p.fraud(Some(0.01), &ato);
         assert_eq!(v.action, Some(DecisionKind::Alert));
         assert_eq!(v.fired, vec![Arc::<str>::from("new-country-over-max")]);
         // A rule never lowers what the score asked for.
         assert_eq!(
-            p.fraud(Some(0.999), &ato).action,
+            p.fraud(Some(0.995), &ato).action,
             Some(DecisionKind::Freeze)
         );
-        // Amount exactly at the previous maximum is not over it.
-        let at_max = features(&[("new_country", 1.0), ("amount_over_max", 0.0)]);
-        assert_eq!(p.fraud(Some(0.01), &at_max).action, None);
+        // Exactly at the margin is not over it.
+        let at_margin = features(&[("new_country", 1.0), ("amount_over_max", 0.4)]);
+        assert_eq!(p.fraud(Some(0.01), &at_margin).action, None);
     }
 
     #[test]
     fn outreach_respects_the_cooldown_to_the_millisecond() {
-        let p = Policy::new(&Config::builtin().policy);
+        let p = policy();
         let week = 7 * 86_400_000;
-        assert!(p.outreach(0.95, 1_000, None));
+        assert!(p.outreach(0.85, 1_000, None));
         assert!(!p.outreach(0.5, 1_000, None));
-        assert!(!p.outreach(0.95, 1_000 + week - 1, Some(1_000)));
-        assert!(p.outreach(0.95, 1_000 + week, Some(1_000)));
+        assert!(!p.outreach(0.85, 1_000 + week - 1, Some(1_000)));
+        assert!(p.outreach(0.85, 1_000 + week, Some(1_000)));
     }
 }

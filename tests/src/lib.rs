@@ -1,1 +1,59 @@
+//! Helpers for Vigil's end-to-end tests: running the whole pipeline on the embedded source
+//! and sinks, and reading back what it published.
 
+use std::path::{Path, PathBuf};
+
+use vigil_engine::config::Config;
+use vigil_engine::decision::Decision;
+use vigil_engine::pipeline::{self, RunOptions};
+use vigil_engine::publish::RunSummary;
+
+/// A test fixture's path.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// What one run published.
+pub struct Published {
+    pub summary: RunSummary,
+    pub decisions: Vec<Decision>,
+    pub dead_letters: Vec<serde_json::Value>,
+}
+
+/// Runs the pipeline from `source` to files in `dir` with the built-in configuration.
+pub async fn run_to_files(source: &str, dir: &Path) -> Published {
+    let decisions = dir.join("decisions.jsonl");
+    let dead_letters = dir.join("dead-letters.jsonl");
+    let options = RunOptions {
+        config: Config::builtin(),
+        source: source.to_owned(),
+        sink: format!("file:{}", decisions.display()),
+        dead_letter: format!("file:{}", dead_letters.display()),
+        duration: None,
+        live: false,
+    };
+    let summary = pipeline::run(options, std::future::pending())
+        .await
+        .expect("pipeline run");
+    Published {
+        summary,
+        decisions: read_lines(&decisions)
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("decision JSON"))
+            .collect(),
+        dead_letters: read_lines(&dead_letters)
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("dead-letter JSON"))
+            .collect(),
+    }
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
