@@ -1,0 +1,125 @@
+//! A published decision can be audited: its score and reasons are recomputed here from the
+//! model artifact's JSON alone (standardisation, weights, intercept) and the features the
+//! engine's feature code gives for the same events, without going through the scorer.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use vigil_engine::config::{shipped_artifact, Config};
+use vigil_engine::decode::decode;
+use vigil_engine::features::{CustomerFeatures, Observation};
+use vigil_engine::source::generate::{Generator, Scenario};
+use vigil_tests::{fixture, run_to_files};
+
+/// A logistic model read straight from an artifact file.
+struct ArtifactByHand {
+    names: Vec<String>,
+    mean: Vec<f64>,
+    scale: Vec<f64>,
+    weights: Vec<f64>,
+    intercept: f64,
+    label: String,
+}
+
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+impl ArtifactByHand {
+    fn read(file: &str) -> Self {
+        let a: Value =
+            serde_json::from_str(&std::fs::read_to_string(shipped_artifact(file)).unwrap())
+                .unwrap();
+        let fitted = &a["algorithm"]["fitted"];
+        // linfa-logistic's log-odds are of its `pos` class; flip them when that class is `false`.
+        let sign = if fitted["labels"]["pos"]["class"].as_bool().unwrap() {
+            1.0
+        } else {
+            -1.0
+        };
+        ArtifactByHand {
+            names: a["feature_names"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().unwrap().to_owned())
+                .collect(),
+            mean: numbers(&a["standardizer"]["mean"]),
+            scale: numbers(&a["standardizer"]["scale"]),
+            weights: numbers(&fitted["params"]["data"])
+                .into_iter()
+                .map(|w| sign * w)
+                .collect(),
+            intercept: sign * fitted["intercept"].as_f64().unwrap(),
+            label: format!("{}@{}", a["name"].as_str().unwrap(), a["version"]),
+        }
+    }
+
+    /// Probability and every feature's contribution.
+    fn explain(&self, x: &[f64]) -> (f64, Vec<(String, f64)>) {
+        let contributions: Vec<(String, f64)> = (0..x.len())
+            .map(|i| {
+                (
+                    self.names[i].clone(),
+                    self.weights[i] * (x[i] - self.mean[i]) / self.scale[i],
+                )
+            })
+            .collect();
+        let logit = self.intercept + contributions.iter().map(|(_, c)| c).sum::<f64>();
+        (1.0 / (1.0 + (-logit).exp()), contributions)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_are_reproducible_from_the_artifact_and_the_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!("generate:{}", fixture("e2e.toml").display());
+    let published = run_to_files(&source, dir.path()).await;
+
+    // The same events through the same feature code, outside the engine.
+    let config = Config::builtin();
+    let tolerance = config.engine.late_tolerance.as_millis() as i64;
+    let mut customers: HashMap<String, CustomerFeatures> = HashMap::new();
+    let mut observed: HashMap<String, Observation> = HashMap::new();
+    for record in Generator::new(Scenario::load(&fixture("e2e.toml")).unwrap()) {
+        let Ok(event) = decode(&record.payload, config.engine.max_record_bytes) else {
+            continue;
+        };
+        let features = customers
+            .entry(event.customer_id.clone())
+            .or_insert_with(|| CustomerFeatures::new(event.ts));
+        if let Ok(observation) = features.observe(&event, tolerance) {
+            observed.insert(event.event_id.clone(), observation);
+        }
+    }
+
+    let fraud = ArtifactByHand::read("fraud.json");
+    let churn = ArtifactByHand::read("churn.json");
+    let mut checked = 0;
+    for decision in published.decisions.iter().filter(|d| d.score.is_some()) {
+        let (model, x): (&ArtifactByHand, &[f64]) = match &observed[&decision.event_id] {
+            Observation::Fraud(x) => (&fraud, x),
+            Observation::Churn(x) => (&churn, x),
+        };
+        assert_eq!(decision.model.as_deref(), Some(model.label.as_str()));
+        let (probability, mut contributions) = model.explain(x);
+        assert!(
+            (decision.score.unwrap() - probability).abs() < 1e-9,
+            "{decision:?} vs {probability}"
+        );
+        contributions.retain(|(_, c)| *c > 0.0);
+        contributions.sort_by(|a, b| b.1.total_cmp(&a.1));
+        contributions.truncate(decision.reasons.len().max(1));
+        assert_eq!(decision.reasons.len(), contributions.len().min(3));
+        for (reason, (name, contribution)) in decision.reasons.iter().zip(&contributions) {
+            assert_eq!(&reason.feature, name);
+            assert!((reason.contribution - contribution).abs() < 1e-9);
+        }
+        checked += 1;
+    }
+    assert!(checked > 100, "only {checked} scored decisions to check");
+}
