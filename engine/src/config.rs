@@ -41,7 +41,7 @@ impl Default for EngineConfig {
         EngineConfig {
             max_record_bytes: 64 * 1024,
             late_tolerance: Duration::from_secs(300),
-            max_in_flight: 65_536,
+            max_in_flight: 4_096,
             latency_budget: Duration::from_millis(250),
         }
     }
@@ -218,8 +218,15 @@ impl Config {
                 ),
             ));
         }
-        if self.engine.max_in_flight == 0 {
-            return Err(invalid("engine.max_in_flight", "must be at least 1".into()));
+        if self.engine.max_in_flight < crate::source::MAX_BATCH {
+            return Err(invalid(
+                "engine.max_in_flight",
+                format!(
+                    "is {}, below the largest source batch ({})",
+                    self.engine.max_in_flight,
+                    crate::source::MAX_BATCH
+                ),
+            ));
         }
         for (i, rule) in self.policy.rules.iter().enumerate() {
             let key = format!("policy.rules[{i}] ({})", rule.name);

@@ -42,9 +42,6 @@ pub struct RunOptions {
     pub live: bool,
 }
 
-/// The largest batch any source hands over; in-flight room is taken a batch at a time.
-const MAX_SOURCE_BATCH: usize = 1024;
-
 /// Runs the pipeline until the source ends, `duration` passes or `shutdown` resolves.
 pub async fn run(
     options: RunOptions,
@@ -68,8 +65,7 @@ pub async fn run(
     let decisions = sink::open(&options.sink).await?;
     let dead_letters = sink::open(&options.dead_letter).await?;
 
-    let max_in_flight = config.engine.max_in_flight.max(MAX_SOURCE_BATCH);
-    let in_flight = Arc::new(Semaphore::new(max_in_flight));
+    let in_flight = Arc::new(Semaphore::new(config.engine.max_in_flight));
     let actors = Arc::new(AtomicU64::new(0));
     let (to_publisher, inbox) = mpsc::unbounded_channel::<PublisherMsg>();
     let publisher = tokio::spawn(
@@ -100,7 +96,7 @@ pub async fn run(
     let deadline = options.duration.map(|d| started + d);
     let max_record_bytes = config.engine.max_record_bytes;
     let mut records = 0u64;
-    let mut batch = Vec::with_capacity(MAX_SOURCE_BATCH);
+    let mut batch = Vec::with_capacity(source::MAX_BATCH);
     tokio::pin!(shutdown);
     loop {
         batch.clear();

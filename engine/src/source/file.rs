@@ -9,10 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::{Position, Source, SourceError, SourceRecord};
-
-/// Lines read per batch.
-const BATCH: usize = 1024;
+use super::{Position, Source, SourceError, SourceRecord, MAX_BATCH};
 
 pub struct JsonLinesSource {
     reader: BufReader<Pin<Box<dyn AsyncRead + Send>>>,
@@ -51,7 +48,7 @@ impl JsonLinesSource {
 #[async_trait]
 impl Source for JsonLinesSource {
     async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> Result<bool, SourceError> {
-        while batch.len() < BATCH {
+        while batch.len() < MAX_BATCH {
             self.buffer.clear();
             let read = self
                 .reader

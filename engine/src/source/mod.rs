@@ -55,11 +55,15 @@ pub enum SourceError {
     Scenario(#[from] generate::ScenarioError),
 }
 
+/// The most records one `next_batch` call may append. The pipeline takes in-flight room a
+/// batch at a time, so `engine.max_in_flight` must be at least this.
+pub const MAX_BATCH: usize = 1024;
+
 /// A stream of raw records.
 #[async_trait]
 pub trait Source: Send {
-    /// Appends the next records to `batch` (waiting until at least one is available) and
-    /// returns `false` once the source is exhausted.
+    /// Appends the next records to `batch` (at most `MAX_BATCH`, waiting until at least one is
+    /// available) and returns `false` once the source is exhausted.
     async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> Result<bool, SourceError>;
 
     /// The spec this source was opened from, for logs and summaries.
