@@ -135,7 +135,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         live: !args.quiet,
     };
     let shutdown = async {
-        tokio::signal::ctrl_c().await.ok();
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
     };
     let summary = pipeline::run(options, shutdown).await?;
     print_summary(&summary, &dead_letter);

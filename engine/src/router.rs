@@ -135,3 +135,101 @@ impl Actor for Router {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::decode::decode;
+    use crate::models::ModelSet;
+    use crate::policy::Policy;
+    use crate::publish::Outcome;
+    use crate::source::Position;
+    use crate::telemetry::Telemetry;
+
+    fn inbound(customer: &str, offset: u64) -> Inbound {
+        let raw = format!(
+            r#"{{"schema":1,"event_id":"e-{offset}","customer_id":"{customer}","ts":{},"kind":"login"}}"#,
+            1_763_805_600_000 + offset as i64 * 1_000
+        );
+        Inbound {
+            event: decode(raw.as_bytes(), 65_536).unwrap(),
+            position: Position {
+                partition: 0,
+                offset,
+            },
+            ingested: Instant::now(),
+            raw: Bytes::from(raw),
+        }
+    }
+
+    async fn next_offset(outcomes: &mut mpsc::UnboundedReceiver<PublisherMsg>) -> u64 {
+        let message = tokio::time::timeout(Duration::from_secs(5), outcomes.recv())
+            .await
+            .expect("an outcome within 5 s")
+            .expect("publisher channel open");
+        match message {
+            PublisherMsg::Outcome(Outcome::Scored { position, .. }) => position.offset,
+            _ => panic!("expected a scored outcome"),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_actor_per_customer_and_a_dead_actor_is_replaced_on_the_next_event() {
+        let config = Config::builtin();
+        let scoring = Arc::new(Scoring {
+            models: ModelSet::load(&config.models).unwrap(),
+            policy: Policy::new(&config.policy),
+            late_tolerance_ms: 300_000,
+            latency_budget: Duration::from_secs(10),
+            telemetry: Telemetry::new(),
+        });
+        let (publisher, mut outcomes) = mpsc::unbounded_channel();
+        let actors = Arc::new(AtomicU64::new(0));
+        let (router, handle) = Actor::spawn(
+            None,
+            Router,
+            RouterArgs {
+                scoring,
+                publisher,
+                actors: actors.clone(),
+            },
+        )
+        .await
+        .unwrap();
+
+        router
+            .send_message(RouterMsg::Route(vec![
+                inbound("c-1", 0),
+                inbound("c-2", 1),
+                inbound("c-1", 2),
+            ]))
+            .unwrap();
+        let mut seen = vec![];
+        for _ in 0..3 {
+            seen.push(next_offset(&mut outcomes).await);
+        }
+        // c-1's two events keep their order.
+        let c1: Vec<u64> = seen.iter().copied().filter(|o| *o != 1).collect();
+        assert_eq!(c1, vec![0, 2]);
+        assert_eq!(actors.load(Ordering::Relaxed), 2);
+        assert_eq!(router.get_children().len(), 2);
+
+        for child in router.get_children() {
+            child.kill_and_wait(None).await.unwrap();
+        }
+        router
+            .send_message(RouterMsg::Route(vec![inbound("c-1", 3)]))
+            .unwrap();
+        assert_eq!(next_offset(&mut outcomes).await, 3);
+        assert_eq!(router.get_children().len(), 1);
+
+        router.stop(None);
+        handle.await.unwrap();
+    }
+}
