@@ -140,19 +140,7 @@ impl Generator {
             weights.push(f64::min(activity.sample(&mut rng), 50.0));
             customers.push(profile);
         }
-        let m = &scenario.mix;
-        let pick_kind = WeightedIndex::new([
-            m.payment,
-            m.login,
-            m.session_end,
-            m.page_view,
-            m.feature_use,
-            m.support_ticket,
-            m.cart_add,
-            m.cart_abandon,
-            m.subscription_change,
-        ])
-        .expect("validated mix");
+        let pick_kind = WeightedIndex::new(scenario.mix.weights()).expect("validated mix");
         let mut generator = Generator {
             pick_customer: WeightedIndex::new(&weights).expect("positive weights"),
             pick_kind,

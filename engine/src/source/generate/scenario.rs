@@ -55,6 +55,23 @@ pub struct Mix {
     pub subscription_change: f64,
 }
 
+impl Mix {
+    /// The weights in the order of `event::KINDS`.
+    pub fn weights(&self) -> [f64; 9] {
+        [
+            self.payment,
+            self.login,
+            self.session_end,
+            self.page_view,
+            self.feature_use,
+            self.support_ticket,
+            self.cart_add,
+            self.cart_abandon,
+            self.subscription_change,
+        ]
+    }
+}
+
 impl Default for Mix {
     fn default() -> Self {
         Mix {
@@ -164,18 +181,7 @@ impl Scenario {
         if self.span.as_millis() == 0 {
             return Err(invalid("span", "must be longer than 0"));
         }
-        let m = &self.mix;
-        let weights = [
-            m.payment,
-            m.login,
-            m.session_end,
-            m.page_view,
-            m.feature_use,
-            m.support_ticket,
-            m.cart_add,
-            m.cart_abandon,
-            m.subscription_change,
-        ];
+        let weights = self.mix.weights();
         if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || weights.iter().sum::<f64>() <= 0.0
         {
             return Err(invalid(
