@@ -20,6 +20,9 @@ struct Cli {
     /// Engine configuration, layered over the built-in defaults.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address during the run, to measure their cost.
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 /// Peak resident set size of this process, from the kernel's accounting.
@@ -37,6 +40,9 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => Config::load(path)?,
         None => Config::builtin(),
     };
+    if let Some(listen) = cli.metrics {
+        vigil_engine::telemetry::install_exporter(listen)?;
+    }
     let options = RunOptions {
         config,
         source: format!("generate:{}", cli.scenario.display()),
@@ -48,6 +54,11 @@ async fn main() -> anyhow::Result<()> {
     let s = pipeline::run(options, std::future::pending()).await?;
     let l = s.latency_us;
     println!("scenario        {}", cli.scenario.display());
+    println!(
+        "metrics         {}",
+        cli.metrics
+            .map_or("off".to_owned(), |a| format!("served on {a}"))
+    );
     println!(
         "records         {} in {:.2} s",
         s.records,

@@ -122,7 +122,6 @@ async fn main() {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = load_config(args.config.as_ref())?;
     telemetry::install_exporter(config.metrics.listen)?;
-    tracing::info!(listen = %config.metrics.listen, "Serving Prometheus metrics.");
     let dead_letter = args.dead_letter;
     let options = RunOptions {
         config,

@@ -23,7 +23,7 @@ use crate::models::ModelSet;
 use crate::policy::Policy;
 use crate::publish::{Outcome, Publisher, PublisherMsg, RunSummary};
 use crate::router::{Router, RouterArgs, RouterMsg};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{ModelLoaded, Telemetry};
 use crate::{sink, source};
 
 /// What to run and where to send it.
@@ -50,9 +50,12 @@ pub async fn run(
     let config = &options.config;
     let models = ModelSet::load(&config.models).context("cannot load models")?;
     let telemetry = Telemetry::new();
-    telemetry.model_loaded(&models.fraud.label(), "champion");
-    telemetry.model_loaded(&models.churn.label(), "champion");
-    tracing::info!(fraud = %models.fraud.label(), churn = %models.churn.label(), "Models loaded.");
+    for model in [&models.fraud, &models.churn] {
+        telemetry.emit(ModelLoaded {
+            label: &model.label(),
+            role: "champion",
+        });
+    }
     let scoring = Arc::new(Scoring {
         models,
         policy: Policy::new(&config.policy),
@@ -115,6 +118,10 @@ pub async fn run(
                 .context("in-flight limiter closed")?
                 .forget();
             records += batch.len() as u64;
+            let _ = to_publisher.send(PublisherMsg::Taken {
+                records: taken_per_partition(&batch),
+                backlog: source.backlog(),
+            });
             let mut routed = Vec::with_capacity(batch.len());
             for record in batch.drain(..) {
                 match decode(&record.payload, max_record_bytes) {
@@ -154,6 +161,20 @@ pub async fn run(
     router.stop(None);
     router_task.await.ok();
     Ok(summary)
+}
+
+fn taken_per_partition(batch: &[source::SourceRecord]) -> Vec<(u32, u64)> {
+    let mut counts: Vec<(u32, u64)> = Vec::new();
+    for record in batch {
+        match counts
+            .iter_mut()
+            .find(|(p, _)| *p == record.position.partition)
+        {
+            Some((_, n)) => *n += 1,
+            None => counts.push((record.position.partition, 1)),
+        }
+    }
+    counts
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -6,9 +6,10 @@
 //! It knows the run is complete when the ingest loop has said how many records it took in and
 //! that many outcomes have been published.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
@@ -18,7 +19,7 @@ use crate::dead_letter::{DeadLetter, RejectReason};
 use crate::decision::{Decision, DecisionKind};
 use crate::sink::{Sink, SinkError, SinkRecord};
 use crate::source::Position;
-use crate::telemetry::{EventOutcome, Stage, Telemetry};
+use crate::telemetry::{ConsumerLag, DeadLettersWritten, EventOutcome, Stage, Telemetry};
 
 /// Where one source record ended up: the publisher's input.
 #[derive(Debug)]
@@ -27,6 +28,8 @@ pub enum Outcome {
     Scored {
         position: Position,
         kind: &'static str,
+        /// The event's time, for lag in seconds.
+        event_ts: i64,
         ingested: Instant,
         decision: Option<Box<Decision>>,
     },
@@ -41,6 +44,12 @@ pub enum Outcome {
 /// Messages the publisher consumes.
 pub enum PublisherMsg {
     Outcome(Outcome),
+    /// The ingest loop took in a batch: records per partition, and what the source says is
+    /// still waiting to be read per partition.
+    Taken {
+        records: Vec<(u32, u64)>,
+        backlog: Vec<(u32, u64)>,
+    },
     /// The ingest loop has stopped after taking in this many records.
     SourceDone {
         records: u64,
@@ -89,6 +98,55 @@ fn kind_index(kind: DecisionKind) -> usize {
     }
 }
 
+/// How far one source partition has got.
+#[derive(Debug, Clone, Copy, Default)]
+struct PartitionProgress {
+    taken: u64,
+    published: u64,
+    backlog: u64,
+    newest_event_ts: Option<i64>,
+}
+
+/// Per-partition progress, from which consumer lag is derived.
+#[derive(Debug, Default)]
+struct Progress {
+    partitions: BTreeMap<u32, PartitionProgress>,
+}
+
+impl Progress {
+    fn partition(&mut self, partition: u32) -> &mut PartitionProgress {
+        self.partitions.entry(partition).or_default()
+    }
+
+    fn published(&mut self, position: Position, event_ts: Option<i64>) {
+        let p = self.partition(position.partition);
+        p.published += 1;
+        if let Some(ts) = event_ts {
+            p.newest_event_ts = Some(p.newest_event_ts.map_or(ts, |n| n.max(ts)));
+        }
+    }
+
+    /// Emits every partition's lag: records still to publish, and the event-time distance of
+    /// the newest published record from now (0 when nothing is waiting).
+    fn emit_lag(&self, telemetry: &Telemetry) {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        for (&partition, p) in &self.partitions {
+            let records = p.backlog + p.taken.saturating_sub(p.published);
+            let seconds = match p.newest_event_ts {
+                Some(ts) if records > 0 => (now_ms - ts).max(0) as f64 / 1_000.0,
+                _ => 0.0,
+            };
+            telemetry.emit(ConsumerLag {
+                partition,
+                records,
+                seconds,
+            });
+        }
+    }
+}
+
 fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
@@ -127,6 +185,7 @@ impl Publisher {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
         let mut expected: Option<u64> = None;
+        let mut progress = Progress::default();
         let mut messages = Vec::with_capacity(BATCH);
         let mut decisions = Vec::with_capacity(BATCH);
         let mut letters = Vec::new();
@@ -141,6 +200,7 @@ impl Publisher {
                     }
                 }
                 _ = ticker.tick() => {
+                    progress.emit_lag(&self.telemetry);
                     if self.live {
                         self.report(&summary, &mut interval, &mut last_report);
                     }
@@ -151,6 +211,15 @@ impl Publisher {
             for message in messages.drain(..) {
                 let outcome = match message {
                     PublisherMsg::Outcome(outcome) => outcome,
+                    PublisherMsg::Taken { records, backlog } => {
+                        for (partition, n) in records {
+                            progress.partition(partition).taken += n;
+                        }
+                        for (partition, n) in backlog {
+                            progress.partition(partition).backlog = n;
+                        }
+                        continue;
+                    }
                     PublisherMsg::SourceDone { records } => {
                         expected = Some(records);
                         continue;
@@ -160,17 +229,19 @@ impl Publisher {
                 batch_records += 1;
                 match outcome {
                     Outcome::Scored {
+                        position,
                         kind,
+                        event_ts,
                         ingested,
                         decision,
-                        ..
                     } => {
                         summary.scored += 1;
+                        progress.published(position, Some(event_ts));
                         let outcome = match decision {
                             Some(d) => {
                                 summary.decisions[kind_index(d.decision)] += 1;
                                 summary.degraded += u64::from(d.degraded);
-                                self.telemetry.decision(d.decision, d.degraded, 1);
+                                self.telemetry.decision(d.decision, d.degraded);
                                 decisions.push(SinkRecord {
                                     key: Bytes::from(d.customer_id.clone().into_bytes()),
                                     value: Bytes::from(d.to_json().into_bytes()),
@@ -179,12 +250,13 @@ impl Publisher {
                             }
                             None => EventOutcome::Cleared,
                         };
-                        self.telemetry.event(Some(kind), outcome, 1);
+                        self.telemetry.events(Some(kind), outcome, 1);
                         published.push(ingested);
                     }
                     Outcome::Rejected { letter, kind, .. } => {
                         summary.dead_letters += 1;
-                        self.telemetry.event(kind, EventOutcome::Rejected, 1);
+                        progress.published(letter.position, None);
+                        self.telemetry.events(kind, EventOutcome::Rejected, 1);
                         let reason = letter.rejection.reason;
                         match rejected_by_reason.iter_mut().find(|(r, _)| *r == reason) {
                             Some((_, n)) => *n += 1,
@@ -212,21 +284,20 @@ impl Publisher {
             self.telemetry.stage(Stage::Publish, now - write_started);
             for ingested in published.drain(..) {
                 let latency = now - ingested;
-                self.telemetry
-                    .decision_latency
-                    .record(latency.as_secs_f64());
+                self.telemetry.decision_latency(latency);
                 let us = (latency.as_micros() as u64).max(1);
                 total.saturating_record(us);
                 interval.saturating_record(us);
             }
-            for (reason, n) in rejected_by_reason.drain(..) {
-                self.telemetry.dead_letters(reason, n);
+            for (reason, count) in rejected_by_reason.drain(..) {
+                self.telemetry.emit(DeadLettersWritten { reason, count });
             }
             self.in_flight.add_permits(batch_records);
         }
         for sink in [&mut self.decisions, &mut self.dead_letters] {
             sink.flush().await?;
         }
+        progress.emit_lag(&self.telemetry);
         summary.elapsed = started.elapsed();
         summary.latency_us = summarize(&total);
         Ok(summary)

@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::customer::{CustomerActor, CustomerArgs, Inbound, Scoring};
 use crate::publish::PublisherMsg;
+use crate::telemetry::ActorFailed;
 
 pub enum RouterMsg {
     Route(Vec<Inbound>),
@@ -67,7 +68,7 @@ impl RouterState {
     fn publish_actor_count(&self) {
         let n = self.customers.len() as u64;
         self.args.actors.store(n, Ordering::Relaxed);
-        self.args.scoring.telemetry.actors_active.set(n as f64);
+        self.args.scoring.telemetry.actors_active(n);
     }
 }
 
@@ -125,8 +126,12 @@ impl Actor for Router {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, error) => {
-                tracing::error!(%error, "Customer actor failed; its next event starts a fresh one.");
-                state.args.scoring.telemetry.actor_restarts.increment(1);
+                let detail = format!("{error}; its next event starts a fresh actor");
+                state
+                    .args
+                    .scoring
+                    .telemetry
+                    .emit(ActorFailed { detail: &detail });
                 state.forget(cell.get_id());
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => state.forget(cell.get_id()),

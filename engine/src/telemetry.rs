@@ -1,8 +1,11 @@
 //! Telemetry: every metric name and label the engine exports is defined here and nowhere
-//! else, with the histogram buckets, the exporter setup, and typed handles that stages hold so
-//! that recording on the hot path is an atomic operation, not a registry lookup.
+//! else, with the histogram buckets and the exporter setup.
 //!
-//! No customer id is ever a label.
+//! Things that happen are typed events (`ActorFailed`, `DeadLettersWritten`, `ConsumerLag`…)
+//! in the style of Vector's internal events: emitting one writes its log line and updates its
+//! metric together, so the two cannot drift apart. Per-event counters and histograms on the
+//! hot path go through handles registered once (`Telemetry`), so recording is an atomic
+//! operation, not a registry lookup. No customer id is ever a label.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,8 +21,11 @@ pub const EVENTS_TOTAL: &str = "vigil_events_total";
 pub const DECISIONS_TOTAL: &str = "vigil_decisions_total";
 pub const DECISION_LATENCY: &str = "vigil_decision_latency_seconds";
 pub const STAGE_SECONDS: &str = "vigil_stage_seconds";
+pub const CONSUMER_LAG_RECORDS: &str = "vigil_consumer_lag_records";
+pub const CONSUMER_LAG_SECONDS: &str = "vigil_consumer_lag_seconds";
 pub const ACTORS_ACTIVE: &str = "vigil_actors_active";
 pub const ACTOR_RESTARTS: &str = "vigil_actor_restarts_total";
+pub const PASSIVATIONS: &str = "vigil_passivations_total";
 pub const BUDGET_EXCEEDED: &str = "vigil_budget_exceeded_total";
 pub const DEAD_LETTERS: &str = "vigil_dead_letters_total";
 pub const MODEL_INFO: &str = "vigil_model_info";
@@ -29,6 +35,9 @@ pub const LATENCY_BUCKETS: [f64; 16] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0, 2.5, 5.0,
 ];
+
+/// How often process metrics (RSS, CPU, threads) are refreshed.
+const PROCESS_METRICS_PERIOD: Duration = Duration::from_secs(1);
 
 /// Where an event ended up, the `outcome` label of `vigil_events_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +67,8 @@ pub enum Stage {
 
 const STAGES: [&str; 4] = ["queue", "features", "score", "publish"];
 
-/// Starts the Prometheus exporter on `listen` with explicit histogram buckets. Must be called
-/// inside a tokio runtime.
+/// Starts the Prometheus exporter on `listen` with explicit histogram buckets, and a task
+/// that refreshes the process metrics. Must be called inside a tokio runtime, once per process.
 pub fn install_exporter(listen: SocketAddr) -> anyhow::Result<()> {
     PrometheusBuilder::new()
         .with_http_listener(listen)
@@ -67,12 +76,22 @@ pub fn install_exporter(listen: SocketAddr) -> anyhow::Result<()> {
         .install()
         .map_err(|e| anyhow::anyhow!("cannot serve metrics on {listen}: {e}"))?;
     describe();
+    let process = metrics_process::Collector::default();
+    process.describe();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PROCESS_METRICS_PERIOD);
+        loop {
+            tick.tick().await;
+            process.collect();
+        }
+    });
+    tracing::info!(%listen, "Serving Prometheus metrics.");
     Ok(())
 }
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(EVENTS_TOTAL, "Events taken in, by kind and outcome.");
+    describe_counter!(EVENTS_TOTAL, "Records taken in, by event kind and outcome.");
     describe_counter!(
         DECISIONS_TOTAL,
         "Decisions published, by decision and degradation."
@@ -80,17 +99,26 @@ fn describe() {
     describe_histogram!(
         DECISION_LATENCY,
         Unit::Seconds,
-        "Ingest to decision published."
+        "Ingest to decision published, every scored event."
     );
     describe_histogram!(
         STAGE_SECONDS,
         Unit::Seconds,
         "Time spent per pipeline stage."
     );
+    describe_gauge!(
+        CONSUMER_LAG_RECORDS,
+        "Records available or in flight but not yet published, per source partition."
+    );
+    describe_gauge!(CONSUMER_LAG_SECONDS, Unit::Seconds, "Now minus the event time of the newest published record, per source partition; 0 when caught up.");
     describe_gauge!(ACTORS_ACTIVE, "Customer actors alive.");
     describe_counter!(
         ACTOR_RESTARTS,
         "Customer actor failures recovered by supervision."
+    );
+    describe_counter!(
+        PASSIVATIONS,
+        "Idle customer actors stopped with their state kept."
     );
     describe_counter!(
         BUDGET_EXCEEDED,
@@ -103,16 +131,16 @@ fn describe() {
     describe_gauge!(MODEL_INFO, "Loaded models; value 1, labels say which.");
 }
 
-/// Pre-registered handles for every label combination the engine records.
+/// Pre-registered handles for every label combination recorded per event.
 #[derive(Clone)]
 pub struct Telemetry {
     events: Vec<[Counter; 3]>,
     decisions: [[Counter; 2]; 3],
-    pub decision_latency: Histogram,
+    decision_latency: Histogram,
     stages: [Histogram; 4],
-    pub actors_active: Gauge,
-    pub actor_restarts: Counter,
-    pub budget_exceeded: Counter,
+    actors_active: Gauge,
+    actor_restarts: Counter,
+    budget_exceeded: Counter,
 }
 
 impl Telemetry {
@@ -132,6 +160,8 @@ impl Telemetry {
                 metrics::counter!(DECISIONS_TOTAL, "decision" => d.name(), "degraded" => degraded)
             })
         });
+        // Registered now so that every family is exported from the start, at zero.
+        metrics::counter!(PASSIVATIONS).absolute(0);
         Telemetry {
             events,
             decisions,
@@ -143,42 +173,131 @@ impl Telemetry {
         }
     }
 
-    /// Counts an event by kind (`None` when it was rejected before its kind was known).
-    pub fn event(&self, kind: Option<&str>, outcome: EventOutcome, count: u64) {
+    /// Counts records by kind (`None` when rejected before the kind was known) and outcome.
+    pub fn events(&self, kind: Option<&str>, outcome: EventOutcome, count: u64) {
         let k = kind
             .and_then(|k| KINDS.iter().position(|known| *known == k))
             .unwrap_or(KINDS.len());
         self.events[k][outcome as usize].increment(count);
     }
 
-    pub fn decision(&self, kind: DecisionKind, degraded: bool, count: u64) {
-        let d = match kind {
-            DecisionKind::Freeze => 0,
-            DecisionKind::Alert => 1,
-            DecisionKind::Outreach => 2,
-        };
-        self.decisions[d][usize::from(degraded)].increment(count);
+    pub fn decision(&self, kind: DecisionKind, degraded: bool) {
+        let d = DecisionKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .expect("every kind is in ALL");
+        self.decisions[d][usize::from(degraded)].increment(1);
+    }
+
+    pub fn decision_latency(&self, took: Duration) {
+        self.decision_latency.record(took.as_secs_f64());
     }
 
     pub fn stage(&self, stage: Stage, took: Duration) {
         self.stages[stage as usize].record(took.as_secs_f64());
     }
 
-    /// Counts dead letters; reasons are few, so the handle is looked up per batch.
-    pub fn dead_letters(&self, reason: RejectReason, count: u64) {
-        metrics::counter!(DEAD_LETTERS, "reason" => reason.code()).increment(count);
+    pub fn actors_active(&self, count: u64) {
+        self.actors_active.set(count as f64);
     }
 
-    /// Announces a loaded model.
-    pub fn model_loaded(&self, label: &str, role: &'static str) {
-        let (model, version) = label.split_once('@').unwrap_or((label, ""));
-        metrics::gauge!(MODEL_INFO, "model" => model.to_owned(), "version" => version.to_owned(), "role" => role)
-            .set(1.0);
+    pub fn emit(&self, event: impl InternalEvent) {
+        event.emit(self);
     }
 }
 
 impl Default for Telemetry {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Something that happened inside the engine, logged and counted together.
+pub trait InternalEvent {
+    fn emit(self, telemetry: &Telemetry);
+}
+
+/// An event waited past the latency budget and was decided on rules only.
+pub struct BudgetExceeded {
+    pub waited: Duration,
+}
+
+impl InternalEvent for BudgetExceeded {
+    fn emit(self, t: &Telemetry) {
+        tracing::debug!(
+            waited_us = self.waited.as_micros() as u64,
+            "Latency budget exceeded; deciding on rules only."
+        );
+        t.budget_exceeded.increment(1);
+    }
+}
+
+/// A customer actor failed on an event (the event is dead-lettered) or died.
+pub struct ActorFailed<'a> {
+    pub detail: &'a str,
+}
+
+impl InternalEvent for ActorFailed<'_> {
+    fn emit(self, t: &Telemetry) {
+        tracing::error!(
+            detail = self.detail,
+            "Customer actor failed; supervision recovers it."
+        );
+        t.actor_restarts.increment(1);
+    }
+}
+
+/// A batch of records went to the dead-letter output for one reason.
+pub struct DeadLettersWritten {
+    pub reason: RejectReason,
+    pub count: u64,
+}
+
+impl InternalEvent for DeadLettersWritten {
+    fn emit(self, _: &Telemetry) {
+        tracing::debug!(
+            reason = self.reason.code(),
+            count = self.count,
+            "Records dead-lettered."
+        );
+        // Reasons are few and batches are large: the lookup is per batch, not per record.
+        metrics::counter!(DEAD_LETTERS, "reason" => self.reason.code()).increment(self.count);
+    }
+}
+
+/// How far one source partition is behind.
+pub struct ConsumerLag {
+    pub partition: u32,
+    pub records: u64,
+    pub seconds: f64,
+}
+
+impl InternalEvent for ConsumerLag {
+    fn emit(self, _: &Telemetry) {
+        tracing::trace!(
+            partition = self.partition,
+            records = self.records,
+            seconds = self.seconds,
+            "Consumer lag."
+        );
+        let partition = self.partition.to_string();
+        metrics::gauge!(CONSUMER_LAG_RECORDS, "partition" => partition.clone())
+            .set(self.records as f64);
+        metrics::gauge!(CONSUMER_LAG_SECONDS, "partition" => partition).set(self.seconds);
+    }
+}
+
+/// A model was loaded to serve in a role (champion, challenger).
+pub struct ModelLoaded<'a> {
+    pub label: &'a str,
+    pub role: &'static str,
+}
+
+impl InternalEvent for ModelLoaded<'_> {
+    fn emit(self, _: &Telemetry) {
+        tracing::info!(model = self.label, role = self.role, "Model loaded.");
+        let (model, version) = self.label.split_once('@').unwrap_or((self.label, ""));
+        metrics::gauge!(MODEL_INFO, "model" => model.to_owned(), "version" => version.to_owned(), "role" => self.role)
+            .set(1.0);
     }
 }

@@ -15,7 +15,7 @@ use crate::features::{CustomerFeatures, Observation};
 use crate::models::ModelSet;
 use crate::policy::Policy;
 use crate::publish::Outcome;
-use crate::telemetry::{Stage, Telemetry};
+use crate::telemetry::{BudgetExceeded, Stage, Telemetry};
 
 /// Everything shared by all customer actors: models, policy and limits.
 pub struct Scoring {
@@ -47,7 +47,7 @@ impl CustomerState {
         scoring.telemetry.stage(Stage::Queue, queued);
         let degraded = queued >= scoring.latency_budget;
         if degraded {
-            scoring.telemetry.budget_exceeded.increment(1);
+            scoring.telemetry.emit(BudgetExceeded { waited: queued });
         }
 
         let features = self
@@ -136,6 +136,7 @@ impl CustomerState {
         Outcome::Scored {
             position,
             kind: event.kind.name(),
+            event_ts: event.ts,
             ingested,
             decision,
         }

@@ -20,6 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::publish::{Outcome, PublisherMsg};
+use crate::telemetry::ActorFailed;
 
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
 use crate::event::Event;
@@ -87,8 +88,7 @@ impl Actor for CustomerActor {
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "unknown panic".into());
-                tracing::error!(%detail, ?position, "Customer actor failed on an event; it is dead-lettered and the actor carries on.");
-                scoring.telemetry.actor_restarts.increment(1);
+                scoring.telemetry.emit(ActorFailed { detail: &detail });
                 Outcome::Rejected {
                     letter: Box::new(DeadLetter {
                         rejection: Rejection::new(RejectReason::ActorFailure, None, detail),

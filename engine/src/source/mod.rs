@@ -66,6 +66,12 @@ pub trait Source: Send {
     /// available) and returns `false` once the source is exhausted.
     async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> Result<bool, SourceError>;
 
+    /// Records waiting to be read, per partition, where the source knows: what consumer lag
+    /// in records adds to what is already in flight.
+    fn backlog(&self) -> Vec<(u32, u64)> {
+        Vec::new()
+    }
+
     /// The spec this source was opened from, for logs and summaries.
     fn describe(&self) -> String;
 }

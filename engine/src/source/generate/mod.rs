@@ -164,6 +164,13 @@ impl Generator {
         &self.truth
     }
 
+    /// Records still to come: benign events, injected ones waiting, and a malformed one owed.
+    pub fn remaining(&self) -> u64 {
+        self.scenario.events - self.benign_emitted
+            + self.pending.len() as u64
+            + u64::from(self.owed_malformed.is_some())
+    }
+
     pub fn scenario(&self) -> &Scenario {
         &self.scenario
     }
@@ -538,6 +545,20 @@ impl Source for GeneratorSource {
             self.emitted += 1;
         }
         Ok(batch.len() == allowed)
+    }
+
+    /// Paced, the records already due and not yet sent; unpaced, everything left.
+    fn backlog(&self) -> Vec<(u32, u64)> {
+        let remaining = self.generator.remaining();
+        let waiting = match (self.generator.scenario().rate, self.started) {
+            (0, _) => remaining,
+            (rate, Some(started)) => {
+                let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
+                due.saturating_sub(self.emitted).min(remaining)
+            }
+            (_, None) => 0,
+        };
+        vec![(0, waiting)]
     }
 
     fn describe(&self) -> String {

@@ -40,6 +40,8 @@ fn same_seed_same_records() {
 #[test]
 fn well_formed_records_decode_in_event_time_order_and_malformed_ones_do_not() {
     let mut generator = Generator::new(scenario(200, 20_000, 0.01));
+    let announced = generator.remaining();
+    assert!(announced >= 20_000);
     let (mut last_ts, mut malformed, mut fraud_payments) = (0, 0, 0);
     for record in generator.by_ref() {
         match decode(&record.payload, 64 * 1024) {
@@ -61,6 +63,7 @@ fn well_formed_records_decode_in_event_time_order_and_malformed_ones_do_not() {
         }
     }
     let truth = generator.truth();
+    assert_eq!(generator.remaining(), 0);
     assert_eq!(truth.malformed, malformed);
     assert!(malformed > 100, "{malformed}");
     assert!(!truth.account_takeover.is_empty() && !truth.card_testing.is_empty());
