@@ -43,14 +43,8 @@ async fn main() -> anyhow::Result<()> {
     if let Some(listen) = cli.metrics {
         vigil_engine::telemetry::install_exporter(listen)?;
     }
-    let options = RunOptions {
-        config,
-        source: format!("generate:{}", cli.scenario.display()),
-        sink: "discard".into(),
-        dead_letter: "discard".into(),
-        duration: None,
-        live: false,
-    };
+    let source = format!("generate:{}", cli.scenario.display());
+    let options = RunOptions::new(config, &source, "discard", "discard");
     let s = pipeline::run(options, std::future::pending()).await?;
     let l = s.latency_us;
     println!("scenario        {}", cli.scenario.display());

@@ -22,7 +22,34 @@ pub struct Config {
     pub models: ModelsConfig,
     pub policy: PolicyConfig,
     #[serde(default)]
+    pub fluvio: FluvioConfig,
+    #[serde(default)]
     pub metrics: MetricsConfig,
+}
+
+/// How the engine talks to a Fluvio cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FluvioConfig {
+    pub endpoint: Option<String>,
+    pub consumer: String,
+    pub batch_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+}
+
+impl Default for FluvioConfig {
+    fn default() -> Self {
+        FluvioConfig {
+            endpoint: None,
+            consumer: "vigil".into(),
+            batch_size: 64 * 1024,
+            linger: Duration::from_millis(5),
+            commit_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

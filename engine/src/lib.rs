@@ -1,6 +1,8 @@
 //! Vigil's engine: events flow one way, source → decode → router → customer actor
 //! (features → models → decision policy) → publisher → sinks, with metrics at every stage.
 
+pub mod broker;
+pub mod checkpoint;
 pub mod config;
 pub mod customer;
 pub mod dead_letter;
@@ -11,9 +13,11 @@ pub mod features;
 pub mod models;
 pub mod pipeline;
 pub mod policy;
+pub mod produce;
 pub mod publish;
 pub mod router;
 pub mod sink;
 pub mod source;
+pub mod tail;
 pub mod telemetry;
 pub mod train;

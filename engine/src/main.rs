@@ -1,6 +1,6 @@
 //! The `vigil` binary: `vigil run` scores a stream (with no arguments it runs the built-in
 //! demo scenario), `vigil train` fits a model from labelled history with the engine's own
-//! feature code.
+//! feature code, and `produce`, `tail` and `topics create` work with Fluvio topics.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 use vigil_engine::config::Config;
+use vigil_engine::decision::DecisionKind;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
 use vigil_engine::telemetry;
@@ -35,6 +36,67 @@ enum Command {
     Run(RunArgs),
     /// Train a model from labelled history with the engine's feature code.
     Train(TrainArgs),
+    /// Load events (JSON lines or a scenario) into a Fluvio topic, keyed by customer id.
+    Produce(ProduceArgs),
+    /// Follow a decision topic in a readable form.
+    Tail(TailArgs),
+    /// Manage the Fluvio topics Vigil uses.
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ProduceArgs {
+    /// Events: generate:SCENARIO.toml, file:EVENTS.jsonl or -.
+    #[arg(long)]
+    from: String,
+    /// Destination, e.g. fluvio:vigil-events.
+    #[arg(long)]
+    to: String,
+    /// Records per second; as fast as possible when left out.
+    #[arg(long)]
+    rate: Option<u64>,
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct TailArgs {
+    /// The decision stream, e.g. fluvio:vigil-decisions.
+    topic: String,
+    /// Only this kind of decision.
+    #[arg(long, value_enum)]
+    decision: Option<DecisionArg>,
+    /// Only this customer.
+    #[arg(long)]
+    customer: Option<String>,
+    /// Start from the oldest decision instead of new ones only.
+    #[arg(long)]
+    from_beginning: bool,
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DecisionArg {
+    Freeze,
+    Alert,
+    Outreach,
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// Create {prefix}-events, -decisions, -dead-letters and -shadow.
+    Create {
+        #[arg(long, default_value_t = 2)]
+        partitions: u32,
+        #[arg(long, default_value = "vigil")]
+        prefix: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -57,6 +119,15 @@ struct RunArgs {
     /// Do not print the once-a-second summary line.
     #[arg(long)]
     quiet: bool,
+    /// Keep checkpoints here and resume from them (file and Fluvio sources).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Stop after taking in this many records.
+    #[arg(long)]
+    max_records: Option<u64>,
+    /// Read only these source partitions, e.g. 0,2 (Fluvio).
+    #[arg(long, value_delimiter = ',')]
+    partitions: Option<Vec<u32>>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,6 +183,16 @@ async fn main() {
     let result = match command {
         Command::Run(args) => run(args).await,
         Command::Train(args) => train_model(args).await,
+        Command::Produce(args) => produce(args).await,
+        Command::Tail(args) => tail(args).await,
+        Command::Topics {
+            command:
+                TopicsCommand::Create {
+                    partitions,
+                    prefix,
+                    config,
+                },
+        } => create_topics(partitions, &prefix, config.as_ref()).await,
     };
     if let Err(e) = result {
         eprintln!("vigil: {e:#}");
@@ -132,6 +213,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         dead_letter: dead_letter.clone(),
         duration: args.duration,
         live: !args.quiet,
+        state_dir: args.state_dir,
+        max_records: args.max_records,
+        partitions: args.partitions,
     };
     let shutdown = async {
         let mut terminate =
@@ -183,5 +267,51 @@ async fn train_model(args: TrainArgs) -> anyhow::Result<()> {
     let artifact = train::train(options).await.context("training failed")?;
     eprintln!("{}", train::describe(&artifact)?);
     eprintln!("Wrote {}.", args.out.display());
+    Ok(())
+}
+
+async fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_ref())?;
+    let produced = vigil_engine::produce::produce(&args.from, &args.to, args.rate, &config).await?;
+    eprintln!(
+        "Produced {} records to {} in {:.1} s ({} without a customer key).",
+        produced.records,
+        args.to,
+        produced.elapsed.as_secs_f64(),
+        produced.unkeyed
+    );
+    Ok(())
+}
+
+async fn tail(args: TailArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_ref())?;
+    let topic = args
+        .topic
+        .strip_prefix("fluvio:")
+        .context("tail follows a Fluvio topic: fluvio:TOPIC")?;
+    let filter = vigil_engine::tail::TailFilter {
+        decision: args.decision.map(|d| match d {
+            DecisionArg::Freeze => DecisionKind::Freeze,
+            DecisionArg::Alert => DecisionKind::Alert,
+            DecisionArg::Outreach => DecisionKind::Outreach,
+        }),
+        customer: args.customer,
+        from_beginning: args.from_beginning,
+    };
+    vigil_engine::tail::tail(topic, filter, &config.fluvio).await
+}
+
+async fn create_topics(
+    partitions: u32,
+    prefix: &str,
+    config: Option<&PathBuf>,
+) -> anyhow::Result<()> {
+    let config = load_config(config)?;
+    let fluvio = vigil_engine::broker::connect(&config.fluvio).await?;
+    for (topic, created) in vigil_engine::broker::create_topics(&fluvio, prefix, partitions).await?
+    {
+        let what = if created { "created" } else { "exists" };
+        eprintln!("{topic}: {what}");
+    }
     Ok(())
 }

@@ -7,14 +7,16 @@
 //! in each case every record already taken in is decided and published before `run` returns.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ractor::Actor;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
+use crate::checkpoint::{Checkpoint, Offsets};
 use crate::config::Config;
 use crate::customer::{Inbound, Scoring};
 use crate::dead_letter::DeadLetter;
@@ -40,6 +42,31 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Print a one-line summary every second.
     pub live: bool,
+    /// Where checkpoints are kept; a run with a state directory resumes where the last one
+    /// with the same source stopped.
+    pub state_dir: Option<PathBuf>,
+    /// Stop after taking in this many records.
+    pub max_records: Option<u64>,
+    /// Read only these source partitions (all when `None`).
+    pub partitions: Option<Vec<u32>>,
+}
+
+impl RunOptions {
+    /// A run from `source` to `sink` with dead letters to `dead_letter`, and no live summary,
+    /// state, record limit, partition choice or duration.
+    pub fn new(config: Config, source: &str, sink: &str, dead_letter: &str) -> Self {
+        RunOptions {
+            config,
+            source: source.to_owned(),
+            sink: sink.to_owned(),
+            dead_letter: dead_letter.to_owned(),
+            duration: None,
+            live: false,
+            state_dir: None,
+            max_records: None,
+            partitions: None,
+        }
+    }
 }
 
 /// Runs the pipeline until the source ends, `duration` passes or `shutdown` resolves.
@@ -64,9 +91,30 @@ pub async fn run(
         telemetry: telemetry.clone(),
     });
 
-    let mut source = source::open(&options.source).await?;
-    let decisions = sink::open(&options.sink).await?;
-    let dead_letters = sink::open(&options.dead_letter).await?;
+    let checkpoint = options
+        .state_dir
+        .as_ref()
+        .map(|dir| Checkpoint::new(dir, &options.source));
+    let resume = match &checkpoint {
+        Some(c) => c.load()?,
+        None => Offsets::new(),
+    };
+    if !resume.is_empty() {
+        tracing::info!(?resume, "Resuming from checkpoint.");
+    }
+    let (committed, committed_rx) = watch::channel(resume.clone());
+    let mut source = source::open(
+        &options.source,
+        source::SourceOptions {
+            resume,
+            partitions: options.partitions.clone(),
+            committed: Some(committed_rx),
+            fluvio: config.fluvio.clone(),
+        },
+    )
+    .await?;
+    let decisions = sink::open(&options.sink, &config.fluvio).await?;
+    let dead_letters = sink::open(&options.dead_letter, &config.fluvio).await?;
 
     let in_flight = Arc::new(Semaphore::new(config.engine.max_in_flight));
     let actors = Arc::new(AtomicU64::new(0));
@@ -79,6 +127,8 @@ pub async fn run(
             in_flight: in_flight.clone(),
             live: options.live,
             actors: actors.clone(),
+            checkpoint,
+            committed,
         }
         .run(inbox),
     );
@@ -111,6 +161,13 @@ pub async fn run(
             }
             _ = sleep_until(deadline) => false,
         };
+        if let Some(max) = options.max_records {
+            // Records past the limit are not taken in: a resumed run reads them again.
+            batch.truncate(max.saturating_sub(records) as usize);
+        }
+        let limit_reached = options
+            .max_records
+            .is_some_and(|max| records + batch.len() as u64 >= max);
         if !batch.is_empty() {
             in_flight
                 .acquire_many(batch.len() as u32)
@@ -119,7 +176,7 @@ pub async fn run(
                 .forget();
             records += batch.len() as u64;
             let _ = to_publisher.send(PublisherMsg::Taken {
-                records: taken_per_partition(&batch),
+                positions: batch.iter().map(|r| r.position).collect(),
                 backlog: source.backlog(),
             });
             let mut routed = Vec::with_capacity(batch.len());
@@ -151,7 +208,7 @@ pub async fn run(
                     .map_err(|_| anyhow::anyhow!("the router stopped"))?;
             }
         }
-        if !more || deadline.is_some_and(|d| Instant::now() >= d) {
+        if !more || limit_reached || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
     }
@@ -161,20 +218,6 @@ pub async fn run(
     router.stop(None);
     router_task.await.ok();
     Ok(summary)
-}
-
-fn taken_per_partition(batch: &[source::SourceRecord]) -> Vec<(u32, u64)> {
-    let mut counts: Vec<(u32, u64)> = Vec::new();
-    for record in batch {
-        match counts
-            .iter_mut()
-            .find(|(p, _)| *p == record.position.partition)
-        {
-            Some((_, n)) => *n += 1,
-            None => counts.push((record.position.partition, 1)),
-        }
-    }
-    counts
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

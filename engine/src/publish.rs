@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::checkpoint::{Checkpoint, CheckpointError, Offsets, Watermarks};
 
 use crate::dead_letter::{DeadLetter, RejectReason};
 use crate::decision::{Decision, DecisionKind};
@@ -44,16 +46,25 @@ pub enum Outcome {
 /// Messages the publisher consumes.
 pub enum PublisherMsg {
     Outcome(Outcome),
-    /// The ingest loop took in a batch: records per partition, and what the source says is
+    /// The ingest loop took in a batch: where each record sits, and what the source says is
     /// still waiting to be read per partition.
     Taken {
-        records: Vec<(u32, u64)>,
+        positions: Vec<Position>,
         backlog: Vec<(u32, u64)>,
     },
     /// The ingest loop has stopped after taking in this many records.
     SourceDone {
         records: u64,
     },
+}
+
+/// Why publishing stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
 }
 
 /// Outcomes handled per batch.
@@ -107,10 +118,11 @@ struct PartitionProgress {
     newest_event_ts: Option<i64>,
 }
 
-/// Per-partition progress, from which consumer lag is derived.
+/// Per-partition progress, from which consumer lag and the checkpoint watermark are derived.
 #[derive(Debug, Default)]
 struct Progress {
     partitions: BTreeMap<u32, PartitionProgress>,
+    watermarks: Watermarks,
 }
 
 impl Progress {
@@ -118,7 +130,14 @@ impl Progress {
         self.partitions.entry(partition).or_default()
     }
 
+    fn taken(&mut self, position: Position) {
+        self.partition(position.partition).taken += 1;
+        self.watermarks.taken(position.partition, position.offset);
+    }
+
     fn published(&mut self, position: Position, event_ts: Option<i64>) {
+        self.watermarks
+            .published(position.partition, position.offset);
         let p = self.partition(position.partition);
         p.published += 1;
         if let Some(ts) = event_ts {
@@ -168,6 +187,10 @@ pub struct Publisher {
     pub in_flight: Arc<Semaphore>,
     /// Print a one-line summary to stderr every second.
     pub live: bool,
+    /// Where resume offsets are saved, when the run keeps state.
+    pub checkpoint: Option<Checkpoint>,
+    /// Resume offsets as soon as the sinks have them, for sources that commit upstream.
+    pub committed: watch::Sender<Offsets>,
     pub actors: Arc<AtomicU64>,
 }
 
@@ -175,7 +198,7 @@ impl Publisher {
     pub async fn run(
         mut self,
         mut inbox: mpsc::UnboundedReceiver<PublisherMsg>,
-    ) -> Result<RunSummary, SinkError> {
+    ) -> Result<RunSummary, PublishError> {
         let started = Instant::now();
         let mut summary = RunSummary::default();
         let mut total = latency_histogram();
@@ -194,26 +217,28 @@ impl Publisher {
 
         while expected != Some(summary.records) {
             tokio::select! {
-                received = inbox.recv_many(&mut messages, BATCH) => {
-                    if received == 0 {
-                        break;
+                    received = inbox.recv_many(&mut messages, BATCH) => {
+                        if received == 0 {
+                            break;
+                        }
+                    }
+                    _ = ticker.tick() => {
+                        progress.emit_lag(&self.telemetry);
+            self.checkpoint(&progress)?;
+                        self.checkpoint(&progress)?;
+                        if self.live {
+                            self.report(&summary, &mut interval, &mut last_report);
+                        }
+                        continue;
                     }
                 }
-                _ = ticker.tick() => {
-                    progress.emit_lag(&self.telemetry);
-                    if self.live {
-                        self.report(&summary, &mut interval, &mut last_report);
-                    }
-                    continue;
-                }
-            }
             let mut batch_records = 0;
             for message in messages.drain(..) {
                 let outcome = match message {
                     PublisherMsg::Outcome(outcome) => outcome,
-                    PublisherMsg::Taken { records, backlog } => {
-                        for (partition, n) in records {
-                            progress.partition(partition).taken += n;
+                    PublisherMsg::Taken { positions, backlog } => {
+                        for position in positions {
+                            progress.taken(position);
                         }
                         for (partition, n) in backlog {
                             progress.partition(partition).backlog = n;
@@ -293,14 +318,25 @@ impl Publisher {
                 self.telemetry.emit(DeadLettersWritten { reason, count });
             }
             self.in_flight.add_permits(batch_records);
+            self.committed
+                .send_replace(progress.watermarks.resume_offsets());
         }
         for sink in [&mut self.decisions, &mut self.dead_letters] {
             sink.flush().await?;
         }
         progress.emit_lag(&self.telemetry);
+        self.checkpoint(&progress)?;
         summary.elapsed = started.elapsed();
         summary.latency_us = summarize(&total);
         Ok(summary)
+    }
+
+    /// Saves the resume offsets; called after the sinks were flushed.
+    fn checkpoint(&self, progress: &Progress) -> Result<(), PublishError> {
+        if let Some(checkpoint) = &self.checkpoint {
+            checkpoint.save(&progress.watermarks.resume_offsets())?;
+        }
+        Ok(())
     }
 
     fn report(

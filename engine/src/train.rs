@@ -81,7 +81,7 @@ pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
 }
 
 async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History> {
-    let mut source = source::open(&options.input).await?;
+    let mut source = source::open(&options.input, source::SourceOptions::default()).await?;
     let late_tolerance_ms = options.config.engine.late_tolerance.as_millis() as i64;
     let max_bytes = options.config.engine.max_record_bytes;
     let progress = ProgressBar::new_spinner().with_message(format!("replaying {}", options.input));

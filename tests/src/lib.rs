@@ -26,14 +26,12 @@ pub struct Published {
 pub async fn run_to_files(source: &str, dir: &Path) -> Published {
     let decisions = dir.join("decisions.jsonl");
     let dead_letters = dir.join("dead-letters.jsonl");
-    let options = RunOptions {
-        config: Config::builtin(),
-        source: source.to_owned(),
-        sink: format!("file:{}", decisions.display()),
-        dead_letter: format!("file:{}", dead_letters.display()),
-        duration: None,
-        live: false,
-    };
+    let options = RunOptions::new(
+        Config::builtin(),
+        source,
+        &format!("file:{}", decisions.display()),
+        &format!("file:{}", dead_letters.display()),
+    );
     let summary = pipeline::run(options, std::future::pending())
         .await
         .expect("pipeline run");

@@ -154,14 +154,8 @@ fn dashboard_and_rules_return_data_from_a_real_prometheus() {
         .unwrap();
     runtime.block_on(async {
         telemetry::install_exporter(engine).unwrap();
-        let options = RunOptions {
-            config: Config::builtin(),
-            source: format!("generate:{}", fixture("metrics.toml").display()),
-            sink: "discard".into(),
-            dead_letter: "discard".into(),
-            duration: None,
-            live: false,
-        };
+        let source = format!("generate:{}", fixture("metrics.toml").display());
+        let options = RunOptions::new(Config::builtin(), &source, "discard", "discard");
         let summary = pipeline::run(options, std::future::pending()).await.unwrap();
         assert!(summary.dead_letters > 0 && summary.decisions.iter().sum::<u64>() > 0);
 

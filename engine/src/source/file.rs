@@ -1,6 +1,6 @@
 //! JSON Lines sources: a file (`file:PATH`) or standard input (`-`), one record per line.
-//! A record's offset is its zero-based line number, so a resumed run can skip what was
-//! already decided. Blank lines are not records and are skipped.
+//! A record's offset is its zero-based line number, so a resumed run skips the lines below its
+//! checkpoint. Blank lines are not records and are skipped.
 
 use std::pin::Pin;
 use std::time::Instant;
@@ -15,6 +15,8 @@ pub struct JsonLinesSource {
     reader: BufReader<Pin<Box<dyn AsyncRead + Send>>>,
     spec: String,
     line: u64,
+    /// Lines below this were decided by an earlier run.
+    resume_at: u64,
     buffer: Vec<u8>,
 }
 
@@ -40,8 +42,15 @@ impl JsonLinesSource {
             reader: BufReader::with_capacity(1 << 16, reader),
             spec,
             line: 0,
+            resume_at: 0,
             buffer: Vec::new(),
         }
+    }
+
+    /// Skips the lines below `line`, already decided by an earlier run.
+    pub fn resume_at(mut self, line: u64) -> Self {
+        self.resume_at = line;
+        self
     }
 }
 
@@ -64,7 +73,7 @@ impl Source for JsonLinesSource {
             let offset = self.line;
             self.line += 1;
             let record = self.buffer.trim_ascii();
-            if record.is_empty() {
+            if record.is_empty() || offset < self.resume_at {
                 continue;
             }
             batch.push(SourceRecord {
@@ -91,6 +100,16 @@ impl Source for JsonLinesSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn resuming_skips_the_lines_below_the_checkpoint() {
+        let input: &[u8] = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n";
+        let mut source = JsonLinesSource::from_reader(input, "test".into()).resume_at(1);
+        let mut batch = Vec::new();
+        while source.next_batch(&mut batch).await.unwrap() {}
+        let offsets: Vec<u64> = batch.iter().map(|r| r.position.offset).collect();
+        assert_eq!(offsets, vec![1, 2]);
+    }
 
     #[tokio::test]
     async fn reads_lines_with_their_line_numbers_and_skips_blank_ones() {

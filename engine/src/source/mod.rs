@@ -6,11 +6,13 @@
 //! | `generate:PATH.toml` | the seeded scenario generator |
 //! | `file:PATH` | a JSONL file, one record per line |
 //! | `-` | JSONL on standard input |
+//! | `fluvio:TOPIC` | a Fluvio topic, one consumer stream per partition |
 //!
 //! A source only reads bytes and stamps them with their position and ingest time. Decoding
 //! and validation belong to the next stage.
 
 pub mod file;
+pub mod fluvio;
 pub mod generate;
 
 use std::path::Path;
@@ -19,6 +21,10 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::checkpoint::Offsets;
+use crate::config::FluvioConfig;
 
 /// Where a record sits in its source: a partition and an offset within it (the line number
 /// for files). Checkpoints and dead letters name records by it.
@@ -37,9 +43,22 @@ pub struct SourceRecord {
     pub ingested: Instant,
 }
 
+/// What a source is opened with besides its spec.
+#[derive(Debug, Default)]
+pub struct SourceOptions {
+    /// Per partition, the offset to resume from (from the checkpoint); resumable sources skip
+    /// what lies below it. The generator is synthetic and always starts from its beginning.
+    pub resume: Offsets,
+    /// Only these partitions, for sources that have several.
+    pub partitions: Option<Vec<u32>>,
+    /// Resume offsets as the publisher advances them, for sources that commit upstream.
+    pub committed: Option<watch::Receiver<Offsets>>,
+    pub fluvio: FluvioConfig,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("unknown source `{0}`: expected generate:PATH.toml, file:PATH or -")]
+    #[error("unknown source `{0}`: expected generate:PATH.toml, file:PATH, fluvio:TOPIC or -")]
     UnknownSpec(String),
     #[error("cannot open source {spec}: {source}")]
     Open {
@@ -53,6 +72,8 @@ pub enum SourceError {
     },
     #[error(transparent)]
     Scenario(#[from] generate::ScenarioError),
+    #[error("Fluvio source {spec}: {detail:#}")]
+    Fluvio { spec: String, detail: anyhow::Error },
 }
 
 /// The most records one `next_batch` call may append. The pipeline takes in-flight room a
@@ -77,9 +98,12 @@ pub trait Source: Send {
 }
 
 /// Opens a source from its spec.
-pub async fn open(spec: &str) -> Result<Box<dyn Source>, SourceError> {
+pub async fn open(spec: &str, options: SourceOptions) -> Result<Box<dyn Source>, SourceError> {
+    let resume_line = options.resume.get(&0).copied().unwrap_or(0);
     if spec == "-" {
-        return Ok(Box::new(file::JsonLinesSource::stdin()));
+        return Ok(Box::new(
+            file::JsonLinesSource::stdin().resume_at(resume_line),
+        ));
     }
     match spec.split_once(':') {
         Some(("generate", path)) => {
@@ -89,7 +113,19 @@ pub async fn open(spec: &str) -> Result<Box<dyn Source>, SourceError> {
                 path.to_owned(),
             )))
         }
-        Some(("file", path)) => Ok(Box::new(file::JsonLinesSource::open(path).await?)),
+        Some(("file", path)) => Ok(Box::new(
+            file::JsonLinesSource::open(path)
+                .await?
+                .resume_at(resume_line),
+        )),
+        Some(("fluvio", topic)) => Ok(Box::new(
+            fluvio::FluvioSource::open(topic, options)
+                .await
+                .map_err(|detail| SourceError::Fluvio {
+                    spec: spec.to_owned(),
+                    detail,
+                })?,
+        )),
         _ => Err(SourceError::UnknownSpec(spec.to_owned())),
     }
 }
