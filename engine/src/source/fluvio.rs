@@ -9,6 +9,12 @@
 //! yielded and handed on, the task waits until the publisher's watermark has passed that
 //! record, then commits and flushes. The consumer offset therefore never runs ahead of
 //! published decisions, and a commit never follows an abandoned `next()`.
+//!
+//! The consumer can also skip records: a fetch that ends inside a producer batch moves the
+//! stream past the rest of that batch (seen here with a real cluster: about 5% of records lost
+//! with 64 KiB batches, more with larger ones). Offsets in a partition are contiguous, so a
+//! record whose offset is above the one expected means records were skipped: the task drops
+//! the stream and reopens it at the first missing offset.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,8 +129,17 @@ impl PartitionReader {
             match self.read(partition, start, &next).await {
                 Ok(()) => return,
                 Err(error) => {
-                    tracing::warn!(partition, error = %format!("{error:#}"), "Fluvio partition stream failed; reopening.");
                     start = Some(next.load(Ordering::Relaxed) as i64);
+                    if let Some(skipped) = error.downcast_ref::<SkippedRecords>() {
+                        tracing::debug!(
+                            partition,
+                            from = skipped.from,
+                            to = skipped.to,
+                            "Fluvio stream skipped records; re-reading them."
+                        );
+                        continue;
+                    }
+                    tracing::warn!(partition, error = %format!("{error:#}"), "Fluvio partition stream failed; reopening.");
                     tokio::time::sleep(REOPEN_BACKOFF).await;
                 }
             }
@@ -153,9 +168,22 @@ impl PartitionReader {
         let mut stream = Box::pin(self.fluvio.consumer_with_config(config).await?);
         let mut last_commit = Instant::now();
         let mut committed = self.committed.clone();
+        let mut expected = start.map(|o| o as u64);
         while let Some(item) = stream.next().await {
             let record = item.map_err(|code| anyhow::anyhow!("{code:?}"))?;
             let offset = record.offset().max(0) as u64;
+            match expected {
+                Some(e) if offset < e => continue,
+                Some(e) if offset > e => {
+                    return Err(SkippedRecords {
+                        from: e,
+                        to: offset,
+                    }
+                    .into())
+                }
+                _ => {}
+            }
+            expected = Some(offset + 1);
             let source_record = SourceRecord {
                 position: Position { partition, offset },
                 payload: Bytes::copy_from_slice(record.value()),
@@ -185,6 +213,14 @@ impl PartitionReader {
         }
         anyhow::bail!("the stream ended")
     }
+}
+
+/// A stream delivered `to` when `from` was expected.
+#[derive(Debug, thiserror::Error)]
+#[error("the stream skipped offsets {from}..{to}")]
+struct SkippedRecords {
+    from: u64,
+    to: u64,
 }
 
 /// Keeps the partitions' end offsets fresh for consumer lag.
