@@ -13,15 +13,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
+use rand::Rng;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Offsets, Watermarks};
 
 use crate::dead_letter::{DeadLetter, RejectReason};
 use crate::decision::{Decision, DecisionKind};
-use crate::sink::{Sink, SinkError, SinkRecord};
+use crate::sink::{Sink, SinkRecord};
 use crate::source::Position;
-use crate::telemetry::{ConsumerLag, DeadLettersWritten, EventOutcome, Stage, Telemetry};
+use crate::telemetry::{
+    ConsumerLag, DeadLettersWritten, EventOutcome, SinkFailed, Stage, Telemetry,
+};
 
 /// Where one source record ended up: the publisher's input.
 #[derive(Debug)]
@@ -56,15 +59,6 @@ pub enum PublisherMsg {
     SourceDone {
         records: u64,
     },
-}
-
-/// Why publishing stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
 }
 
 /// Outcomes handled per batch.
@@ -166,6 +160,34 @@ impl Progress {
     }
 }
 
+/// First and longest wait between attempts to deliver a batch to a failing sink.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Sends and flushes a batch, retrying with exponential backoff and jitter until the sink takes
+/// it. Nothing is dropped: while a sink is down the publisher waits here, the in-flight permits
+/// it holds stop the source, and the checkpoint does not move past the undelivered batch. A
+/// retried batch may be delivered twice; decision ids make that harmless.
+async fn deliver(sink: &mut dyn Sink, batch: &[SinkRecord], telemetry: &Telemetry) {
+    let mut wait = RETRY_FIRST;
+    loop {
+        let attempt = async {
+            sink.send(batch).await?;
+            sink.flush().await
+        }
+        .await;
+        let Err(error) = attempt else { return };
+        let jittered = wait.mul_f64(rand::thread_rng().gen_range(0.5..1.5));
+        telemetry.emit(SinkFailed {
+            sink: &sink.describe(),
+            error: &error,
+            retry_in: jittered,
+        });
+        tokio::time::sleep(jittered).await;
+        wait = (wait * 2).min(RETRY_MAX);
+    }
+}
+
 fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
 }
@@ -198,7 +220,7 @@ impl Publisher {
     pub async fn run(
         mut self,
         mut inbox: mpsc::UnboundedReceiver<PublisherMsg>,
-    ) -> Result<RunSummary, PublishError> {
+    ) -> Result<RunSummary, CheckpointError> {
         let started = Instant::now();
         let mut summary = RunSummary::default();
         let mut total = latency_histogram();
@@ -300,8 +322,7 @@ impl Publisher {
                 (&mut self.dead_letters, &mut letters),
             ] {
                 if !batch.is_empty() {
-                    sink.send(batch).await?;
-                    sink.flush().await?;
+                    deliver(sink.as_mut(), batch, &self.telemetry).await;
                     batch.clear();
                 }
             }
@@ -321,9 +342,6 @@ impl Publisher {
             self.committed
                 .send_replace(progress.watermarks.resume_offsets());
         }
-        for sink in [&mut self.decisions, &mut self.dead_letters] {
-            sink.flush().await?;
-        }
         progress.emit_lag(&self.telemetry);
         self.checkpoint(&progress)?;
         summary.elapsed = started.elapsed();
@@ -332,7 +350,7 @@ impl Publisher {
     }
 
     /// Saves the resume offsets; called after the sinks were flushed.
-    fn checkpoint(&self, progress: &Progress) -> Result<(), PublishError> {
+    fn checkpoint(&self, progress: &Progress) -> Result<(), CheckpointError> {
         if let Some(checkpoint) = &self.checkpoint {
             checkpoint.save(&progress.watermarks.resume_offsets())?;
         }
@@ -366,5 +384,72 @@ impl Publisher {
         );
         interval.reset();
         *last = (now, summary.records);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_trait::async_trait;
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::sink::SinkError;
+
+    /// A sink that refuses its first `failures` flushes, as a sink whose broker is down would.
+    struct RecoveringSink {
+        failures: usize,
+        buffered: Vec<SinkRecord>,
+        delivered: Vec<Bytes>,
+    }
+
+    #[async_trait]
+    impl Sink for RecoveringSink {
+        async fn send(&mut self, batch: &[SinkRecord]) -> Result<(), SinkError> {
+            self.buffered.extend_from_slice(batch);
+            Ok(())
+        }
+
+        async fn flush(&mut self) -> Result<(), SinkError> {
+            if self.failures > 0 {
+                self.failures -= 1;
+                self.buffered.clear();
+                return Err(SinkError::Write {
+                    spec: "recovering".into(),
+                    source: std::io::Error::other("broker unavailable"),
+                });
+            }
+            self.delivered
+                .extend(self.buffered.drain(..).map(|r| r.value));
+            Ok(())
+        }
+
+        fn describe(&self) -> String {
+            "recovering".into()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_sink_gets_the_whole_batch_once_it_recovers() {
+        let mut sink = RecoveringSink {
+            failures: 3,
+            buffered: Vec::new(),
+            delivered: Vec::new(),
+        };
+        let batch: Vec<SinkRecord> = (0..5)
+            .map(|i| SinkRecord {
+                key: Bytes::from_static(b"c-1"),
+                value: Bytes::from(format!("decision {i}")),
+            })
+            .collect();
+        let started = tokio::time::Instant::now();
+        deliver(&mut sink, &batch, &Telemetry::new()).await;
+        let expected: Vec<Bytes> = batch.iter().map(|r| r.value.clone()).collect();
+        assert_eq!(sink.delivered, expected);
+        // Three backoffs of about 100, 200 and 400 ms, each jittered by ±50%.
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(350) && waited <= Duration::from_millis(1050),
+            "{waited:?}"
+        );
     }
 }

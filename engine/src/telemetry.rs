@@ -29,6 +29,7 @@ pub const PASSIVATIONS: &str = "vigil_passivations_total";
 pub const BUDGET_EXCEEDED: &str = "vigil_budget_exceeded_total";
 pub const DEAD_LETTERS: &str = "vigil_dead_letters_total";
 pub const MODEL_INFO: &str = "vigil_model_info";
+pub const SINK_FAILURES: &str = "vigil_sink_failures_total";
 
 /// Latency buckets in seconds, 50 µs to 5 s.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -129,6 +130,10 @@ fn describe() {
         "Records sent to the dead-letter output, by reason."
     );
     describe_gauge!(MODEL_INFO, "Loaded models; value 1, labels say which.");
+    describe_counter!(
+        SINK_FAILURES,
+        "Failed attempts to deliver a batch to a sink, by sink; each is retried."
+    );
 }
 
 /// Pre-registered handles for every label combination recorded per event.
@@ -299,5 +304,19 @@ impl InternalEvent for ModelLoaded<'_> {
         let (model, version) = self.label.split_once('@').unwrap_or((self.label, ""));
         metrics::gauge!(MODEL_INFO, "model" => model.to_owned(), "version" => version.to_owned(), "role" => self.role)
             .set(1.0);
+    }
+}
+
+/// A batch could not be delivered to a sink; it is retried after `retry_in`.
+pub struct SinkFailed<'a> {
+    pub sink: &'a str,
+    pub error: &'a dyn std::fmt::Display,
+    pub retry_in: Duration,
+}
+
+impl InternalEvent for SinkFailed<'_> {
+    fn emit(self, _: &Telemetry) {
+        tracing::warn!(sink = self.sink, error = %self.error, retry_in_ms = self.retry_in.as_millis() as u64, "Sink failed; retrying the batch.");
+        metrics::counter!(SINK_FAILURES, "sink" => self.sink.to_owned()).increment(1);
     }
 }
