@@ -187,23 +187,51 @@ async fn run(options: RunOptions) -> RunSummary {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn round_trip_decides_every_event_and_keys_decisions_by_customer() {
-    let Some(_) = endpoint() else { return };
-    let config = live_config();
-    let prefix = unique_prefix("roundtrip");
-    let (fluvio, produced) = load_scenario(&prefix, &config).await;
-    let expected = expected().await;
+/// A live test's topics, loaded with the scenario, and what the embedded run decides for it.
+struct Live {
+    prefix: String,
+    fluvio: Arc<Fluvio>,
+    produced: u64,
+    expected: Expected,
+}
 
-    let summary = run(options(&prefix, &config, None, produced)).await;
-    assert_eq!(summary.records, produced);
+/// Sets up a live test on its own topics; `None` (after saying so) without a cluster.
+async fn live(test: &str, config: &mut Config) -> Option<Live> {
+    endpoint()?;
+    let prefix = unique_prefix(test);
+    config.fluvio.consumer = prefix.clone();
+    let (fluvio, produced) = load_scenario(&prefix, config).await;
+    Some(Live {
+        prefix,
+        fluvio,
+        produced,
+        expected: expected().await,
+    })
+}
 
-    let published = decisions(&read_topic(&fluvio, &format!("{prefix}-decisions")).await);
-    let ids: BTreeSet<String> = published
+/// The decisions on the test's decision topic, and their distinct ids.
+async fn published(live: &Live) -> (Vec<(u32, Vec<u8>, Decision)>, BTreeSet<String>) {
+    let published =
+        decisions(&read_topic(&live.fluvio, &format!("{}-decisions", live.prefix)).await);
+    let ids = published
         .iter()
         .map(|(_, _, d)| d.decision_id.clone())
         .collect();
-    assert_eq!(ids, expected.decision_ids);
+    (published, ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trip_decides_every_event_and_keys_decisions_by_customer() {
+    let mut config = live_config();
+    let Some(live) = live("roundtrip", &mut config).await else {
+        return;
+    };
+
+    let summary = run(options(&live.prefix, &config, None, live.produced)).await;
+    assert_eq!(summary.records, live.produced);
+
+    let (published, ids) = published(&live).await;
+    assert_eq!(ids, live.expected.decision_ids);
     assert_eq!(published.len(), ids.len(), "no decision published twice");
     let mut partition_of: HashMap<String, u32> = HashMap::new();
     for (partition, key, d) in &published {
@@ -217,30 +245,31 @@ async fn round_trip_decides_every_event_and_keys_decisions_by_customer() {
             .or_insert(*partition);
         assert_eq!(first, *partition, "{} on two partitions", d.customer_id);
     }
-    let mut dead = dead_letters(&fluvio, &format!("{prefix}-dead-letters")).await;
+    let mut dead = dead_letters(&live.fluvio, &format!("{}-dead-letters", live.prefix)).await;
     dead.sort();
-    assert_eq!(dead, expected.dead_letters);
+    assert_eq!(dead, live.expected.dead_letters);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_engine_leaves_no_event_unscored() {
-    let Some(_) = endpoint() else { return };
     let mut config = live_config();
     config.fluvio.commit_interval = Duration::from_millis(50);
-    let prefix = unique_prefix("restart");
-    config.fluvio.consumer = prefix.clone();
-    let (fluvio, produced) = load_scenario(&prefix, &config).await;
-    let expected = expected().await;
+    let Some(live) = live("restart", &mut config).await else {
+        return;
+    };
     let state = tempfile::tempdir().unwrap();
 
     // The first run stops part-way, as a crash would, and loses its checkpoint: the second run
     // falls back to the Fluvio consumer offsets, which trail the published watermark, so some
     // events are read twice.
-    let first = run(options(&prefix, &config, Some(state.path()), produced / 2)).await;
-    assert_eq!(first.records, produced / 2);
-    let consumers = fluvio.consumer_offsets().await.unwrap();
+    let half = live.produced / 2;
+    let first = run(options(&live.prefix, &config, Some(state.path()), half)).await;
+    assert_eq!(first.records, half);
+    let consumers = live.fluvio.consumer_offsets().await.unwrap();
     assert!(
-        consumers.iter().any(|c| c.consumer_id.starts_with(&prefix)),
+        consumers
+            .iter()
+            .any(|c| c.consumer_id.starts_with(&live.prefix)),
         "the first run advanced its Fluvio consumer offsets"
     );
     for entry in std::fs::read_dir(state.path()).unwrap() {
@@ -249,11 +278,11 @@ async fn a_restarted_engine_leaves_no_event_unscored() {
     let second = run(RunOptions {
         max_records: None,
         duration: Some(Duration::from_secs(20)),
-        ..options(&prefix, &config, Some(state.path()), 0)
+        ..options(&live.prefix, &config, Some(state.path()), 0)
     })
     .await;
     assert!(
-        first.records + second.records > produced,
+        first.records + second.records > live.produced,
         "{} + {} records: the second run should re-read some of the first run's",
         first.records,
         second.records
@@ -261,11 +290,11 @@ async fn a_restarted_engine_leaves_no_event_unscored() {
 
     // Malformed records are spread through the stream and dead-lettered whatever the customers'
     // state: every one of them came out, some twice.
-    let dead = dead_letters(&fluvio, &format!("{prefix}-dead-letters")).await;
-    assert!(dead.len() >= expected.dead_letters.len());
+    let dead = dead_letters(&live.fluvio, &format!("{}-dead-letters", live.prefix)).await;
+    assert!(dead.len() >= live.expected.dead_letters.len());
     assert_eq!(
         dead.into_iter().collect::<BTreeSet<_>>(),
-        expected
+        live.expected
             .dead_letters
             .iter()
             .cloned()
@@ -273,7 +302,7 @@ async fn a_restarted_engine_leaves_no_event_unscored() {
     );
     // A decision's id names its event, so a re-read event that is decided again carries the
     // same id and consumers de-duplicate it.
-    let published = decisions(&read_topic(&fluvio, &format!("{prefix}-decisions")).await);
+    let (published, _) = published(&live).await;
     assert!(!published.is_empty());
     for (_, _, d) in &published {
         assert_eq!(
@@ -285,32 +314,27 @@ async fn a_restarted_engine_leaves_no_event_unscored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_disjoint_partitions_decide_everything_once() {
-    let Some(_) = endpoint() else { return };
-    let config = live_config();
-    let prefix = unique_prefix("split");
-    let (fluvio, produced) = load_scenario(&prefix, &config).await;
-    let expected = expected().await;
+    let mut config = live_config();
+    let Some(live) = live("split", &mut config).await else {
+        return;
+    };
 
     let instance = |partition: u32| {
         let mut config = config.clone();
-        config.fluvio.consumer = format!("{prefix}-{partition}");
+        config.fluvio.consumer = format!("{}-{partition}", live.prefix);
         RunOptions {
             partitions: Some(vec![partition]),
             max_records: None,
             duration: Some(Duration::from_secs(15)),
-            ..options(&prefix, &config, None, 0)
+            ..options(&live.prefix, &config, None, 0)
         }
     };
     let (a, b) = tokio::join!(run(instance(0)), run(instance(1)));
-    assert_eq!(a.records + b.records, produced);
+    assert_eq!(a.records + b.records, live.produced);
     assert!(a.records > 0 && b.records > 0);
 
-    let published = decisions(&read_topic(&fluvio, &format!("{prefix}-decisions")).await);
-    let ids: BTreeSet<String> = published
-        .iter()
-        .map(|(_, _, d)| d.decision_id.clone())
-        .collect();
-    assert_eq!(ids, expected.decision_ids);
+    let (published, ids) = published(&live).await;
+    assert_eq!(ids, live.expected.decision_ids);
     assert_eq!(
         published.len(),
         ids.len(),
