@@ -1,6 +1,8 @@
 //! Helpers for Vigil's end-to-end tests: running the whole pipeline on the embedded source
 //! and sinks, and reading back what it published.
 
+pub mod fluvio;
+
 use std::path::{Path, PathBuf};
 
 use vigil_engine::config::Config;

@@ -1,0 +1,220 @@
+//! Helpers for the live Fluvio tests: each test gets its own topics loaded with a seeded
+//! scenario by `produce`, runs the engine from and to Fluvio, reads the topics back and compares
+//! with what the embedded source and file sinks decide for the same scenario. Without
+//! `FLUVIO_ENDPOINT` the tests say they were skipped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::{fixture, run_to_files};
+use fluvio::consumer::ConsumerConfigExtBuilder;
+use fluvio::{Fluvio, Offset};
+use futures_util::StreamExt;
+use vigil_engine::broker;
+use vigil_engine::config::Config;
+use vigil_engine::decision::Decision;
+use vigil_engine::pipeline::{self, RunOptions};
+use vigil_engine::publish::RunSummary;
+
+pub fn endpoint() -> Option<String> {
+    match std::env::var("FLUVIO_ENDPOINT") {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ => {
+            eprintln!("skipped: FLUVIO_ENDPOINT is not set (start ../shared/fluvio/cluster.sh to run the live Fluvio tests)");
+            None
+        }
+    }
+}
+
+pub fn scenario_source() -> String {
+    format!("generate:{}", fixture("fluvio.toml").display())
+}
+
+/// A fresh topic prefix per test run, so tests and reruns never share topics.
+pub fn unique_prefix(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("t{}-{test}", nanos % 1_000_000_000)
+}
+
+/// Creates the topics and loads the scenario into `{prefix}-events`; returns the record count.
+pub async fn load_scenario(prefix: &str, config: &Config) -> (Arc<Fluvio>, u64) {
+    let fluvio = broker::connect(&config.fluvio).await.unwrap();
+    broker::create_topics(&fluvio, prefix, 2).await.unwrap();
+    let produced = vigil_engine::produce::produce(
+        &scenario_source(),
+        &format!("fluvio:{prefix}-events"),
+        None,
+        config,
+    )
+    .await
+    .unwrap();
+    (fluvio, produced.records)
+}
+
+/// A topic's records per partition: (key, value).
+pub type TopicRecords = BTreeMap<u32, Vec<(Vec<u8>, Vec<u8>)>>;
+
+/// Every record of a topic, per partition: (key, value). Partition end offsets in the
+/// cluster's metadata trail the SPU by a moment, so a partition is read until it stays quiet.
+pub async fn read_topic(fluvio: &Fluvio, topic: &str) -> TopicRecords {
+    const QUIET: Duration = Duration::from_secs(3);
+    let partitions = broker::partition_count(fluvio, topic).await.unwrap();
+    let mut all = BTreeMap::new();
+    for partition in 0..partitions {
+        let open = |from: u64| {
+            let config = ConsumerConfigExtBuilder::default()
+                .topic(topic.to_owned())
+                .partition(partition)
+                .offset_start(Offset::absolute(from as i64).unwrap())
+                .build()
+                .unwrap();
+            fluvio.consumer_with_config(config)
+        };
+        let mut records = Vec::new();
+        let mut stream = Box::pin(open(0).await.unwrap());
+        let mut expected = 0u64;
+        while let Ok(Some(item)) = tokio::time::timeout(QUIET, stream.next()).await {
+            let record = item.unwrap();
+            let offset = record.offset() as u64;
+            if offset > expected {
+                // A fetch skipped records (see source/fluvio.rs): read again from the gap.
+                stream = Box::pin(open(expected).await.unwrap());
+                continue;
+            }
+            if offset == expected {
+                records.push((
+                    record.key().unwrap_or_default().to_vec(),
+                    record.value().to_vec(),
+                ));
+                expected += 1;
+            }
+        }
+        all.insert(partition, records);
+    }
+    all
+}
+
+pub fn decisions(records: &TopicRecords) -> Vec<(u32, Vec<u8>, Decision)> {
+    records
+        .iter()
+        .flat_map(|(&p, rs)| {
+            rs.iter()
+                .map(move |(k, v)| (p, k.clone(), serde_json::from_slice::<Decision>(v).unwrap()))
+        })
+        .collect()
+}
+
+/// What the embedded pipeline publishes for the same scenario.
+pub struct Expected {
+    pub decision_ids: BTreeSet<String>,
+    /// The dead letters, without where they were read from, sorted (several are identical).
+    pub dead_letters: Vec<String>,
+}
+
+pub async fn expected() -> Expected {
+    let dir = tempfile::tempdir().unwrap();
+    let published = run_to_files(&scenario_source(), dir.path()).await;
+    Expected {
+        decision_ids: published
+            .decisions
+            .iter()
+            .map(|d| d.decision_id.clone())
+            .collect(),
+        dead_letters: {
+            let mut letters: Vec<String> =
+                published.dead_letters.iter().map(without_source).collect();
+            letters.sort();
+            letters
+        },
+    }
+}
+
+/// A dead letter minus its source position, which differs between sources.
+pub fn without_source(letter: &serde_json::Value) -> String {
+    let mut letter = letter.clone();
+    letter.as_object_mut().unwrap().remove("source");
+    letter.to_string()
+}
+
+pub async fn dead_letters(fluvio: &Fluvio, topic: &str) -> Vec<String> {
+    read_topic(fluvio, topic)
+        .await
+        .values()
+        .flatten()
+        .map(|(_, v)| without_source(&serde_json::from_slice(v).unwrap()))
+        .collect()
+}
+
+/// The built-in configuration, with a latency budget no debug build on a busy machine misses:
+/// a degraded (rules-only) decision would differ from the embedded run's.
+pub fn live_config() -> Config {
+    let mut config = Config::builtin();
+    config.engine.latency_budget = Duration::from_secs(60);
+    config
+}
+
+pub fn options(
+    prefix: &str,
+    config: &Config,
+    state_dir: Option<&Path>,
+    max_records: u64,
+) -> RunOptions {
+    RunOptions {
+        state_dir: state_dir.map(Path::to_owned),
+        max_records: Some(max_records),
+        ..RunOptions::new(
+            config.clone(),
+            &format!("fluvio:{prefix}-events"),
+            &format!("fluvio:{prefix}-decisions"),
+            &format!("fluvio:{prefix}-dead-letters"),
+        )
+    }
+}
+
+pub async fn run(options: RunOptions) -> RunSummary {
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        pipeline::run(options, std::future::pending()),
+    )
+    .await
+    .expect("run finished within 2 minutes")
+    .unwrap()
+}
+
+/// A live test's topics, loaded with the scenario, and what the embedded run decides for it.
+pub struct Live {
+    pub prefix: String,
+    pub fluvio: Arc<Fluvio>,
+    pub produced: u64,
+    pub expected: Expected,
+}
+
+/// Sets up a live test on its own topics; `None` (after saying so) without a cluster.
+pub async fn live(test: &str, config: &mut Config) -> Option<Live> {
+    endpoint()?;
+    let prefix = unique_prefix(test);
+    config.fluvio.consumer = prefix.clone();
+    let (fluvio, produced) = load_scenario(&prefix, config).await;
+    Some(Live {
+        prefix,
+        fluvio,
+        produced,
+        expected: expected().await,
+    })
+}
+
+/// The decisions on the test's decision topic, and their distinct ids.
+pub async fn published(live: &Live) -> (Vec<(u32, Vec<u8>, Decision)>, BTreeSet<String>) {
+    let published =
+        decisions(&read_topic(&live.fluvio, &format!("{}-decisions", live.prefix)).await);
+    let ids = published
+        .iter()
+        .map(|(_, _, d)| d.decision_id.clone())
+        .collect();
+    (published, ids)
+}
