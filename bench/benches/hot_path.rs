@@ -1,0 +1,106 @@
+//! Microbenchmarks of the per-event work, stage by stage: decoding a record, folding it into a
+//! warm customer's features, scoring it, and the whole synchronous path an actor runs (features,
+//! model, policy, decision). `cargo bench -p vigil-bench` prints the figures.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use vigil_engine::config::Config;
+use vigil_engine::customer::{CustomerState, Inbound, Scoring};
+use vigil_engine::decode::decode;
+use vigil_engine::event::Event;
+use vigil_engine::features::{CustomerFeatures, Observation};
+use vigil_engine::models::ModelSet;
+use vigil_engine::policy::Policy;
+use vigil_engine::source::Position;
+use vigil_engine::telemetry::Telemetry;
+
+const T0: i64 = 1_763_805_600_000;
+
+fn payment(i: i64) -> String {
+    format!(
+        r#"{{"schema":1,"event_id":"e-{i}","customer_id":"c-000042","ts":{},"kind":"payment","amount":{}.90,"currency":"EUR","country":"FR","lat":48.85,"lon":2.35,"merchant":"m-{}","mcc":"5411","channel":"pos"}}"#,
+        T0 + i * 600_000,
+        20 + i % 50,
+        i % 6
+    )
+}
+
+/// A customer with a month of history: 150 payments, ten minutes apart.
+fn warm_customer(tolerance_ms: i64) -> (CustomerFeatures, i64) {
+    let mut features = CustomerFeatures::new(T0);
+    for i in 0..150 {
+        let event = decode(payment(i).as_bytes(), 65_536).unwrap();
+        features.observe(&event, tolerance_ms).unwrap();
+    }
+    (features, 150)
+}
+
+fn hot_path(c: &mut Criterion) {
+    let config = Config::builtin();
+    let tolerance = config.engine.late_tolerance.as_millis() as i64;
+    let raw = payment(150);
+
+    c.bench_function("decode payment", |b| {
+        b.iter(|| decode(black_box(raw.as_bytes()), 65_536).unwrap())
+    });
+
+    let event: Event = decode(raw.as_bytes(), 65_536).unwrap();
+    let (warm, _) = warm_customer(tolerance);
+    c.bench_function("features: observe payment (warm customer)", |b| {
+        b.iter_batched(
+            || warm.clone(),
+            |mut features| features.observe(black_box(&event), tolerance).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+
+    let models = ModelSet::load(&config.models).unwrap();
+    let Observation::Fraud(vector) = warm.clone().observe(&event, tolerance).unwrap() else {
+        unreachable!("a payment gives fraud features")
+    };
+    c.bench_function("score: fraud model", |b| {
+        b.iter(|| models.fraud.score(black_box(&vector)))
+    });
+
+    let scoring = Scoring {
+        models,
+        policy: Policy::new(&config.policy),
+        late_tolerance_ms: tolerance,
+        latency_budget: Duration::from_secs(10),
+        telemetry: Telemetry::new(),
+    };
+    let mut state = CustomerState::default();
+    for i in 0..150 {
+        let history = decode(payment(i).as_bytes(), 65_536).unwrap();
+        state.process(inbound(history, payment(i)), &scoring);
+    }
+    c.bench_function("process: features + model + policy + decision", |b| {
+        b.iter_batched(
+            || (state.clone(), inbound(event.clone(), raw.clone())),
+            |(mut state, inbound)| state.process(inbound, &scoring),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn inbound(event: Event, raw: String) -> Inbound {
+    Inbound {
+        event,
+        position: Position {
+            partition: 0,
+            offset: 0,
+        },
+        ingested: Instant::now(),
+        raw: Bytes::from(raw),
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = hot_path
+}
+criterion_main!(benches);
