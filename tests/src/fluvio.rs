@@ -150,14 +150,6 @@ pub async fn dead_letters(fluvio: &Fluvio, topic: &str) -> Vec<String> {
         .collect()
 }
 
-/// The built-in configuration, with a latency budget no debug build on a busy machine misses:
-/// a degraded (rules-only) decision would differ from the embedded run's.
-pub fn live_config() -> Config {
-    let mut config = Config::builtin();
-    config.engine.latency_budget = Duration::from_secs(60);
-    config
-}
-
 pub fn options(
     prefix: &str,
     config: &Config,

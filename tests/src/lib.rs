@@ -24,12 +24,20 @@ pub struct Published {
     pub dead_letters: Vec<serde_json::Value>,
 }
 
-/// Runs the pipeline from `source` to files in `dir` with the built-in configuration.
+/// The built-in configuration with a latency budget that a debug build on a busy machine never
+/// misses: these tests judge decisions, and a rules-only (degraded) decision is a different one.
+pub fn test_config() -> Config {
+    let mut config = Config::builtin();
+    config.engine.latency_budget = std::time::Duration::from_secs(60);
+    config
+}
+
+/// Runs the pipeline from `source` to files in `dir` with the test configuration.
 pub async fn run_to_files(source: &str, dir: &Path) -> Published {
     let decisions = dir.join("decisions.jsonl");
     let dead_letters = dir.join("dead-letters.jsonl");
     let options = RunOptions::new(
-        Config::builtin(),
+        test_config(),
         source,
         &format!("file:{}", decisions.display()),
         &format!("file:{}", dead_letters.display()),

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use vigil_tests::fixture;
-use vigil_tests::fluvio::{live, live_config, options, run};
+use vigil_tests::fluvio::{live, options, run};
+use vigil_tests::test_config;
 
 /// The engine's metrics as Prometheus text, from a recorder installed once for this process.
 fn metrics_text() -> String {
@@ -31,7 +32,7 @@ fn lag_records(text: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lag_rises_with_a_backlog_and_returns_to_zero_when_caught_up() {
-    let mut config = live_config();
+    let mut config = test_config();
     let Some(live) = live("lag", &mut config).await else {
         return;
     };

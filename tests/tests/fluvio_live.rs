@@ -6,11 +6,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use vigil_engine::pipeline::RunOptions;
-use vigil_tests::fluvio::{dead_letters, live, live_config, options, published, run};
+use vigil_tests::fluvio::{dead_letters, live, options, published, run};
+use vigil_tests::test_config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_decides_every_event_and_keys_decisions_by_customer() {
-    let mut config = live_config();
+    let mut config = test_config();
     let Some(live) = live("roundtrip", &mut config).await else {
         return;
     };
@@ -40,7 +41,7 @@ async fn round_trip_decides_every_event_and_keys_decisions_by_customer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_engine_leaves_no_event_unscored() {
-    let mut config = live_config();
+    let mut config = test_config();
     config.fluvio.commit_interval = Duration::from_millis(50);
     let Some(live) = live("restart", &mut config).await else {
         return;
@@ -102,7 +103,7 @@ async fn a_restarted_engine_leaves_no_event_unscored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_disjoint_partitions_decide_everything_once() {
-    let mut config = live_config();
+    let mut config = test_config();
     let Some(live) = live("split", &mut config).await else {
         return;
     };
