@@ -24,6 +24,15 @@ impl DecisionKind {
         DecisionKind::Outreach,
     ];
 
+    /// Position in `ALL`, for tables indexed by decision kind.
+    pub fn index(self) -> usize {
+        match self {
+            DecisionKind::Freeze => 0,
+            DecisionKind::Alert => 1,
+            DecisionKind::Outreach => 2,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             DecisionKind::Freeze => "freeze",

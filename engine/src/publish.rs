@@ -87,19 +87,11 @@ pub struct LatencySummary {
 
 impl RunSummary {
     pub fn decisions_of(&self, kind: DecisionKind) -> u64 {
-        self.decisions[kind_index(kind)]
+        self.decisions[kind.index()]
     }
 
     pub fn events_per_second(&self) -> f64 {
         self.records as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-}
-
-fn kind_index(kind: DecisionKind) -> usize {
-    match kind {
-        DecisionKind::Freeze => 0,
-        DecisionKind::Alert => 1,
-        DecisionKind::Outreach => 2,
     }
 }
 
@@ -286,7 +278,7 @@ impl Publisher {
                         progress.published(position, Some(event_ts));
                         let outcome = match decision {
                             Some(d) => {
-                                summary.decisions[kind_index(d.decision)] += 1;
+                                summary.decisions[d.decision.index()] += 1;
                                 summary.degraded += u64::from(d.degraded);
                                 self.telemetry.decision(d.decision, d.degraded);
                                 decisions.push(SinkRecord {
