@@ -38,6 +38,8 @@ use crate::checkpoint::Offsets;
 const CHANNEL_CAPACITY: usize = 4 * MAX_BATCH;
 /// How often partition end offsets are read for lag.
 const END_OFFSETS_PERIOD: Duration = Duration::from_secs(1);
+/// `next` of a partition that has neither a checkpoint nor a record read yet.
+const NOT_YET_READ: u64 = u64::MAX;
 /// Wait before reopening a partition stream that failed.
 const REOPEN_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -96,7 +98,7 @@ impl FluvioSource {
         let mut next_offsets = BTreeMap::new();
         for partition in partitions {
             let resume = options.resume.get(&partition).copied();
-            let next = Arc::new(AtomicU64::new(resume.unwrap_or(0)));
+            let next = Arc::new(AtomicU64::new(resume.unwrap_or(NOT_YET_READ)));
             next_offsets.insert(partition, next.clone());
             tasks.push(tokio::spawn(reader.clone().run(partition, resume, next)));
         }
@@ -129,7 +131,12 @@ impl PartitionReader {
             match self.read(partition, start, &next).await {
                 Ok(()) => return,
                 Err(error) => {
-                    start = Some(next.load(Ordering::Relaxed) as i64);
+                    // Before the first record, reopen where the first open did (the stored
+                    // consumer offset), not at 0.
+                    start = match next.load(Ordering::Relaxed) {
+                        NOT_YET_READ => start,
+                        next => Some(next as i64),
+                    };
                     if let Some(skipped) = error.downcast_ref::<SkippedRecords>() {
                         tracing::debug!(
                             partition,
