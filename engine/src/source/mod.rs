@@ -39,7 +39,9 @@ pub struct Position {
 pub struct SourceRecord {
     pub position: Position,
     pub payload: Bytes,
-    /// When the engine took the record in: the start of its latency budget.
+    /// When the record arrived: the start of its latency budget and of its measured
+    /// latency. Sources stamp the time they read it, except the paced generator, which stamps
+    /// the record's intended send time so that a record kept waiting is charged for the wait.
     pub ingested: Instant,
 }
 

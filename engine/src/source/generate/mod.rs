@@ -1,20 +1,27 @@
 //! The scenario generator source (`generate:PATH.toml`): a seeded, labelled stream of schema
 //! v1 records with a benign majority that has per-customer habits (home country, usual
-//! merchants, typical amounts, waking hours), injected account takeovers, card-testing bursts
-//! and churn cohorts, plus malformed records.
+//! merchants, typical amounts, waking hours) and skewed activity, optional hot customers,
+//! injected account takeovers, card-testing bursts, fraud rings and churn cohorts, plus
+//! malformed records.
 //!
 //! The generator produces bytes, exactly what a broker would deliver, so generated traffic
 //! goes through the same decoding as any other source. `GroundTruth` records what was
-//! injected, for tests and load reports.
+//! injected, for tests and load reports. The source releases records on the scenario's
+//! wall-clock `Schedule` and stamps each with its intended send time, so latency measured from
+//! that stamp includes any time a record waited to be read (no coordinated omission).
 
 mod scenario;
+mod schedule;
 mod world;
 
-pub use scenario::{Scenario, ScenarioError};
+pub use scenario::{
+    FraudInjection, HotCustomers, MalformedKind, Phase, Scenario, ScenarioError, Targets,
+};
+pub use schedule::Schedule;
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::collections::{BinaryHeap, HashMap};
+use std::time::{Instant, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -32,6 +39,11 @@ use world::{Country, COUNTRIES, FEATURES, MCCS, PAGES};
 pub struct GroundTruth {
     pub account_takeover: Vec<String>,
     pub card_testing: Vec<String>,
+    /// Members of every fraud ring.
+    pub fraud_rings: Vec<String>,
+    /// When each attacked customer's attack began (event time, ms): the key set is the union
+    /// of the three lists above.
+    pub attack_start: HashMap<String, i64>,
     pub churners: Vec<String>,
     /// Malformed records emitted so far.
     pub malformed: u64,
@@ -112,6 +124,7 @@ impl Generator {
             .map_or(0, |d| d.as_millis() as i64);
         let span_ms = scenario.span.as_millis().max(1) as i64;
         let activity = Pareto::new(1.0, 1.8).expect("valid Pareto");
+        let skew = scenario.activity_skew;
         let mut weights = Vec::with_capacity(scenario.customers as usize);
         let mut customers = Vec::with_capacity(scenario.customers as usize);
         let mut truth = GroundTruth::default();
@@ -137,7 +150,10 @@ impl Generator {
             if churn_from.is_some() {
                 truth.churners.push(profile.id.clone());
             }
-            weights.push(f64::min(activity.sample(&mut rng), 50.0));
+            weights.push(match skew {
+                Some(s) => (f64::from(i) + 1.0).powf(-s),
+                None => f64::min(activity.sample(&mut rng), 50.0),
+            });
             customers.push(profile);
         }
         let pick_kind = WeightedIndex::new(scenario.mix.weights()).expect("validated mix");
@@ -166,7 +182,7 @@ impl Generator {
 
     /// Records still to come: benign events, injected ones waiting, and a malformed one owed.
     pub fn remaining(&self) -> u64 {
-        self.scenario.events - self.benign_emitted
+        self.scenario.events() - self.benign_emitted
             + self.pending.len() as u64
             + u64::from(self.owed_malformed.is_some())
     }
@@ -192,10 +208,66 @@ impl Generator {
                 self.truth
                     .account_takeover
                     .push(self.customers[c].id.clone());
+                self.truth
+                    .attack_start
+                    .insert(self.customers[c].id.clone(), at);
                 self.inject_account_takeover(c, at);
             } else if self.rng.gen_bool(testing) {
                 self.truth.card_testing.push(self.customers[c].id.clone());
+                self.truth
+                    .attack_start
+                    .insert(self.customers[c].id.clone(), at);
                 self.inject_card_testing(c, at);
+            }
+        }
+        self.schedule_rings();
+    }
+
+    /// Fraud rings: for each ring, `ring_size` customers not otherwise attacked pay one
+    /// merchant from one far country within half an hour, with cards the ring has stolen.
+    fn schedule_rings(&mut self) {
+        let FraudInjection {
+            rings, ring_size, ..
+        } = self.scenario.fraud;
+        if rings == 0 {
+            return;
+        }
+        let mut free: Vec<usize> = (0..self.customers.len())
+            .filter(|&c| !self.truth.attack_start.contains_key(&self.customers[c].id))
+            .collect();
+        free.shuffle(&mut self.rng);
+        let mut members = free.into_iter();
+        for ring in 0..rings {
+            let at = self.start_ms + (self.span_ms as f64 * self.rng.gen_range(0.4..0.95)) as i64;
+            let country = &COUNTRIES[self.rng.gen_range(0..COUNTRIES.len())];
+            let merchant = format!("m-ring{ring}");
+            for c in members.by_ref().take(ring_size as usize) {
+                let id = self.customers[c].id.clone();
+                let mut ts = at + self.rng.gen_range(0..30 * MINUTE_MS);
+                self.truth.attack_start.insert(id.clone(), ts);
+                self.truth.fraud_rings.push(id.clone());
+                for _ in 0..self.rng.gen_range(1..=3) {
+                    let payment = Event {
+                        event_id: self.event_id(),
+                        customer_id: id.clone(),
+                        ts,
+                        kind: EventKind::Payment(Payment {
+                            amount: round_cents(self.rng.gen_range(300.0..1_500.0)),
+                            currency: country.currency.to_owned(),
+                            country: country.code.to_owned(),
+                            location: None,
+                            merchant: merchant.clone(),
+                            mcc: "5732".to_owned(),
+                            channel: Some("online".into()),
+                        }),
+                        label: Some(Label {
+                            fraud: Some(true),
+                            churn: None,
+                        }),
+                    };
+                    self.push_pending(payment);
+                    ts += self.rng.gen_range(MINUTE_MS..5 * MINUTE_MS);
+                }
             }
         }
     }
@@ -289,6 +361,11 @@ impl Generator {
     /// Picks the customer acting at `ts`, favouring their waking hours and thinning out
     /// churners as they drift away.
     fn pick_customer(&mut self, ts: i64, progress: f64) -> (usize, f64) {
+        if let Some(hot) = &self.scenario.hot {
+            if self.rng.gen_bool(hot.share) {
+                return (self.rng.gen_range(0..hot.customers as usize), 0.0);
+            }
+        }
         let hour = ((ts / (60 * MINUTE_MS)) % 24) as u32;
         let mut c = 0;
         let mut decay = 0.0;
@@ -425,22 +502,27 @@ impl Generator {
     /// Breaks a well-formed record in one of the ways real producers do.
     fn malform(&mut self, event: &Event) -> Vec<u8> {
         let good = event.to_json();
-        let broken = match self.rng.gen_range(0..7) {
-            0 => good[..good.len() / 2].to_owned(),
-            1 => good.replacen("\"schema\":1", "\"schema\":9", 1),
-            2 => good.replacen(
+        let kinds = &self.scenario.malformed.kinds;
+        let broken = match kinds[self.rng.gen_range(0..kinds.len())] {
+            MalformedKind::Truncated => good[..good.len() / 2].to_owned(),
+            MalformedKind::UnsupportedSchema => good.replacen("\"schema\":1", "\"schema\":9", 1),
+            MalformedKind::MissingCustomer => good.replacen(
                 &format!("\"customer_id\":\"{}\",", event.customer_id),
                 "",
                 1,
             ),
-            3 => good.replacen(
+            MalformedKind::UnknownKind => good.replacen(
                 &format!("\"kind\":\"{}\"", event.kind.name()),
                 "\"kind\":\"refund\"",
                 1,
             ),
-            4 => good.replacen(&format!("\"ts\":{}", event.ts), "\"ts\":\"yesterday\"", 1),
-            5 => format!("{{\"schema\":1,\"padding\":\"{}\"}}", "x".repeat(70 * 1024)),
-            _ => {
+            MalformedKind::BadTimestamp => {
+                good.replacen(&format!("\"ts\":{}", event.ts), "\"ts\":\"yesterday\"", 1)
+            }
+            MalformedKind::Oversized => {
+                format!("{{\"schema\":1,\"padding\":\"{}\"}}", "x".repeat(70 * 1024))
+            }
+            MalformedKind::InvalidUtf8 => {
                 let mut bytes = good.into_bytes();
                 bytes.insert(1, 0xff);
                 return bytes;
@@ -461,10 +543,10 @@ impl Iterator for Generator {
                 malformed: true,
             });
         }
-        let benign_left = self.benign_emitted < self.scenario.events;
+        let benign_left = self.benign_emitted < self.scenario.events();
         let next_ts = self.start_ms
             + ((self.benign_emitted as u128 * self.span_ms as u128)
-                / self.scenario.events.max(1) as u128) as i64;
+                / self.scenario.events().max(1) as u128) as i64;
         let injected_first = self
             .pending
             .peek()
@@ -495,9 +577,10 @@ fn round_cents(amount: f64) -> f64 {
 /// How many records the generator source hands over per batch.
 const BATCH: usize = 512;
 
-/// The generator as a source, paced to the scenario's rate.
+/// The generator as a source, paced by the scenario's schedule.
 pub struct GeneratorSource {
     generator: Generator,
+    schedule: Option<Schedule>,
     origin: String,
     started: Option<Instant>,
     emitted: u64,
@@ -506,6 +589,7 @@ pub struct GeneratorSource {
 impl GeneratorSource {
     pub fn new(scenario: Scenario, origin: String) -> Self {
         GeneratorSource {
+            schedule: Schedule::of(&scenario),
             generator: Generator::new(scenario),
             origin,
             started: None,
@@ -517,23 +601,24 @@ impl GeneratorSource {
 #[async_trait]
 impl Source for GeneratorSource {
     async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> Result<bool, SourceError> {
-        let rate = self.generator.scenario().rate;
         let started = *self.started.get_or_insert_with(Instant::now);
-        if rate > 0 {
-            // Open loop: release records at their intended times, never faster.
-            let due = started + Duration::from_secs_f64(self.emitted as f64 / rate as f64);
-            tokio::time::sleep_until(due.into()).await;
-        }
-        let allowed = if rate > 0 {
-            let elapsed = started.elapsed().as_secs_f64();
-            ((elapsed * rate as f64) as u64 + 1)
-                .saturating_sub(self.emitted)
-                .clamp(1, BATCH as u64) as usize
-        } else {
-            BATCH
+        let allowed = match &self.schedule {
+            Some(schedule) => {
+                // Open loop: release records at their intended times, never faster, and
+                // everything already due at once.
+                let due = started + schedule.intended(self.emitted);
+                tokio::time::sleep_until(due.into()).await;
+                (schedule.due(started.elapsed()).saturating_sub(self.emitted))
+                    .clamp(1, BATCH as u64) as usize
+            }
+            None => BATCH,
         };
-        let ingested = Instant::now();
+        let read = Instant::now();
         for record in self.generator.by_ref().take(allowed) {
+            let ingested = self
+                .schedule
+                .as_ref()
+                .map_or(read, |s| started + s.intended(self.emitted));
             batch.push(SourceRecord {
                 position: Position {
                     partition: 0,
@@ -550,13 +635,13 @@ impl Source for GeneratorSource {
     /// Paced, the records already due and not yet sent; unpaced, everything left.
     fn backlog(&self) -> Vec<(u32, u64)> {
         let remaining = self.generator.remaining();
-        let waiting = match (self.generator.scenario().rate, self.started) {
-            (0, _) => remaining,
-            (rate, Some(started)) => {
-                let due = (started.elapsed().as_secs_f64() * rate as f64) as u64;
-                due.saturating_sub(self.emitted).min(remaining)
-            }
-            (_, None) => 0,
+        let waiting = match (&self.schedule, self.started) {
+            (None, _) => remaining,
+            (Some(schedule), Some(started)) => schedule
+                .due(started.elapsed())
+                .saturating_sub(self.emitted)
+                .min(remaining),
+            (Some(_), None) => 0,
         };
         vec![(0, waiting)]
     }

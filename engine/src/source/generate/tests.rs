@@ -99,3 +99,105 @@ fn account_takeover_pays_large_in_a_country_the_customer_never_used() {
         assert!(fraud.iter().all(|p| p.amount > max_benign));
     }
 }
+
+fn decoded(scenario: Scenario) -> (Vec<Event>, GroundTruth) {
+    let mut generator = Generator::new(scenario);
+    let events = generator
+        .by_ref()
+        .filter_map(|r| decode(&r.payload, 64 * 1024).ok())
+        .collect();
+    (events, generator.truth().clone())
+}
+
+const PATTERNS: &str = r#"
+    seed = 5
+    customers = 400
+    events = 20000
+    start = "2026-11-01T00:00:00Z"
+    span = "10d"
+    [fraud]
+    account_takeover = 0.0
+    card_testing = 0.0
+    rings = 3
+    ring_size = 20
+    [hot]
+    customers = 2
+    share = 0.5
+"#;
+
+#[test]
+fn a_fraud_ring_pays_one_merchant_from_one_country_within_half_an_hour() {
+    let (events, truth) = decoded(Scenario::parse(PATTERNS, "rings.toml").unwrap());
+    assert_eq!(truth.fraud_rings.len(), 60);
+    assert_eq!(truth.attack_start.len(), 60);
+    let mut rings: HashMap<String, Vec<&Event>> = HashMap::new();
+    for e in &events {
+        if let EventKind::Payment(p) = &e.kind {
+            if p.merchant.starts_with("m-ring") {
+                assert_eq!(e.label.and_then(|l| l.fraud), Some(true));
+                assert!(truth.fraud_rings.contains(&e.customer_id));
+                assert!(e.ts >= truth.attack_start[&e.customer_id]);
+                rings.entry(p.merchant.clone()).or_default().push(e);
+            }
+        }
+    }
+    assert_eq!(rings.len(), 3);
+    for payments in rings.values() {
+        let members: std::collections::HashSet<&str> =
+            payments.iter().map(|e| e.customer_id.as_str()).collect();
+        assert_eq!(members.len(), 20);
+        let countries: std::collections::HashSet<&str> = payments
+            .iter()
+            .map(|e| match &e.kind {
+                EventKind::Payment(p) => p.country.as_str(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(countries.len(), 1);
+        let first = payments.iter().map(|e| e.ts).min().unwrap();
+        let last = payments.iter().map(|e| e.ts).max().unwrap();
+        assert!(last - first < 45 * MINUTE_MS, "{}", last - first);
+    }
+}
+
+#[test]
+fn hot_customers_take_their_share_and_skew_concentrates_activity() {
+    let (events, _) = decoded(Scenario::parse(PATTERNS, "hot.toml").unwrap());
+    let hot = events
+        .iter()
+        .filter(|e| e.customer_id == "c-0000000" || e.customer_id == "c-0000001")
+        .count();
+    let share = hot as f64 / events.len() as f64;
+    assert!((0.47..0.55).contains(&share), "{share}");
+
+    let zipf = PATTERNS
+        .replace("[hot]\n    customers = 2\n    share = 0.5", "")
+        .replace("seed = 5", "seed = 5\nactivity_skew = 1.2");
+    let (events, _) = decoded(Scenario::parse(&zipf, "zipf.toml").unwrap());
+    let top = events
+        .iter()
+        .filter(|e| e.customer_id == "c-0000000")
+        .count();
+    // Rank 1 of 400 under s = 1.2 gets about a quarter of the weight.
+    let share = top as f64 / events.len() as f64;
+    assert!((0.15..0.35).contains(&share), "{share}");
+}
+
+#[test]
+fn malformed_records_break_only_in_the_chosen_ways() {
+    let scenario = Scenario::parse(
+        &PATTERNS.replace(
+            "[hot]",
+            "[malformed]\n    ratio = 0.1\n    kinds = [\"bad_timestamp\"]\n    [hot]",
+        ),
+        "bad.toml",
+    )
+    .unwrap();
+    let mut malformed = 0;
+    for record in Generator::new(scenario).filter(|r| r.malformed) {
+        let rejection = decode(&record.payload, 64 * 1024).unwrap_err();
+        assert_eq!(rejection.field.as_deref(), Some("ts"), "{rejection:?}");
+        malformed += 1;
+    }
+    assert!((1_700..2_300).contains(&malformed), "{malformed}");
+}
