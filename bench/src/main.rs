@@ -1,18 +1,20 @@
-//! `vigil-bench`: runs a scenario through the whole engine in-process, with decisions and dead
-//! letters discarded so that only the engine is measured, and prints throughput, ingest→publish
-//! latency percentiles and peak memory. Scenario targets, HTML reports and the no-actor baseline
-//! build on this runner.
+//! `vigil-bench SCENARIO.toml`: runs a scenario against the engine, prints the summary, writes
+//! the JSON and HTML reports, and exits 0 when every target is met, 1 when any is missed and 2
+//! when the run itself failed.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
+use vigil_bench::report::{Context, Report};
+use vigil_bench::{baseline, html, runner};
 use vigil_engine::config::Config;
-use vigil_engine::pipeline::{self, RunOptions};
+use vigil_engine::source::generate::Scenario;
 
 #[derive(Parser)]
 #[command(
     name = "vigil-bench",
-    about = "Load-test the Vigil engine with a scenario file."
+    about = "Load-test the Vigil engine with a scenario file and check its targets."
 )]
 struct Cli {
     /// Scenario file (TOML).
@@ -20,22 +22,35 @@ struct Cli {
     /// Engine configuration, layered over the built-in defaults.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Also measure engine capacity against the same work in a plain single-threaded loop.
+    #[arg(long)]
+    baseline: bool,
+    /// Where the reports go: NAME.json and NAME.html, NAME being the scenario's.
+    #[arg(long, default_value = "target/vigil-bench")]
+    report_dir: PathBuf,
     /// Serve Prometheus metrics on this address during the run, to measure their cost.
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
-}
-
-/// Peak resident set size of this process, from the kernel's accounting.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("vigil-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the scenario; `Ok(passed)`.
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let scenario = Scenario::load(&cli.scenario)?;
     let config = match &cli.config {
         Some(path) => Config::load(path)?,
         None => Config::builtin(),
@@ -43,36 +58,46 @@ async fn main() -> anyhow::Result<()> {
     if let Some(listen) = cli.metrics {
         vigil_engine::telemetry::install_exporter(listen)?;
     }
-    let source = format!("generate:{}", cli.scenario.display());
-    let options = RunOptions::new(config, &source, "discard", "discard");
-    let s = pipeline::run(options, std::future::pending()).await?;
-    let l = s.latency_us;
-    println!("scenario        {}", cli.scenario.display());
-    println!(
-        "metrics         {}",
-        cli.metrics
-            .map_or("off".to_owned(), |a| format!("served on {a}"))
+    let file = cli.scenario.display().to_string();
+    let plan = runner::Plan {
+        path: file.clone(),
+        scenario: scenario.clone(),
+        config: config.clone(),
+        progress: !cli.quiet,
+    };
+    let measured = runner::run(&plan, None).await?;
+    let capacity = if cli.baseline {
+        eprintln!(
+            "measuring capacity: the same records unpaced through the engine and a plain loop"
+        );
+        Some(baseline::measure(&scenario, &config).await?)
+    } else {
+        None
+    };
+    let name = if scenario.name.is_empty() {
+        cli.scenario
+            .file_stem()
+            .map_or("scenario".to_owned(), |s| s.to_string_lossy().into_owned())
+    } else {
+        scenario.name.clone()
+    };
+    let report = Report::new(
+        Context {
+            name: &name,
+            file: &file,
+            description: &scenario.description,
+            mode: "in-process",
+        },
+        &scenario.targets,
+        &measured,
+        capacity,
     );
-    println!(
-        "records         {} in {:.2} s",
-        s.records,
-        s.elapsed.as_secs_f64()
-    );
-    println!("throughput      {:.0} events/s", s.events_per_second());
-    println!(
-        "decisions       freeze {} alert {} outreach {} (degraded {})",
-        s.decisions[0], s.decisions[1], s.decisions[2], s.degraded
-    );
-    println!("dead letters    {}", s.dead_letters);
-    println!(
-        "latency         p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms",
-        l.p50 as f64 / 1e3,
-        l.p99 as f64 / 1e3,
-        l.p999 as f64 / 1e3,
-        l.max as f64 / 1e3
-    );
-    if let Some(rss) = peak_rss_mib() {
-        println!("peak RSS        {rss:.0} MiB");
-    }
-    Ok(())
+    report.print();
+    std::fs::create_dir_all(&cli.report_dir)?;
+    let json = cli.report_dir.join(format!("{name}.json"));
+    let page = cli.report_dir.join(format!("{name}.html"));
+    std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(&page, html::render(&report))?;
+    println!("reports         {} {}", json.display(), page.display());
+    Ok(report.passed)
 }

@@ -216,6 +216,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         state_dir: args.state_dir,
         max_records: args.max_records,
         partitions: args.partitions,
+        ticks: None,
     };
     let shutdown = async {
         let mut terminate =

@@ -21,12 +21,11 @@ use crate::config::Config;
 use crate::customer::{Inbound, Scoring};
 use crate::dead_letter::DeadLetter;
 use crate::decode::decode;
-use crate::models::ModelSet;
-use crate::policy::Policy;
-use crate::publish::{Outcome, Publisher, PublisherMsg, RunSummary};
+use crate::publish::{Outcome, Publisher, PublisherMsg, RunSummary, Tick};
 use crate::router::{Router, RouterArgs, RouterMsg};
-use crate::telemetry::{ModelLoaded, Telemetry};
-use crate::{sink, source};
+use crate::sink::{self, Sink};
+use crate::source::{self, Source};
+use crate::telemetry::Telemetry;
 
 /// What to run and where to send it.
 #[derive(Debug, Clone)]
@@ -49,6 +48,17 @@ pub struct RunOptions {
     pub max_records: Option<u64>,
     /// Read only these source partitions (all when `None`).
     pub partitions: Option<Vec<u32>>,
+    /// Where each second's progress goes, for a caller that follows the run.
+    pub ticks: Option<mpsc::UnboundedSender<Tick>>,
+}
+
+/// A source or sinks supplied in code rather than by spec: a load-test runner's own decision
+/// sink, or a test's source with a known fault. Any left `None` is opened from its spec.
+#[derive(Default)]
+pub struct Endpoints {
+    pub source: Option<Box<dyn Source>>,
+    pub decisions: Option<Box<dyn Sink>>,
+    pub dead_letters: Option<Box<dyn Sink>>,
 }
 
 impl RunOptions {
@@ -65,6 +75,7 @@ impl RunOptions {
             state_dir: None,
             max_records: None,
             partitions: None,
+            ticks: None,
         }
     }
 }
@@ -74,22 +85,19 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
+    run_with(options, Endpoints::default(), shutdown).await
+}
+
+/// `run`, with any of the source and sinks supplied in code.
+pub async fn run_with(
+    options: RunOptions,
+    endpoints: Endpoints,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<RunSummary> {
     let config = &options.config;
-    let models = ModelSet::load(&config.models).context("cannot load models")?;
     let telemetry = Telemetry::new();
-    for model in [&models.fraud, &models.churn] {
-        telemetry.emit(ModelLoaded {
-            label: &model.label(),
-            role: "champion",
-        });
-    }
-    let scoring = Arc::new(Scoring {
-        models,
-        policy: Policy::new(&config.policy),
-        late_tolerance_ms: config.engine.late_tolerance.as_millis() as i64,
-        latency_budget: config.engine.latency_budget,
-        telemetry: telemetry.clone(),
-    });
+    let scoring =
+        Arc::new(Scoring::from_config(config, telemetry.clone()).context("cannot load models")?);
 
     let checkpoint = options
         .state_dir
@@ -103,18 +111,29 @@ pub async fn run(
         tracing::info!(?resume, "Resuming from checkpoint.");
     }
     let (committed, committed_rx) = watch::channel(resume.clone());
-    let mut source = source::open(
-        &options.source,
-        source::SourceOptions {
-            resume,
-            partitions: options.partitions.clone(),
-            committed: Some(committed_rx),
-            fluvio: config.fluvio.clone(),
-        },
-    )
-    .await?;
-    let decisions = sink::open(&options.sink, &config.fluvio).await?;
-    let dead_letters = sink::open(&options.dead_letter, &config.fluvio).await?;
+    let mut source = match endpoints.source {
+        Some(source) => source,
+        None => {
+            source::open(
+                &options.source,
+                source::SourceOptions {
+                    resume,
+                    partitions: options.partitions.clone(),
+                    committed: Some(committed_rx),
+                    fluvio: config.fluvio.clone(),
+                },
+            )
+            .await?
+        }
+    };
+    let decisions = match endpoints.decisions {
+        Some(sink) => sink,
+        None => sink::open(&options.sink, &config.fluvio).await?,
+    };
+    let dead_letters = match endpoints.dead_letters {
+        Some(sink) => sink,
+        None => sink::open(&options.dead_letter, &config.fluvio).await?,
+    };
 
     let in_flight = Arc::new(Semaphore::new(config.engine.max_in_flight));
     let actors = Arc::new(AtomicU64::new(0));
@@ -126,6 +145,7 @@ pub async fn run(
             telemetry,
             in_flight: in_flight.clone(),
             live: options.live,
+            ticks: options.ticks.clone(),
             actors: actors.clone(),
             checkpoint,
             committed,

@@ -65,7 +65,7 @@ pub enum PublisherMsg {
 const BATCH: usize = 1024;
 
 /// What a run did, for the final summary and for tests.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunSummary {
     pub records: u64,
     pub scored: u64,
@@ -75,6 +75,23 @@ pub struct RunSummary {
     pub elapsed: Duration,
     /// Ingest → published latency of every scored event, microseconds.
     pub latency_us: LatencySummary,
+    /// The same latencies in full, for reports.
+    pub latency_histogram: Histogram<u64>,
+}
+
+/// The run once a second, for live displays and load-test timelines.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    /// Since the publisher started.
+    pub elapsed: Duration,
+    /// Records published so far (scored or dead-lettered).
+    pub records: u64,
+    pub dead_letters: u64,
+    pub decisions: [u64; 3],
+    /// Latency of the records published since the previous tick, when there were any.
+    pub latency_us: Option<LatencySummary>,
+    /// Per partition, the offset below which every record is published.
+    pub resume: Offsets,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -201,6 +218,8 @@ pub struct Publisher {
     pub in_flight: Arc<Semaphore>,
     /// Print a one-line summary to stderr every second.
     pub live: bool,
+    /// Where each second's `Tick` goes, when someone follows the run.
+    pub ticks: Option<mpsc::UnboundedSender<Tick>>,
     /// Where resume offsets are saved, when the run keeps state.
     pub checkpoint: Option<Checkpoint>,
     /// Resume offsets as soon as the sinks have them, for sources that commit upstream.
@@ -214,10 +233,18 @@ impl Publisher {
         mut inbox: mpsc::UnboundedReceiver<PublisherMsg>,
     ) -> Result<RunSummary, CheckpointError> {
         let started = Instant::now();
-        let mut summary = RunSummary::default();
-        let mut total = latency_histogram();
+        let mut summary = RunSummary {
+            records: 0,
+            scored: 0,
+            decisions: [0; 3],
+            degraded: 0,
+            dead_letters: 0,
+            elapsed: Duration::ZERO,
+            latency_us: LatencySummary::default(),
+            latency_histogram: latency_histogram(),
+        };
         let mut interval = latency_histogram();
-        let mut last_report = (Instant::now(), 0u64);
+        let mut last_tick = (Instant::now(), 0u64);
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
@@ -231,21 +258,32 @@ impl Publisher {
 
         while expected != Some(summary.records) {
             tokio::select! {
-                    received = inbox.recv_many(&mut messages, BATCH) => {
-                        if received == 0 {
-                            break;
-                        }
-                    }
-                    _ = ticker.tick() => {
-                        progress.emit_lag(&self.telemetry);
-            self.checkpoint(&progress)?;
-                        self.checkpoint(&progress)?;
-                        if self.live {
-                            self.report(&summary, &mut interval, &mut last_report);
-                        }
-                        continue;
+                received = inbox.recv_many(&mut messages, BATCH) => {
+                    if received == 0 {
+                        break;
                     }
                 }
+                _ = ticker.tick() => {
+                    progress.emit_lag(&self.telemetry);
+                    self.checkpoint(&progress)?;
+                    let tick = Tick {
+                        elapsed: started.elapsed(),
+                        records: summary.records,
+                        dead_letters: summary.dead_letters,
+                        decisions: summary.decisions,
+                        latency_us: (!interval.is_empty()).then(|| summarize(&interval)),
+                        resume: progress.watermarks.resume_offsets(),
+                    };
+                    interval.reset();
+                    if self.live {
+                        self.report(&tick, &mut last_tick);
+                    }
+                    if let Some(ticks) = &self.ticks {
+                        let _ = ticks.send(tick);
+                    }
+                    continue;
+                }
+            }
             let mut batch_records = 0;
             for message in messages.drain(..) {
                 let outcome = match message {
@@ -324,7 +362,7 @@ impl Publisher {
                 let latency = now - ingested;
                 self.telemetry.decision_latency(latency);
                 let us = (latency.as_micros() as u64).max(1);
-                total.saturating_record(us);
+                summary.latency_histogram.saturating_record(us);
                 interval.saturating_record(us);
             }
             for (reason, count) in rejected_by_reason.drain(..) {
@@ -337,7 +375,7 @@ impl Publisher {
         progress.emit_lag(&self.telemetry);
         self.checkpoint(&progress)?;
         summary.elapsed = started.elapsed();
-        summary.latency_us = summarize(&total);
+        summary.latency_us = summarize(&summary.latency_histogram);
         Ok(summary)
     }
 
@@ -349,33 +387,22 @@ impl Publisher {
         Ok(())
     }
 
-    fn report(
-        &self,
-        summary: &RunSummary,
-        interval: &mut Histogram<u64>,
-        last: &mut (Instant, u64),
-    ) {
+    fn report(&self, tick: &Tick, last: &mut (Instant, u64)) {
         let now = Instant::now();
-        let rate = (summary.records - last.1) as f64 / (now - last.0).as_secs_f64();
-        let p99 = if interval.is_empty() {
-            "-".to_owned()
-        } else {
-            format!(
-                "{:.2} ms",
-                interval.value_at_quantile(0.99) as f64 / 1_000.0
-            )
-        };
+        let rate = (tick.records - last.1) as f64 / (now - last.0).as_secs_f64();
+        let p99 = tick.latency_us.map_or("-".to_owned(), |l| {
+            format!("{:.2} ms", l.p99 as f64 / 1_000.0)
+        });
         eprintln!(
             "{:>8.0} ev/s | freeze {} alert {} outreach {} | p99 {p99} | dead letters {} | actors {}",
             rate,
-            summary.decisions[0],
-            summary.decisions[1],
-            summary.decisions[2],
-            summary.dead_letters,
+            tick.decisions[0],
+            tick.decisions[1],
+            tick.decisions[2],
+            tick.dead_letters,
             self.actors.load(Ordering::Relaxed),
         );
-        interval.reset();
-        *last = (now, summary.records);
+        *last = (now, tick.records);
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use vigil_models::{Model, Score};
 
 use super::Inbound;
+use crate::config::Config;
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
 use crate::decision::{Decision, DecisionKind, ReasonCode};
 use crate::event::SCHEMA_VERSION;
@@ -15,7 +16,7 @@ use crate::features::{CustomerFeatures, Observation};
 use crate::models::ModelSet;
 use crate::policy::Policy;
 use crate::publish::Outcome;
-use crate::telemetry::{BudgetExceeded, Stage, Telemetry};
+use crate::telemetry::{BudgetExceeded, ModelLoaded, Stage, Telemetry};
 
 /// Everything shared by all customer actors: models, policy and limits.
 pub struct Scoring {
@@ -24,6 +25,26 @@ pub struct Scoring {
     pub late_tolerance_ms: i64,
     pub latency_budget: Duration,
     pub telemetry: Telemetry,
+}
+
+impl Scoring {
+    /// Loads the configured models and policy; every model loaded is announced as champion.
+    pub fn from_config(config: &Config, telemetry: Telemetry) -> vigil_models::Result<Scoring> {
+        let models = ModelSet::load(&config.models)?;
+        for model in [&models.fraud, &models.churn] {
+            telemetry.emit(ModelLoaded {
+                label: &model.label(),
+                role: "champion",
+            });
+        }
+        Ok(Scoring {
+            models,
+            policy: Policy::new(&config.policy),
+            late_tolerance_ms: config.engine.late_tolerance.as_millis() as i64,
+            latency_budget: config.engine.latency_budget,
+            telemetry,
+        })
+    }
 }
 
 /// A customer's state: rolling features and when they were last offered outreach.
