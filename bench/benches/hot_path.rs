@@ -1,6 +1,7 @@
 //! Microbenchmarks of the per-event work, stage by stage: decoding a record, folding it into a
-//! warm customer's features, scoring it, and the whole synchronous path an actor runs (features,
-//! model, policy, decision). `cargo bench -p vigil-bench` prints the figures.
+//! warm customer's features, scoring it, the whole synchronous path an actor runs (features,
+//! model, policy), that path when it builds a freeze decision with reason codes, and the
+//! decision's serialisation. `cargo bench -p vigil-bench` prints the figures.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use vigil_engine::event::Event;
 use vigil_engine::features::{CustomerFeatures, Observation};
 use vigil_engine::models::ModelSet;
 use vigil_engine::policy::Policy;
+use vigil_engine::publish::Outcome;
 use vigil_engine::source::Position;
 use vigil_engine::telemetry::Telemetry;
 
@@ -72,6 +74,14 @@ fn hot_path(c: &mut Criterion) {
         latency_budget: Duration::from_secs(10),
         telemetry: Telemetry::new(),
     };
+    let takeover_raw = payment(150)
+        .replace("\"amount\":20.90", "\"amount\":4800.00")
+        .replace(
+            "\"country\":\"FR\",\"lat\":48.85,\"lon\":2.35",
+            "\"country\":\"BR\",\"lat\":-23.5,\"lon\":-46.6",
+        )
+        .replace("\"merchant\":\"m-0\"", "\"merchant\":\"m-unknown\"");
+    let takeover = decode(takeover_raw.as_bytes(), 65_536).unwrap();
     let mut state = CustomerState::default();
     for i in 0..150 {
         let history = decode(payment(i).as_bytes(), 65_536).unwrap();
@@ -83,6 +93,34 @@ fn hot_path(c: &mut Criterion) {
             |(mut state, inbound)| state.process(inbound, &scoring),
             BatchSize::SmallInput,
         )
+    });
+
+    let Outcome::Scored {
+        decision: Some(decision),
+        ..
+    } = state
+        .clone()
+        .process(inbound(takeover.clone(), takeover_raw.clone()), &scoring)
+    else {
+        panic!("a takeover payment gets a decision")
+    };
+    c.bench_function(
+        "process: payment that is frozen (decision with reasons)",
+        |b| {
+            b.iter_batched(
+                || {
+                    (
+                        state.clone(),
+                        inbound(takeover.clone(), takeover_raw.clone()),
+                    )
+                },
+                |(mut state, inbound)| state.process(inbound, &scoring),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    c.bench_function("decision: serialise to JSON", |b| {
+        b.iter(|| black_box(&decision).to_json())
     });
 }
 
