@@ -5,11 +5,12 @@
 //! terminal summary, a JSON report and an HTML report with plots. `--baseline` adds the cost of
 //! the architecture: engine capacity as a fraction of the same work in a plain loop.
 //!
-//! Modules follow a run: `runner` drives the engine and follows it, `baseline` measures the
-//! capacity comparison, `report` judges targets and writes JSON and the terminal summary,
+//! Modules follow a run: `runner` drives the engine and follows it, `fluvio` puts a real
+//! cluster between the producer and the engine, `baseline` measures the capacity comparison, `report` judges targets and writes JSON and the terminal summary,
 //! `html` draws the plots.
 
 pub mod baseline;
+pub mod fluvio;
 pub mod html;
 pub mod report;
 pub mod runner;

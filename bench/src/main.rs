@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vigil_bench::report::{Context, Report};
-use vigil_bench::{baseline, html, runner};
+use vigil_bench::{baseline, fluvio, html, runner};
 use vigil_engine::config::Config;
 use vigil_engine::source::generate::Scenario;
 
@@ -31,6 +31,10 @@ struct Cli {
     /// Serve Prometheus metrics on this address during the run, to measure their cost.
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
+    /// Send the records through Fluvio (the cluster from FLUVIO_ENDPOINT, the CLI profile or
+    /// the config) instead of in-process.
+    #[arg(long)]
+    fluvio: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -65,7 +69,17 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         config: config.clone(),
         progress: !cli.quiet,
     };
-    let measured = runner::run(&plan, None).await?;
+    let (measured, mode) = if cli.fluvio {
+        let leg = fluvio::start(&plan).await?;
+        let measured = runner::run(&plan, leg.feed).await?;
+        leg.producer.await??;
+        (measured, "through Fluvio")
+    } else {
+        (
+            runner::run(&plan, runner::Feed::default()).await?,
+            "in-process",
+        )
+    };
     let capacity = if cli.baseline {
         eprintln!(
             "measuring capacity: the same records unpaced through the engine and a plain loop"
@@ -86,7 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             name: &name,
             file: &file,
             description: &scenario.description,
-            mode: "in-process",
+            mode,
         },
         &scenario.targets,
         &measured,

@@ -20,7 +20,7 @@ use vigil_engine::decision::DecisionKind;
 use vigil_engine::pipeline::{self, Endpoints, RunOptions};
 use vigil_engine::publish::{RunSummary, Tick};
 use vigil_engine::sink::{Sink, SinkError, SinkRecord};
-use vigil_engine::source::generate::{Generator, Scenario, Schedule};
+use vigil_engine::source::generate::{Generator, GeneratorSource, Scenario, Schedule};
 use vigil_engine::source::Source;
 
 /// What to run.
@@ -66,6 +66,17 @@ impl FraudRecall {
     }
 }
 
+/// Where the run's records come from and its decisions go; the default is the scenario's
+/// paced generator in-process and decisions dropped once checked.
+#[derive(Default)]
+pub struct Feed {
+    pub source: Option<Box<dyn Source>>,
+    /// Where decisions go after the fraud watch has seen them.
+    pub decisions: Option<Box<dyn Sink>>,
+    /// Stop after this many records (for sources that never end).
+    pub records: Option<u64>,
+}
+
 /// What one run measured.
 pub struct Measured {
     pub summary: RunSummary,
@@ -76,8 +87,8 @@ pub struct Measured {
     pub peak_rss_mib: Option<f64>,
 }
 
-/// Runs the plan's scenario through the engine; `source` replaces the scenario's generator.
-pub async fn run(plan: &Plan, source: Option<Box<dyn Source>>) -> anyhow::Result<Measured> {
+/// Runs the plan's scenario through the engine, fed as `feed` says.
+pub async fn run(plan: &Plan, feed: Feed) -> anyhow::Result<Measured> {
     let generator = Generator::new(plan.scenario.clone());
     let expected = expected_records(&generator);
     let watch = Arc::new(FraudWatch {
@@ -95,10 +106,18 @@ pub async fn run(plan: &Plan, source: Option<Box<dyn Source>>) -> anyhow::Result
         "discard",
     );
     options.ticks = Some(ticks);
+    options.max_records = feed.records;
+    let source = feed.source.unwrap_or_else(|| {
+        Box::new(GeneratorSource::new(
+            plan.scenario.clone(),
+            plan.path.clone(),
+        ))
+    });
     let endpoints = Endpoints {
-        source,
+        source: Some(source),
         decisions: Some(Box::new(FraudWatchSink {
             watch: watch.clone(),
+            inner: feed.decisions,
         })),
         dead_letters: None,
     };
@@ -202,15 +221,19 @@ struct DecisionSeen {
     event_ts: i64,
 }
 
-/// The run's decision sink: decisions are checked against the injected fraud, then dropped,
-/// so that only the engine is measured.
+/// The run's decision sink: decisions are checked against the injected fraud, then passed to
+/// `inner` (dropped when there is none, so that only the engine is measured).
 struct FraudWatchSink {
     watch: Arc<FraudWatch>,
+    inner: Option<Box<dyn Sink>>,
 }
 
 #[async_trait]
 impl Sink for FraudWatchSink {
     async fn send(&mut self, batch: &[SinkRecord]) -> Result<(), SinkError> {
+        if let Some(inner) = &mut self.inner {
+            inner.send(batch).await?;
+        }
         if self.watch.attack_start.is_empty() {
             return Ok(());
         }
@@ -233,11 +256,17 @@ impl Sink for FraudWatchSink {
     }
 
     async fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
+        match &mut self.inner {
+            Some(inner) => inner.flush().await,
+            None => Ok(()),
+        }
     }
 
     fn describe(&self) -> String {
-        "vigil-bench fraud watch".to_owned()
+        match &self.inner {
+            Some(inner) => format!("fraud watch, then {}", inner.describe()),
+            None => "fraud watch".to_owned(),
+        }
     }
 }
 

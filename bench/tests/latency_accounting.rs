@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use vigil_bench::report::{Context, Report};
-use vigil_bench::runner::{self, Plan};
+use vigil_bench::runner::{self, Feed, Plan};
 use vigil_engine::config::Config;
 use vigil_engine::source::generate::{GeneratorSource, Scenario};
 use vigil_engine::source::{Source, SourceError, SourceRecord};
@@ -72,7 +72,11 @@ async fn a_stalled_read_shows_in_the_percentiles() {
         started: None,
         stalled: false,
     };
-    let measured = runner::run(&plan, Some(Box::new(source))).await.unwrap();
+    let feed = Feed {
+        source: Some(Box::new(source)),
+        ..Feed::default()
+    };
+    let measured = runner::run(&plan, feed).await.unwrap();
     let h = &measured.summary.latency_histogram;
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1_000.0;
     assert_eq!(h.len(), 6000);

@@ -1,0 +1,151 @@
+//! `--fluvio`: the run goes through a real Fluvio cluster. A producer task sends the scenario's
+//! records, on its schedule, to the one-partition topic `vigil-bench-events`; the engine reads
+//! them with its Fluvio source and publishes decisions to `vigil-bench-decisions`. Latency
+//! still starts at each record's intended send time: the producer notes every record's stamp
+//! before sending it, and the engine's source is wrapped to put the stamp back on the record it
+//! reads at the matching offset, so time spent producing, in the broker and in the consumer
+//! is all counted.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+use vigil_engine::broker;
+use vigil_engine::checkpoint::Offsets;
+use vigil_engine::sink::{self, SinkRecord};
+use vigil_engine::source::generate::{Generator, GeneratorSource};
+use vigil_engine::source::{self, Source, SourceError, SourceOptions, SourceRecord};
+
+use crate::runner::{Feed, Plan};
+
+/// The topics' prefix; `broker::create_topics` adds the role.
+const PREFIX: &str = "vigil-bench";
+
+/// The producer side of a Fluvio run, and the engine's feed.
+pub struct FluvioLeg {
+    pub feed: Feed,
+    /// Resolves to the number of records produced.
+    pub producer: JoinHandle<anyhow::Result<u64>>,
+}
+
+/// Creates the topics if needed, notes where the events topic ends, starts the producer and
+/// opens the engine's source and decision sink.
+pub async fn start(plan: &Plan) -> anyhow::Result<FluvioLeg> {
+    let fluvio = broker::connect(&plan.config.fluvio).await?;
+    broker::create_topics(&fluvio, PREFIX, 1).await?;
+    let events = format!("{PREFIX}-events");
+    let base = broker::end_offsets(&fluvio, &events)
+        .await?
+        .get(&0)
+        .copied()
+        .unwrap_or(0);
+    let records = Generator::new(plan.scenario.clone()).count() as u64;
+
+    let stamps = Arc::new(Mutex::new(Vec::with_capacity(records as usize)));
+    let producer = {
+        let stamps = stamps.clone();
+        let generator = GeneratorSource::new(plan.scenario.clone(), plan.path.clone());
+        let spec = format!("fluvio:{events}");
+        let config = plan.config.fluvio.clone();
+        tokio::spawn(async move { produce(generator, &spec, &config, &stamps).await })
+    };
+    let inner = source::open(
+        &format!("fluvio:{events}"),
+        SourceOptions {
+            resume: Offsets::from([(0, base)]),
+            partitions: Some(vec![0]),
+            committed: None,
+            fluvio: plan.config.fluvio.clone(),
+        },
+    )
+    .await?;
+    let decisions = sink::open(&format!("fluvio:{PREFIX}-decisions"), &plan.config.fluvio).await?;
+    Ok(FluvioLeg {
+        feed: Feed {
+            source: Some(Box::new(StampedSource {
+                inner,
+                base,
+                stamps,
+            })),
+            decisions: Some(decisions),
+            records: Some(records),
+        },
+        producer,
+    })
+}
+
+/// Sends the generator's records, paced by its schedule, noting each one's intended send time
+/// before it leaves.
+async fn produce(
+    mut generator: GeneratorSource,
+    spec: &str,
+    config: &vigil_engine::config::FluvioConfig,
+    stamps: &Mutex<Vec<Instant>>,
+) -> anyhow::Result<u64> {
+    let mut sink = sink::open(spec, config).await?;
+    let (mut batch, mut records) = (Vec::new(), Vec::new());
+    let mut produced = 0;
+    loop {
+        batch.clear();
+        let more = generator.next_batch(&mut batch).await?;
+        stamps
+            .lock()
+            .expect("stamps poisoned")
+            .extend(batch.iter().map(|r| r.ingested));
+        records.clear();
+        records.extend(batch.iter().map(|r| SinkRecord {
+            key: Bytes::new(),
+            value: r.payload.clone(),
+        }));
+        // The producer's linger batches the sends; flushing here would wait a round trip.
+        sink.send(&records).await?;
+        produced += records.len() as u64;
+        if !more {
+            break;
+        }
+    }
+    sink.flush().await?;
+    Ok(produced)
+}
+
+/// The engine's Fluvio source, with each record's intended send time put back.
+struct StampedSource {
+    inner: Box<dyn Source>,
+    /// The events topic's end when the run began: the producer's first record lands there.
+    base: u64,
+    stamps: Arc<Mutex<Vec<Instant>>>,
+}
+
+#[async_trait]
+impl Source for StampedSource {
+    async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> Result<bool, SourceError> {
+        let first = batch.len();
+        let more = self.inner.next_batch(batch).await?;
+        let stamps = self.stamps.lock().expect("stamps poisoned");
+        for record in &mut batch[first..] {
+            let n = record.position.offset.checked_sub(self.base);
+            let stamp = n.and_then(|n| stamps.get(n as usize)).with_context(|| {
+                format!(
+                    "offset {} was not produced by this run (it began at {})",
+                    record.position.offset, self.base
+                )
+            });
+            record.ingested = *stamp.map_err(|detail| SourceError::Fluvio {
+                spec: self.inner.describe(),
+                detail,
+            })?;
+        }
+        Ok(more)
+    }
+
+    fn backlog(&self) -> Vec<(u32, u64)> {
+        self.inner.backlog()
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
