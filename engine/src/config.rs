@@ -61,6 +61,27 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     #[serde(with = "humantime_serde")]
     pub latency_budget: Duration,
+    pub passivation: PassivationConfig,
+}
+
+/// When customer actors are stopped with their state kept in the state store.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PassivationConfig {
+    /// An actor that has had no event for this long (wall-clock time) is passivated.
+    #[serde(with = "humantime_serde")]
+    pub idle: Duration,
+    /// Beyond this many live actors, the least recently used are passivated.
+    pub max_active: usize,
+}
+
+impl Default for PassivationConfig {
+    fn default() -> Self {
+        PassivationConfig {
+            idle: Duration::from_secs(600),
+            max_active: 100_000,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -70,6 +91,7 @@ impl Default for EngineConfig {
             late_tolerance: Duration::from_secs(300),
             max_in_flight: 4_096,
             latency_budget: Duration::from_millis(250),
+            passivation: PassivationConfig::default(),
         }
     }
 }
@@ -243,6 +265,12 @@ impl Config {
                     "({}) is above policy.fraud.freeze ({}); alert must be the lower threshold",
                     self.policy.fraud.alert, self.policy.fraud.freeze
                 ),
+            ));
+        }
+        if self.engine.passivation.max_active == 0 {
+            return Err(invalid(
+                "engine.passivation.max_active",
+                "must be at least 1".to_owned(),
             ));
         }
         if self.engine.max_in_flight < crate::source::MAX_BATCH {

@@ -85,7 +85,7 @@ pub struct Place {
     pub location: Option<GeoPoint>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GeoPoint {
     pub lat: f64,
     pub lon: f64,

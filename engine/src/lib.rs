@@ -18,6 +18,7 @@ pub mod publish;
 pub mod router;
 pub mod sink;
 pub mod source;
+pub mod store;
 pub mod tail;
 pub mod telemetry;
 pub mod train;

@@ -25,6 +25,7 @@ use crate::publish::{Outcome, Publisher, PublisherMsg, RunSummary, Tick};
 use crate::router::{Router, RouterArgs, RouterMsg};
 use crate::sink::{self, Sink};
 use crate::source::{self, Source};
+use crate::store::StateStore;
 use crate::telemetry::Telemetry;
 
 /// What to run and where to send it.
@@ -159,6 +160,8 @@ pub async fn run_with(
             scoring: scoring.clone(),
             publisher: to_publisher.clone(),
             actors,
+            passivation: config.engine.passivation,
+            store: Arc::new(StateStore::open(options.state_dir.as_deref())?),
         },
     )
     .await
@@ -234,7 +237,13 @@ pub async fn run_with(
     }
     let _ = to_publisher.send(PublisherMsg::SourceDone { records });
     drop(to_publisher);
-    let summary = publisher.await.context("publisher task failed")??;
+    let mut summary = publisher.await.context("publisher task failed")??;
+    if options.state_dir.is_some() {
+        // Everything taken in is published, so the states saved now match the checkpoint.
+        ractor::call!(router, RouterMsg::Drain).context("cannot save customer states")?;
+    }
+    let stats = ractor::call!(router, RouterMsg::Stats).context("the router stopped")?;
+    (summary.passivations, summary.restores) = (stats.passivations, stats.restores);
     router.stop(None);
     router_task.await.ok();
     Ok(summary)

@@ -77,6 +77,9 @@ pub struct RunSummary {
     pub latency_us: LatencySummary,
     /// The same latencies in full, for reports.
     pub latency_histogram: Histogram<u64>,
+    /// Customer actors passivated, and passivated customers brought back.
+    pub passivations: u64,
+    pub restores: u64,
 }
 
 /// The run once a second, for live displays and load-test timelines.
@@ -242,6 +245,8 @@ impl Publisher {
             elapsed: Duration::ZERO,
             latency_us: LatencySummary::default(),
             latency_histogram: latency_histogram(),
+            passivations: 0,
+            restores: 0,
         };
         let mut interval = latency_histogram();
         let mut last_tick = (Instant::now(), 0u64);

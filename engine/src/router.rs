@@ -3,22 +3,55 @@
 //! order. It supervises the customer actors: one that dies is counted as a restart and
 //! forgotten, and that customer's next event starts a fresh actor.
 //!
+//! It also passivates: once a second it asks actors idle past `engine.passivation.idle`, and
+//! the least recently used beyond `engine.passivation.max_active`, to hand over their state and
+//! stop. Their encoded states go to the state store in one write per second, off the router's
+//! thread; until a write lands they are served from memory. A passivated customer's next event
+//! brings their actor back with that state. Events that arrive while an actor is handing over
+//! wait in the router and follow the state into the new actor, so order is kept.
+//!
 //! Events arrive in batches from the ingest loop, so the router's own mailbox sees one message
 //! per source batch, not per event.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, SupervisionEvent};
+use ractor::{
+    Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent,
+};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::customer::{CustomerActor, CustomerArgs, Inbound, Scoring};
+use crate::config::PassivationConfig;
+use crate::customer::{CustomerActor, CustomerArgs, CustomerMsg, CustomerState, Inbound, Scoring};
 use crate::publish::PublisherMsg;
-use crate::telemetry::ActorFailed;
+use crate::store::StateStore;
+use crate::telemetry::{ActorFailed, Passivated, StateRestored, StateSaved};
 
 pub enum RouterMsg {
     Route(Vec<Inbound>),
+    /// Once a second: passivate idle and surplus actors, save what they handed over.
+    Sweep,
+    /// A customer actor's state, handed over before it stopped.
+    Passivated {
+        customer_id: Arc<str>,
+        actor: ActorId,
+        state: Vec<u8>,
+    },
+    /// These states are in the store (none when the write failed; they are retried).
+    Saved(Vec<(Arc<str>, Arc<[u8]>)>),
+    /// The run is over: passivate every actor, save every state, then reply.
+    Drain(RpcReplyPort<()>),
+    /// How many passivations and restores so far.
+    Stats(RpcReplyPort<ActorStats>),
+}
+
+/// Passivation figures for a run's summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActorStats {
+    pub passivations: u64,
+    pub restores: u64,
 }
 
 pub struct Router;
@@ -28,49 +61,319 @@ pub struct RouterArgs {
     pub publisher: UnboundedSender<PublisherMsg>,
     /// Live count of customer actors, read by the live summary.
     pub actors: Arc<AtomicU64>,
+    pub passivation: PassivationConfig,
+    pub store: Arc<StateStore>,
+}
+
+/// A customer the router knows.
+enum Slot {
+    Active {
+        actor: ActorRef<CustomerMsg>,
+        last_event: Instant,
+    },
+    /// Told to passivate; events that arrive meanwhile wait here for the handed-over state.
+    Handing { waiting: Vec<Inbound> },
 }
 
 pub struct RouterState {
     args: RouterArgs,
-    customers: HashMap<String, ActorRef<Inbound>>,
-    by_actor: HashMap<ActorId, String>,
+    customers: HashMap<Arc<str>, Slot>,
+    by_actor: HashMap<ActorId, Arc<str>>,
+    active: usize,
+    /// Handed-over states not yet in the store.
+    unsaved: HashMap<Arc<str>, Arc<[u8]>>,
+    saving: bool,
+    /// Customers told to passivate who have not handed over yet.
+    handing: usize,
+    /// Who to tell once a drain is complete.
+    draining: Option<RpcReplyPort<()>>,
+    stats: ActorStats,
 }
 
 impl RouterState {
     async fn spawn_customer(
         &mut self,
         myself: &ActorRef<RouterMsg>,
-        customer_id: &str,
-    ) -> Result<ActorRef<Inbound>, ActorProcessingErr> {
+        customer_id: Arc<str>,
+        state: Option<CustomerState>,
+    ) -> Result<ActorRef<CustomerMsg>, ActorProcessingErr> {
         let (actor, _) = Actor::spawn_linked(
             None,
             CustomerActor,
             CustomerArgs {
+                customer_id: customer_id.clone(),
+                state,
                 scoring: self.args.scoring.clone(),
                 publisher: self.args.publisher.clone(),
+                router: myself.clone(),
             },
             myself.get_cell(),
         )
         .await?;
-        self.customers.insert(customer_id.to_owned(), actor.clone());
-        self.by_actor.insert(actor.get_id(), customer_id.to_owned());
+        self.by_actor.insert(actor.get_id(), customer_id.clone());
+        self.customers.insert(
+            customer_id,
+            Slot::Active {
+                actor: actor.clone(),
+                last_event: Instant::now(),
+            },
+        );
+        self.active += 1;
         self.publish_actor_count();
         Ok(actor)
     }
 
+    /// The state a customer left when last passivated, if any: from memory while its write
+    /// is pending, else from the store.
+    fn restore(&mut self, customer_id: &str) -> Option<CustomerState> {
+        let encoded = match self.unsaved.get(customer_id) {
+            Some(encoded) => Some(encoded.to_vec()),
+            None => match self.args.store.get(customer_id) {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::error!(customer_id, error = %error, "Cannot read a passivated customer's state; starting afresh.");
+                    None
+                }
+            },
+        }?;
+        match CustomerState::decode(&encoded) {
+            Ok(state) => {
+                self.args.scoring.telemetry.emit(StateRestored);
+                self.stats.restores += 1;
+                Some(state)
+            }
+            Err(error) => {
+                tracing::error!(customer_id, error = %error, "A passivated customer's state does not decode; starting afresh.");
+                None
+            }
+        }
+    }
+
+    async fn route(
+        &mut self,
+        myself: &ActorRef<RouterMsg>,
+        inbound: Inbound,
+        now: Instant,
+    ) -> Result<(), ActorProcessingErr> {
+        let actor = match self.customers.get_mut(inbound.event.customer_id.as_str()) {
+            Some(Slot::Active { actor, last_event }) => {
+                *last_event = now;
+                actor.clone()
+            }
+            Some(Slot::Handing { waiting, .. }) => {
+                waiting.push(inbound);
+                return Ok(());
+            }
+            None => {
+                let id: Arc<str> = Arc::from(inbound.event.customer_id.as_str());
+                let state = self.restore(&id);
+                self.spawn_customer(myself, id, state).await?
+            }
+        };
+        if let Err(MessagingErr::SendErr(CustomerMsg::Event(inbound))) =
+            actor.send_message(CustomerMsg::Event(inbound))
+        {
+            // The actor died and its supervision event is still on its way: replace it now
+            // so this customer's events keep their order.
+            self.forget(actor.get_id());
+            let id: Arc<str> = Arc::from(inbound.event.customer_id.as_str());
+            let state = self.restore(&id);
+            self.spawn_customer(myself, id, state)
+                .await?
+                .send_message(CustomerMsg::Event(inbound))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets a dead actor. A customer whose actor died while handing over starts again
+    /// from their last saved state with the events that waited.
+    async fn forget_dead(
+        &mut self,
+        myself: &ActorRef<RouterMsg>,
+        actor: ActorId,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(customer_id) = self.by_actor.get(&actor).cloned() else {
+            return Ok(());
+        };
+        if let Some(Slot::Handing { waiting, .. }) = self.customers.get_mut(&customer_id) {
+            let waiting = std::mem::take(waiting);
+            self.by_actor.remove(&actor);
+            self.customers.remove(&customer_id);
+            self.handing -= 1;
+            if !waiting.is_empty() {
+                let state = self.restore(&customer_id);
+                let fresh = self.spawn_customer(myself, customer_id, state).await?;
+                for inbound in waiting {
+                    fresh.send_message(CustomerMsg::Event(inbound))?;
+                }
+            }
+            return Ok(());
+        }
+        self.forget(actor);
+        Ok(())
+    }
+
     fn forget(&mut self, actor: ActorId) {
         if let Some(customer_id) = self.by_actor.remove(&actor) {
-            self.customers.remove(&customer_id);
-            self.publish_actor_count();
+            if let Some(Slot::Active { .. }) = self.customers.get(&customer_id) {
+                self.customers.remove(&customer_id);
+                self.active -= 1;
+                self.publish_actor_count();
+            }
+        }
+    }
+
+    /// An actor handed over its state: bring the customer straight back if events waited,
+    /// else keep the state for the store.
+    async fn passivated(
+        &mut self,
+        myself: &ActorRef<RouterMsg>,
+        customer_id: Arc<str>,
+        actor: ActorId,
+        encoded: Vec<u8>,
+    ) -> Result<(), ActorProcessingErr> {
+        self.by_actor.remove(&actor);
+        let waiting = match self.customers.remove(&customer_id) {
+            Some(Slot::Handing { waiting, .. }) => {
+                self.handing -= 1;
+                waiting
+            }
+            Some(other) => {
+                // Already replaced (the actor was thought dead): keep the live one.
+                self.customers.insert(customer_id, other);
+                return Ok(());
+            }
+            None => Vec::new(),
+        };
+        if waiting.is_empty() {
+            self.unsaved.insert(customer_id, Arc::from(encoded));
+            return Ok(());
+        }
+        let state = CustomerState::decode(&encoded).ok();
+        let fresh = self.spawn_customer(myself, customer_id, state).await?;
+        for inbound in waiting {
+            fresh.send_message(CustomerMsg::Event(inbound))?;
+        }
+        Ok(())
+    }
+
+    /// Asks idle actors, and the least recently used beyond the cap, to hand over.
+    fn sweep(&mut self, now: Instant) {
+        let PassivationConfig { idle, max_active } = self.args.passivation;
+        let max_active = if self.draining.is_some() {
+            0
+        } else {
+            max_active
+        };
+        let mut busy: Vec<(Instant, Arc<str>)> = Vec::new();
+        let mut chosen: Vec<Arc<str>> = Vec::new();
+        for (id, slot) in &self.customers {
+            if let Slot::Active { last_event, .. } = slot {
+                if now.duration_since(*last_event) >= idle {
+                    chosen.push(id.clone());
+                } else {
+                    busy.push((*last_event, id.clone()));
+                }
+            }
+        }
+        let surplus = busy.len().saturating_sub(max_active);
+        if surplus > 0 {
+            busy.select_nth_unstable_by_key(surplus - 1, |(last, _)| *last);
+            chosen.extend(busy.drain(..surplus).map(|(_, id)| id));
+        }
+        for id in chosen {
+            let Some(Slot::Active { actor, .. }) = self.customers.remove(&id) else {
+                continue;
+            };
+            self.active -= 1;
+            self.args.scoring.telemetry.emit(Passivated);
+            self.stats.passivations += 1;
+            // An actor that is already gone reports through supervision instead.
+            let _ = actor.send_message(CustomerMsg::Passivate);
+            self.customers.insert(
+                id,
+                Slot::Handing {
+                    waiting: Vec::new(),
+                },
+            );
+            self.handing += 1;
+        }
+        self.publish_actor_count();
+    }
+
+    /// Answers a drain once every actor has handed over and every state is saved.
+    fn finish_drain(&mut self, myself: &ActorRef<RouterMsg>) {
+        if self.draining.is_none() || self.handing > 0 {
+            return;
+        }
+        if !self.unsaved.is_empty() {
+            self.save(myself);
+        } else if !self.saving {
+            if let Some(reply) = self.draining.take() {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Writes the handed-over states to the store in one transaction, off the router's thread.
+    fn save(&mut self, myself: &ActorRef<RouterMsg>) {
+        if self.saving || self.unsaved.is_empty() {
+            return;
+        }
+        self.saving = true;
+        let batch: Vec<(Arc<str>, Arc<[u8]>)> = self
+            .unsaved
+            .iter()
+            .map(|(id, state)| (id.clone(), state.clone()))
+            .collect();
+        let (store, router, telemetry) = (
+            self.args.store.clone(),
+            myself.clone(),
+            self.args.scoring.telemetry.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let saved = match store.put_all(&batch) {
+                Ok(bytes) => {
+                    telemetry.emit(StateSaved {
+                        customers: batch.len(),
+                        bytes,
+                        took: started.elapsed(),
+                    });
+                    batch
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "Cannot write passivated states; keeping them in memory to retry.");
+                    Vec::new()
+                }
+            };
+            let _ = router.send_message(RouterMsg::Saved(saved));
+        });
+    }
+
+    /// Drops from memory the states the store now holds, unless a newer one replaced them.
+    fn saved(&mut self, batch: Vec<(Arc<str>, Arc<[u8]>)>) {
+        self.saving = false;
+        for (id, state) in batch {
+            if self
+                .unsaved
+                .get(&id)
+                .is_some_and(|current| Arc::ptr_eq(current, &state))
+            {
+                self.unsaved.remove(&id);
+            }
         }
     }
 
     fn publish_actor_count(&self) {
-        let n = self.customers.len() as u64;
+        let n = self.active as u64;
         self.args.actors.store(n, Ordering::Relaxed);
         self.args.scoring.telemetry.actors_active(n);
     }
 }
+
+/// How often the router passivates and saves.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 impl Actor for Router {
     type Msg = RouterMsg;
@@ -79,13 +382,20 @@ impl Actor for Router {
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<RouterMsg>,
+        myself: ActorRef<RouterMsg>,
         args: RouterArgs,
     ) -> Result<RouterState, ActorProcessingErr> {
+        myself.send_interval(SWEEP_EVERY, || RouterMsg::Sweep);
         Ok(RouterState {
             args,
             customers: HashMap::new(),
             by_actor: HashMap::new(),
+            active: 0,
+            unsaved: HashMap::new(),
+            saving: false,
+            handing: 0,
+            draining: None,
+            stats: ActorStats::default(),
         })
     }
 
@@ -95,32 +405,42 @@ impl Actor for Router {
         message: RouterMsg,
         state: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
-        let RouterMsg::Route(batch) = message;
-        for inbound in batch {
-            let actor = match state.customers.get(&inbound.event.customer_id) {
-                Some(actor) => actor.clone(),
-                None => {
-                    let id = inbound.event.customer_id.clone();
-                    state.spawn_customer(&myself, &id).await?
+        match message {
+            RouterMsg::Route(batch) => {
+                let now = Instant::now();
+                for inbound in batch {
+                    state.route(&myself, inbound, now).await?;
                 }
-            };
-            if let Err(MessagingErr::SendErr(inbound)) = actor.send_message(inbound) {
-                // The actor died and its supervision event is still on its way: replace it now
-                // so this customer's events keep their order.
-                state.forget(actor.get_id());
-                let id = inbound.event.customer_id.clone();
+            }
+            RouterMsg::Sweep => {
+                state.sweep(Instant::now());
+                state.save(&myself);
+            }
+            RouterMsg::Passivated {
+                customer_id,
+                actor,
+                state: encoded,
+            } => {
                 state
-                    .spawn_customer(&myself, &id)
+                    .passivated(&myself, customer_id, actor, encoded)
                     .await?
-                    .send_message(inbound)?;
+            }
+            RouterMsg::Saved(batch) => state.saved(batch),
+            RouterMsg::Drain(reply) => {
+                state.draining = Some(reply);
+                state.sweep(Instant::now());
+            }
+            RouterMsg::Stats(reply) => {
+                let _ = reply.send(state.stats);
             }
         }
+        state.finish_drain(&myself);
         Ok(())
     }
 
     async fn handle_supervisor_evt(
         &self,
-        _myself: ActorRef<RouterMsg>,
+        myself: ActorRef<RouterMsg>,
         event: SupervisionEvent,
         state: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
@@ -132,9 +452,18 @@ impl Actor for Router {
                     .scoring
                     .telemetry
                     .emit(ActorFailed { detail: &detail });
-                state.forget(cell.get_id());
+                state.forget_dead(&myself, cell.get_id()).await?;
+                state.finish_drain(&myself);
             }
-            SupervisionEvent::ActorTerminated(cell, _, _) => state.forget(cell.get_id()),
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                // A passivating actor's state message may still be on its way: wait for it.
+                let handing = state.by_actor.get(&cell.get_id()).is_some_and(|id| {
+                    matches!(state.customers.get(id), Some(Slot::Handing { .. }))
+                });
+                if !handing {
+                    state.forget(cell.get_id());
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -203,6 +532,8 @@ mod tests {
                 scoring,
                 publisher,
                 actors: actors.clone(),
+                passivation: config.engine.passivation,
+                store: Arc::new(StateStore::open(None).unwrap()),
             },
         )
         .await

@@ -26,6 +26,9 @@ pub const CONSUMER_LAG_SECONDS: &str = "vigil_consumer_lag_seconds";
 pub const ACTORS_ACTIVE: &str = "vigil_actors_active";
 pub const ACTOR_RESTARTS: &str = "vigil_actor_restarts_total";
 pub const PASSIVATIONS: &str = "vigil_passivations_total";
+pub const RESTORES: &str = "vigil_state_restores_total";
+pub const STATE_SAVED_BYTES: &str = "vigil_state_saved_bytes_total";
+pub const STATE_SAVE_SECONDS: &str = "vigil_state_save_seconds";
 pub const BUDGET_EXCEEDED: &str = "vigil_budget_exceeded_total";
 pub const DEAD_LETTERS: &str = "vigil_dead_letters_total";
 pub const MODEL_INFO: &str = "vigil_model_info";
@@ -122,6 +125,20 @@ fn describe() {
         "Idle customer actors stopped with their state kept."
     );
     describe_counter!(
+        RESTORES,
+        "Passivated customers brought back with their stored state."
+    );
+    describe_counter!(
+        STATE_SAVED_BYTES,
+        Unit::Bytes,
+        "Encoded customer state written to the state store."
+    );
+    describe_histogram!(
+        STATE_SAVE_SECONDS,
+        Unit::Seconds,
+        "Time to write one batch of passivated states to the store."
+    );
+    describe_counter!(
         BUDGET_EXCEEDED,
         "Events decided on rules only because the latency budget ran out."
     );
@@ -146,6 +163,10 @@ pub struct Telemetry {
     actors_active: Gauge,
     actor_restarts: Counter,
     budget_exceeded: Counter,
+    passivations: Counter,
+    restores: Counter,
+    state_saved_bytes: Counter,
+    state_save: Histogram,
 }
 
 impl Telemetry {
@@ -165,8 +186,6 @@ impl Telemetry {
                 metrics::counter!(DECISIONS_TOTAL, "decision" => d.name(), "degraded" => degraded)
             })
         });
-        // Registered now so that every family is exported from the start, at zero.
-        metrics::counter!(PASSIVATIONS).absolute(0);
         Telemetry {
             events,
             decisions,
@@ -175,6 +194,10 @@ impl Telemetry {
             actors_active: metrics::gauge!(ACTORS_ACTIVE),
             actor_restarts: metrics::counter!(ACTOR_RESTARTS),
             budget_exceeded: metrics::counter!(BUDGET_EXCEEDED),
+            passivations: metrics::counter!(PASSIVATIONS),
+            restores: metrics::counter!(RESTORES),
+            state_saved_bytes: metrics::counter!(STATE_SAVED_BYTES),
+            state_save: metrics::histogram!(STATE_SAVE_SECONDS),
         }
     }
 
@@ -230,6 +253,44 @@ impl InternalEvent for BudgetExceeded {
             "Latency budget exceeded; deciding on rules only."
         );
         t.budget_exceeded.increment(1);
+    }
+}
+
+/// A customer actor was asked to hand over its state and stop.
+pub struct Passivated;
+
+impl InternalEvent for Passivated {
+    fn emit(self, t: &Telemetry) {
+        t.passivations.increment(1);
+    }
+}
+
+/// A passivated customer came back with their stored state.
+pub struct StateRestored;
+
+impl InternalEvent for StateRestored {
+    fn emit(self, t: &Telemetry) {
+        t.restores.increment(1);
+    }
+}
+
+/// One batch of passivated states reached the store.
+pub struct StateSaved {
+    pub customers: usize,
+    pub bytes: u64,
+    pub took: Duration,
+}
+
+impl InternalEvent for StateSaved {
+    fn emit(self, t: &Telemetry) {
+        tracing::debug!(
+            customers = self.customers,
+            bytes = self.bytes,
+            took_ms = self.took.as_millis() as u64,
+            "Saved passivated customer states."
+        );
+        t.state_saved_bytes.increment(self.bytes);
+        t.state_save.record(self.took.as_secs_f64());
     }
 }
 

@@ -58,7 +58,8 @@ pub async fn run_to_files(source: &str, dir: &Path) -> Published {
     }
 }
 
-fn read_lines(path: &Path) -> Vec<String> {
+/// The lines of a JSON-lines file, none when it does not exist.
+pub fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

@@ -48,13 +48,22 @@ impl Scoring {
 }
 
 /// A customer's state: rolling features and when they were last offered outreach.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerState {
     features: Option<CustomerFeatures>,
     last_outreach_ts: Option<i64>,
 }
 
 impl CustomerState {
+    /// The compact form kept in the state store while the customer is passivated.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("customer state always encodes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<CustomerState, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+
     /// Processes one of this customer's events.
     pub fn process(&mut self, inbound: Inbound, scoring: &Scoring) -> Outcome {
         let Inbound {

@@ -6,6 +6,10 @@
 //! actor adds ordering, isolation and failure handling: a panic while processing an event
 //! dead-letters that event with the panic message, counts a restart, and the actor carries on
 //! from its last state with the rest of its mailbox intact.
+//!
+//! An actor starts from a state the router hands it (a passivated customer coming back) or
+//! from nothing. Told to passivate, it has by then processed every event sent before, so it
+//! encodes its state, hands it to the router and stops.
 
 mod decide;
 
@@ -20,6 +24,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::publish::{Outcome, PublisherMsg};
+use crate::router::RouterMsg;
 use crate::telemetry::ActorFailed;
 
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
@@ -38,41 +43,73 @@ pub struct Inbound {
 
 pub struct CustomerActor;
 
+/// What a customer actor is told.
+// Boxing the event would cost an allocation per event; `Passivate` is rare and small.
+#[allow(clippy::large_enum_variant)]
+pub enum CustomerMsg {
+    Event(Inbound),
+    /// Hand the state to the router and stop.
+    Passivate,
+}
+
 /// What a customer actor starts from.
 pub struct CustomerArgs {
+    pub customer_id: Arc<str>,
+    /// The state a passivated customer left, or `None` for a new one.
+    pub state: Option<CustomerState>,
     pub scoring: Arc<Scoring>,
     pub publisher: UnboundedSender<PublisherMsg>,
+    /// Where the state goes on passivation.
+    pub router: ActorRef<RouterMsg>,
 }
 
 pub struct CustomerActorState {
+    customer_id: Arc<str>,
     customer: CustomerState,
     scoring: Arc<Scoring>,
     publisher: UnboundedSender<PublisherMsg>,
+    router: ActorRef<RouterMsg>,
 }
 
 impl Actor for CustomerActor {
-    type Msg = Inbound;
+    type Msg = CustomerMsg;
     type State = CustomerActorState;
     type Arguments = CustomerArgs;
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<Inbound>,
+        _myself: ActorRef<CustomerMsg>,
         args: CustomerArgs,
     ) -> Result<CustomerActorState, ActorProcessingErr> {
         Ok(CustomerActorState {
-            customer: CustomerState::default(),
+            customer_id: args.customer_id,
+            customer: args.state.unwrap_or_default(),
             scoring: args.scoring,
             publisher: args.publisher,
+            router: args.router,
         })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<Inbound>,
-        inbound: Inbound,
+        myself: ActorRef<CustomerMsg>,
+        message: CustomerMsg,
         state: &mut CustomerActorState,
     ) -> Result<(), ActorProcessingErr> {
+        let inbound = match message {
+            CustomerMsg::Event(inbound) => inbound,
+            CustomerMsg::Passivate => {
+                let encoded = state.customer.encode();
+                // A router that has stopped no longer wants the state: the run is over.
+                let _ = state.router.send_message(RouterMsg::Passivated {
+                    customer_id: state.customer_id.clone(),
+                    actor: myself.get_id(),
+                    state: encoded,
+                });
+                myself.stop(None);
+                return Ok(());
+            }
+        };
         let (raw, position, ingested, kind) = (
             inbound.raw.clone(),
             inbound.position,

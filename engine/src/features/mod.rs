@@ -92,7 +92,7 @@ const MIN_HOUR_PROFILE: u32 = 20;
 const UNUSUAL_HOUR_SHARE: f64 = 0.03;
 
 /// Everything the engine remembers about one customer's behaviour.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerFeatures {
     /// Newest event time seen; the "now" of every window.
     newest_ts: i64,

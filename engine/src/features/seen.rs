@@ -6,7 +6,7 @@
 /// anything it has not seen, which errs towards not flagging.
 const CAPACITY: usize = 512;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SeenSet {
     hashes: Vec<u64>,
 }
