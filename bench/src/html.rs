@@ -258,6 +258,13 @@ pub fn render(report: &Report) -> String {
                 .map_or("-".to_owned(), |m| format!("{m:.0} MiB")),
         ),
         (
+            "passivation",
+            format!(
+                "{} actors passivated, {} customers restored",
+                report.passivations, report.restores
+            ),
+        ),
+        (
             "engine / plain loop",
             report
                 .capacity

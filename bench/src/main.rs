@@ -11,6 +11,11 @@ use vigil_bench::{baseline, fluvio, html, runner};
 use vigil_engine::config::Config;
 use vigil_engine::source::generate::Scenario;
 
+/// Millions of short-lived actors and their messages churn small allocations across threads;
+/// glibc's allocator spent a fifth of the million-customer run in malloc and its arena locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "vigil-bench",

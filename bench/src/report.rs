@@ -56,6 +56,9 @@ pub struct Report {
     pub fraud_caught: usize,
     pub fraud_recall: Option<f64>,
     pub peak_rss_mib: Option<f64>,
+    /// Customer actors passivated, and passivated customers brought back.
+    pub passivations: u64,
+    pub restores: u64,
     pub capacity: Option<CapacityReport>,
     pub targets: Vec<Verdict>,
     pub passed: bool,
@@ -129,6 +132,8 @@ impl Report {
             fraud_caught: measured.fraud.caught,
             fraud_recall: measured.fraud.recall(),
             peak_rss_mib: measured.peak_rss_mib,
+            passivations: s.passivations,
+            restores: s.restores,
             capacity: capacity.map(|c| CapacityReport {
                 records: c.records,
                 engine_per_s: c.engine,
@@ -251,6 +256,10 @@ impl Report {
         if let Some(rss) = self.peak_rss_mib {
             println!("peak RSS        {rss:.0} MiB");
         }
+        println!(
+            "passivation     {} actors passivated, {} customers restored",
+            self.passivations, self.restores
+        );
         if let Some(c) = &self.capacity {
             println!(
                 "capacity        engine {:.0}/s, plain loop {:.0}/s: engine/baseline = {:.2}",

@@ -190,10 +190,14 @@ fn sample(tick: &Tick, last: (Duration, u64), schedule: Option<&Schedule>) -> Sa
     let span = (tick.elapsed - last.0).as_secs_f64().max(1e-9);
     let ms = |us: u64| us as f64 / 1_000.0;
     let latency = tick.latency_us;
+    // Now, the oldest unpublished record's age; during the second past, at least the age the
+    // slowest record published in it had reached (a sample taken just after the publisher
+    // caught up would otherwise hide a stall).
     let lag_s = schedule.map(|schedule| {
         let oldest_unpublished = tick.resume.get(&0).copied().unwrap_or(0);
         let intended = schedule.intended(oldest_unpublished);
-        tick.elapsed.saturating_sub(intended).as_secs_f64()
+        let now = tick.elapsed.saturating_sub(intended).as_secs_f64();
+        now.max(latency.map_or(0.0, |l| ms(l.max) / 1_000.0))
     });
     Sample {
         t: tick.elapsed.as_secs_f64(),

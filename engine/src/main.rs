@@ -13,6 +13,11 @@ use vigil_engine::decision::DecisionKind;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
 use vigil_engine::telemetry;
+
+/// Millions of short-lived actors and their messages churn small allocations across threads;
+/// glibc's allocator spent a fifth of the million-customer run in malloc and its arena locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use vigil_engine::train::{self, TrainOptions};
 use vigil_models::ModelKind;
 
