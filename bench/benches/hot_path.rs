@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use vigil_engine::config::Config;
+use vigil_engine::config::{Config, LatencyBudget};
 use vigil_engine::customer::{CustomerState, Inbound, Scoring};
 use vigil_engine::decode::decode;
 use vigil_engine::event::Event;
@@ -71,7 +71,7 @@ fn hot_path(c: &mut Criterion) {
         models,
         policy: Policy::new(&config.policy),
         late_tolerance_ms: tolerance,
-        latency_budget: Duration::from_secs(10),
+        latency_budget: LatencyBudget::uniform(Duration::from_secs(10)),
         telemetry: Telemetry::new(),
     };
     let takeover_raw = payment(150)

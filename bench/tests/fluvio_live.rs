@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use vigil_bench::fluvio;
 use vigil_bench::runner::{self, Feed, Plan};
-use vigil_engine::config::Config;
+use vigil_engine::config::{Config, LatencyBudget};
 use vigil_engine::source::generate::Scenario;
 
 const SCENARIO: &str = r#"
@@ -33,7 +33,7 @@ async fn a_run_through_fluvio_decides_every_produced_record() {
         return;
     }
     let mut config = Config::builtin();
-    config.engine.latency_budget = Duration::from_secs(60);
+    config.engine.latency_budget = LatencyBudget::uniform(Duration::from_secs(60));
     let plan = Plan {
         path: "fluvio-live.toml".to_owned(),
         scenario: Scenario::parse(SCENARIO, "fluvio-live.toml").unwrap(),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use vigil_bench::report::{Context, Report};
 use vigil_bench::runner::{self, Feed, Plan};
-use vigil_engine::config::Config;
+use vigil_engine::config::{Config, LatencyBudget};
 use vigil_engine::source::generate::{GeneratorSource, Scenario};
 use vigil_engine::source::{Source, SourceError, SourceRecord};
 
@@ -60,7 +60,7 @@ impl Source for StallingSource {
 async fn a_stalled_read_shows_in_the_percentiles() {
     let scenario = Scenario::parse(SCENARIO, "accounting.toml").unwrap();
     let mut config = Config::builtin();
-    config.engine.latency_budget = Duration::from_secs(60);
+    config.engine.latency_budget = LatencyBudget::uniform(Duration::from_secs(60));
     let plan = Plan {
         path: "accounting.toml".to_owned(),
         scenario: scenario.clone(),

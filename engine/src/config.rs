@@ -59,9 +59,40 @@ pub struct EngineConfig {
     #[serde(with = "humantime_serde")]
     pub late_tolerance: Duration,
     pub max_in_flight: usize,
-    #[serde(with = "humantime_serde")]
-    pub latency_budget: Duration,
+    pub latency_budget: LatencyBudget,
     pub passivation: PassivationConfig,
+}
+
+/// Ingest-to-decision budgets per decision kind: an event that has already waited longer gets
+/// a rules-only decision marked `degraded`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LatencyBudget {
+    /// Payments, which may be frozen or alerted on.
+    #[serde(with = "humantime_serde")]
+    pub fraud: Duration,
+    /// Engagement events, which may get outreach.
+    #[serde(with = "humantime_serde")]
+    pub churn: Duration,
+}
+
+impl LatencyBudget {
+    /// The same budget for every decision kind.
+    pub fn uniform(budget: Duration) -> Self {
+        LatencyBudget {
+            fraud: budget,
+            churn: budget,
+        }
+    }
+}
+
+impl Default for LatencyBudget {
+    fn default() -> Self {
+        LatencyBudget {
+            fraud: Duration::from_millis(250),
+            churn: Duration::from_secs(2),
+        }
+    }
 }
 
 /// When customer actors are stopped with their state kept in the state store.
@@ -90,7 +121,7 @@ impl Default for EngineConfig {
             max_record_bytes: 64 * 1024,
             late_tolerance: Duration::from_secs(300),
             max_in_flight: 4_096,
-            latency_budget: Duration::from_millis(250),
+            latency_budget: LatencyBudget::default(),
             passivation: PassivationConfig::default(),
         }
     }

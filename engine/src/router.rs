@@ -479,7 +479,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::config::Config;
+    use crate::config::{Config, LatencyBudget};
     use crate::decode::decode;
     use crate::models::ModelSet;
     use crate::policy::Policy;
@@ -521,7 +521,7 @@ mod tests {
             models: ModelSet::load(&config.models).unwrap(),
             policy: Policy::new(&config.policy),
             late_tolerance_ms: 300_000,
-            latency_budget: Duration::from_secs(10),
+            latency_budget: LatencyBudget::uniform(Duration::from_secs(10)),
             telemetry: Telemetry::new(),
         });
         let (publisher, mut outcomes) = mpsc::unbounded_channel();

@@ -5,7 +5,7 @@ pub mod fluvio;
 
 use std::path::{Path, PathBuf};
 
-use vigil_engine::config::Config;
+use vigil_engine::config::{Config, LatencyBudget};
 use vigil_engine::decision::Decision;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
@@ -28,7 +28,7 @@ pub struct Published {
 /// misses: these tests judge decisions, and a rules-only (degraded) decision is a different one.
 pub fn test_config() -> Config {
     let mut config = Config::builtin();
-    config.engine.latency_budget = std::time::Duration::from_secs(60);
+    config.engine.latency_budget = LatencyBudget::uniform(std::time::Duration::from_secs(60));
     config
 }
 

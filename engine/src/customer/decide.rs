@@ -3,15 +3,15 @@
 //! the budget skips the models and gets a rules-only decision marked `degraded`, counted in
 //! `vigil_budget_exceeded_total`: a budget is never missed silently.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use vigil_models::{Model, Score};
 
 use super::Inbound;
-use crate::config::Config;
+use crate::config::{Config, LatencyBudget};
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
 use crate::decision::{Decision, DecisionKind, ReasonCode};
-use crate::event::SCHEMA_VERSION;
+use crate::event::{EventKind, SCHEMA_VERSION};
 use crate::features::{CustomerFeatures, Observation};
 use crate::models::ModelSet;
 use crate::policy::Policy;
@@ -23,7 +23,7 @@ pub struct Scoring {
     pub models: ModelSet,
     pub policy: Policy,
     pub late_tolerance_ms: i64,
-    pub latency_budget: Duration,
+    pub latency_budget: LatencyBudget,
     pub telemetry: Telemetry,
 }
 
@@ -75,7 +75,11 @@ impl CustomerState {
         let started = Instant::now();
         let queued = started.duration_since(ingested);
         scoring.telemetry.stage(Stage::Queue, queued);
-        let degraded = queued >= scoring.latency_budget;
+        let budget = match event.kind {
+            EventKind::Payment(_) => scoring.latency_budget.fraud,
+            _ => scoring.latency_budget.churn,
+        };
+        let degraded = queued >= budget;
         if degraded {
             scoring.telemetry.emit(BudgetExceeded { waited: queued });
         }
