@@ -23,7 +23,9 @@ async fn payments_past_the_fraud_budget_get_counted_rules_only_decisions() {
         &format!("file:{}", decisions.display()),
         "discard",
     );
-    let summary = pipeline::run(options, std::future::pending()).await.unwrap();
+    let summary = pipeline::run(options, std::future::pending())
+        .await
+        .unwrap();
 
     let generated = Generator::new(Scenario::load(&fixture("hot.toml")).unwrap()).count() as u64;
     assert_eq!(summary.records, generated);
@@ -46,5 +48,9 @@ async fn payments_past_the_fraud_budget_get_counted_rules_only_decisions() {
         .iter()
         .filter(|d| d.customer_id == "c-0000000" || d.customer_id == "c-0000001")
         .count();
-    assert!(hot * 2 > fraud.len(), "{hot} of {} from hot customers", fraud.len());
+    assert!(
+        hot * 2 > fraud.len(),
+        "{hot} of {} from hot customers",
+        fraud.len()
+    );
 }
