@@ -61,6 +61,9 @@ pub struct EngineConfig {
     pub max_in_flight: usize,
     pub latency_budget: LatencyBudget,
     pub passivation: PassivationConfig,
+    /// After SIGINT or SIGTERM, how long draining may take before the run gives up.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_deadline: Duration,
 }
 
 /// Ingest-to-decision budgets per decision kind: an event that has already waited longer gets
@@ -123,6 +126,7 @@ impl Default for EngineConfig {
             max_in_flight: 4_096,
             latency_budget: LatencyBudget::default(),
             passivation: PassivationConfig::default(),
+            shutdown_deadline: Duration::from_secs(30),
         }
     }
 }

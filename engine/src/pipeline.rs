@@ -174,12 +174,13 @@ pub async fn run_with(
     let mut records = 0u64;
     let mut batch = Vec::with_capacity(source::MAX_BATCH);
     tokio::pin!(shutdown);
+    let mut stopping = false;
     loop {
         batch.clear();
         let more = tokio::select! {
             more = source.next_batch(&mut batch) => more?,
             _ = &mut shutdown => {
-                tracing::info!("Shutdown requested; draining what is in flight.");
+                stopping = true;
                 false
             }
             _ = sleep_until(deadline) => false,
@@ -192,11 +193,16 @@ pub async fn run_with(
             .max_records
             .is_some_and(|max| records + batch.len() as u64 >= max);
         if !batch.is_empty() {
-            in_flight
-                .acquire_many(batch.len() as u32)
-                .await
-                .context("in-flight limiter closed")?
-                .forget();
+            let room = tokio::select! {
+                room = in_flight.acquire_many(batch.len() as u32) => Some(room),
+                _ = &mut shutdown, if !stopping => None,
+            };
+            let Some(room) = room else {
+                // Not taken in: a resumed run reads this batch again.
+                stopping = true;
+                break;
+            };
+            room.context("in-flight limiter closed")?.forget();
             records += batch.len() as u64;
             let _ = to_publisher.send(PublisherMsg::Taken {
                 positions: batch.iter().map(|r| r.position).collect(),
@@ -237,7 +243,24 @@ pub async fn run_with(
     }
     let _ = to_publisher.send(PublisherMsg::SourceDone { records });
     drop(to_publisher);
-    let mut summary = publisher.await.context("publisher task failed")??;
+    let publisher = if stopping {
+        let grace = config.engine.shutdown_deadline;
+        tracing::info!(
+            deadline = ?grace,
+            "Shutdown requested; draining what is in flight."
+        );
+        tokio::time::timeout(grace, publisher).await.map_err(|_| {
+            anyhow::anyhow!(
+                "shutdown deadline of {} passed before every record taken in was published \
+                 (engine.shutdown_deadline); the checkpoint stays below them, so a restart \
+                 reads them again",
+                humantime::format_duration(grace)
+            )
+        })?
+    } else {
+        publisher.await
+    };
+    let mut summary = publisher.context("publisher task failed")??;
     if options.state_dir.is_some() {
         // Everything taken in is published, so the states saved now match the checkpoint.
         ractor::call!(router, RouterMsg::Drain).context("cannot save customer states")?;

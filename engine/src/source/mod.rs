@@ -110,10 +110,9 @@ pub async fn open(spec: &str, options: SourceOptions) -> Result<Box<dyn Source>,
     match spec.split_once(':') {
         Some(("generate", path)) => {
             let scenario = generate::Scenario::load(Path::new(path))?;
-            Ok(Box::new(generate::GeneratorSource::new(
-                scenario,
-                path.to_owned(),
-            )))
+            Ok(Box::new(
+                generate::GeneratorSource::new(scenario, path.to_owned()).resume_at(resume_line),
+            ))
         }
         Some(("file", path)) => Ok(Box::new(
             file::JsonLinesSource::open(path)
