@@ -64,6 +64,9 @@ pub struct EngineConfig {
     /// After SIGINT or SIGTERM, how long draining may take before the run gives up.
     #[serde(with = "humantime_serde")]
     pub shutdown_deadline: Duration,
+    /// With a state directory, how often customer state and source offsets are checkpointed.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
 }
 
 /// Ingest-to-decision budgets per decision kind: an event that has already waited longer gets
@@ -127,6 +130,7 @@ impl Default for EngineConfig {
             latency_budget: LatencyBudget::default(),
             passivation: PassivationConfig::default(),
             shutdown_deadline: Duration::from_secs(30),
+            checkpoint_interval: Duration::from_secs(5),
         }
     }
 }

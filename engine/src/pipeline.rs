@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ractor::Actor;
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorRef};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::checkpoint::{Checkpoint, Offsets};
@@ -26,7 +27,7 @@ use crate::router::{Router, RouterArgs, RouterMsg};
 use crate::sink::{self, Sink};
 use crate::source::{self, Source};
 use crate::store::StateStore;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{CheckpointWritten, Telemetry};
 
 /// What to run and where to send it.
 #[derive(Debug, Clone)]
@@ -100,12 +101,18 @@ pub async fn run_with(
     let scoring =
         Arc::new(Scoring::from_config(config, telemetry.clone()).context("cannot load models")?);
 
+    let store = Arc::new(StateStore::open(options.state_dir.as_deref())?);
+    // With a state directory, checkpoints live in the store with the customers' state; the
+    // JSON file beside it mirrors them for operators (and is read when the store has none).
     let checkpoint = options
         .state_dir
         .as_ref()
         .map(|dir| Checkpoint::new(dir, &options.source));
     let resume = match &checkpoint {
-        Some(c) => c.load()?,
+        Some(file) => match store.offsets(&options.source)? {
+            Some(offsets) => offsets,
+            None => file.load()?,
+        },
         None => Offsets::new(),
     };
     if !resume.is_empty() {
@@ -118,7 +125,7 @@ pub async fn run_with(
             source::open(
                 &options.source,
                 source::SourceOptions {
-                    resume,
+                    resume: resume.clone(),
                     partitions: options.partitions.clone(),
                     committed: Some(committed_rx),
                     fluvio: config.fluvio.clone(),
@@ -148,7 +155,6 @@ pub async fn run_with(
             live: options.live,
             ticks: options.ticks.clone(),
             actors: actors.clone(),
-            checkpoint,
             committed,
         }
         .run(inbox),
@@ -161,7 +167,8 @@ pub async fn run_with(
             publisher: to_publisher.clone(),
             actors,
             passivation: config.engine.passivation,
-            store: Arc::new(StateStore::open(options.state_dir.as_deref())?),
+            store,
+            checkpoints: checkpoint.as_ref().map(|_| options.source.clone()),
         },
     )
     .await
@@ -172,10 +179,35 @@ pub async fn run_with(
     let deadline = options.duration.map(|d| started + d);
     let max_record_bytes = config.engine.max_record_bytes;
     let mut records = 0u64;
+    // Where each partition resumes once everything taken in is published.
+    let mut taken_up_to = resume.clone();
+    let mut checkpoints = Checkpoints {
+        file: checkpoint,
+        every: config.engine.checkpoint_interval,
+        next: Instant::now() + config.engine.checkpoint_interval,
+        taken: 0,
+        longest: Duration::ZERO,
+    };
     let mut batch = Vec::with_capacity(source::MAX_BATCH);
     tokio::pin!(shutdown);
     let mut stopping = false;
     loop {
+        if checkpoints.due() {
+            // Pause: once every permit is back, everything taken in is published.
+            let everything = tokio::select! {
+                all = in_flight.acquire_many(config.engine.max_in_flight as u32) => Some(all),
+                _ = &mut shutdown, if !stopping => None,
+            };
+            let Some(everything) = everything else {
+                stopping = true;
+                break;
+            };
+            let everything = everything.context("in-flight limiter closed")?;
+            checkpoints
+                .take(&router, &taken_up_to, &scoring.telemetry)
+                .await?;
+            drop(everything);
+        }
         batch.clear();
         let more = tokio::select! {
             more = source.next_batch(&mut batch) => more?,
@@ -204,6 +236,10 @@ pub async fn run_with(
             };
             room.context("in-flight limiter closed")?.forget();
             records += batch.len() as u64;
+            for record in &batch {
+                let next = taken_up_to.entry(record.position.partition).or_default();
+                *next = (*next).max(record.position.offset + 1);
+            }
             let _ = to_publisher.send(PublisherMsg::Taken {
                 positions: batch.iter().map(|r| r.position).collect(),
                 backlog: source.backlog(),
@@ -260,16 +296,73 @@ pub async fn run_with(
     } else {
         publisher.await
     };
-    let mut summary = publisher.context("publisher task failed")??;
-    if options.state_dir.is_some() {
-        // Everything taken in is published, so the states saved now match the checkpoint.
-        ractor::call!(router, RouterMsg::Drain).context("cannot save customer states")?;
+    let mut summary = publisher.context("publisher task failed")?;
+    if checkpoints.file.is_some() {
+        // Everything taken in is published: the last checkpoint covers all of it.
+        checkpoints
+            .take(&router, &taken_up_to, &scoring.telemetry)
+            .await?;
     }
+    (summary.checkpoints, summary.checkpoint_longest) = (checkpoints.taken, checkpoints.longest);
     let stats = ractor::call!(router, RouterMsg::Stats).context("the router stopped")?;
     (summary.passivations, summary.restores) = (stats.passivations, stats.restores);
     router.stop(None);
     router_task.await.ok();
     Ok(summary)
+}
+
+/// Aligned checkpoints, when the run keeps state: every `every`, the ingest loop pauses until
+/// everything in flight is published, and the router writes the touched customers' state with
+/// the offsets in one store transaction; the JSON file then mirrors the offsets.
+struct Checkpoints {
+    file: Option<Checkpoint>,
+    every: Duration,
+    next: Instant,
+    taken: u64,
+    longest: Duration,
+}
+
+impl Checkpoints {
+    fn due(&self) -> bool {
+        self.file.is_some() && Instant::now() >= self.next
+    }
+
+    /// Takes one; the caller has made sure nothing is in flight.
+    async fn take(
+        &mut self,
+        router: &ActorRef<RouterMsg>,
+        offsets: &Offsets,
+        telemetry: &Telemetry,
+    ) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let written = router
+            .call(
+                |reply| RouterMsg::Checkpoint {
+                    offsets: offsets.clone(),
+                    reply,
+                },
+                None,
+            )
+            .await
+            .map_err(|_| anyhow::anyhow!("the router stopped before the checkpoint"))?;
+        let CallResult::Success(written) = written else {
+            anyhow::bail!("the router stopped before the checkpoint");
+        };
+        let written = written.map_err(|e| anyhow::anyhow!("cannot write the checkpoint: {e}"))?;
+        if let Some(file) = &self.file {
+            file.save(offsets)?;
+        }
+        let paused = started.elapsed();
+        telemetry.emit(CheckpointWritten {
+            customers: written.customers,
+            bytes: written.bytes,
+            took: paused,
+        });
+        self.taken += 1;
+        self.longest = self.longest.max(paused);
+        self.next = Instant::now() + self.every;
+        Ok(())
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

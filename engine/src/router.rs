@@ -10,10 +10,15 @@
 //! brings their actor back with that state. Events that arrive while an actor is handing over
 //! wait in the router and follow the state into the new actor, so order is kept.
 //!
+//! With a state directory it also takes checkpoints: once the ingest loop has paused and
+//! everything in flight is published, it collects the state of every customer touched since
+//! the last checkpoint (asking live actors, taking passivated ones from memory or the store)
+//! and writes them as the store's snapshot in one transaction with the source offsets.
+//!
 //! Events arrive in batches from the ingest loop, so the router's own mailbox sees one message
 //! per source batch, not per event.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,10 +28,11 @@ use ractor::{
 };
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::checkpoint::Offsets;
 use crate::config::PassivationConfig;
 use crate::customer::{CustomerActor, CustomerArgs, CustomerMsg, CustomerState, Inbound, Scoring};
 use crate::publish::PublisherMsg;
-use crate::store::StateStore;
+use crate::store::{Entry, StateStore};
 use crate::telemetry::{ActorFailed, Passivated, StateRestored, StateSaved};
 
 pub enum RouterMsg {
@@ -40,11 +46,23 @@ pub enum RouterMsg {
         state: Vec<u8>,
     },
     /// These states are in the store (none when the write failed; they are retried).
-    Saved(Vec<(Arc<str>, Arc<[u8]>)>),
-    /// The run is over: passivate every actor, save every state, then reply.
-    Drain(RpcReplyPort<()>),
+    Saved(Vec<Entry>),
+    /// Everything taken in is published: snapshot every customer touched since the last
+    /// checkpoint with these offsets, then reply.
+    Checkpoint {
+        offsets: Offsets,
+        reply: RpcReplyPort<Result<CheckpointTaken, String>>,
+    },
     /// How many passivations and restores so far.
     Stats(RpcReplyPort<ActorStats>),
+}
+
+/// What a checkpoint wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointTaken {
+    pub customers: usize,
+    pub bytes: u64,
+    pub took: Duration,
 }
 
 /// Passivation figures for a run's summary.
@@ -63,6 +81,8 @@ pub struct RouterArgs {
     pub actors: Arc<AtomicU64>,
     pub passivation: PassivationConfig,
     pub store: Arc<StateStore>,
+    /// The source spec checkpoints are kept under, when the run takes checkpoints.
+    pub checkpoints: Option<String>,
 }
 
 /// A customer the router knows.
@@ -85,8 +105,10 @@ pub struct RouterState {
     saving: bool,
     /// Customers told to passivate who have not handed over yet.
     handing: usize,
-    /// Who to tell once a drain is complete.
-    draining: Option<RpcReplyPort<()>>,
+    /// Customers with events since the last checkpoint, when checkpoints are taken.
+    dirty: HashSet<Arc<str>>,
+    /// A checkpoint waiting for hand-overs and saves in progress to finish.
+    checkpoint: Option<(Offsets, RpcReplyPort<Result<CheckpointTaken, String>>)>,
     stats: ActorStats,
 }
 
@@ -155,6 +177,12 @@ impl RouterState {
         inbound: Inbound,
         now: Instant,
     ) -> Result<(), ActorProcessingErr> {
+        if self.args.checkpoints.is_some()
+            && !self.dirty.contains(inbound.event.customer_id.as_str())
+        {
+            self.dirty
+                .insert(Arc::from(inbound.event.customer_id.as_str()));
+        }
         let actor = match self.customers.get_mut(inbound.event.customer_id.as_str()) {
             Some(Slot::Active { actor, last_event }) => {
                 *last_event = now;
@@ -260,11 +288,6 @@ impl RouterState {
     /// Asks idle actors, and the least recently used beyond the cap, to hand over.
     fn sweep(&mut self, now: Instant) {
         let PassivationConfig { idle, max_active } = self.args.passivation;
-        let max_active = if self.draining.is_some() {
-            0
-        } else {
-            max_active
-        };
         let mut busy: Vec<(Instant, Arc<str>)> = Vec::new();
         let mut chosen: Vec<Arc<str>> = Vec::new();
         for (id, slot) in &self.customers {
@@ -301,18 +324,63 @@ impl RouterState {
         self.publish_actor_count();
     }
 
-    /// Answers a drain once every actor has handed over and every state is saved.
-    fn finish_drain(&mut self, myself: &ActorRef<RouterMsg>) {
-        if self.draining.is_none() || self.handing > 0 {
-            return;
+    /// Takes the waiting checkpoint once no hand-over or save is in progress: every touched
+    /// customer's state (from their actor, or from memory or the store when passivated) goes
+    /// into the store's snapshot with the offsets.
+    async fn try_checkpoint(&mut self) -> Result<(), ActorProcessingErr> {
+        if self.handing > 0 || self.saving || self.checkpoint.is_none() {
+            return Ok(());
         }
-        if !self.unsaved.is_empty() {
-            self.save(myself);
-        } else if !self.saving {
-            if let Some(reply) = self.draining.take() {
-                let _ = reply.send(());
+        let (offsets, reply) = self.checkpoint.take().expect("checked above");
+        let started = Instant::now();
+        let mut states: Vec<Entry> = Vec::with_capacity(self.dirty.len());
+        let mut asked = Vec::new();
+        for id in self.dirty.drain() {
+            match self.customers.get(&id) {
+                Some(Slot::Active { actor, .. }) => {
+                    let (port, answer) = ractor::concurrency::oneshot();
+                    if actor
+                        .send_message(CustomerMsg::Snapshot(port.into()))
+                        .is_ok()
+                    {
+                        asked.push((id, answer));
+                    }
+                }
+                // Passivated since the last checkpoint: its state is in memory or already
+                // among the store's passivated states, which the checkpoint takes over.
+                _ => {
+                    if let Some(state) = self.unsaved.get(&id) {
+                        states.push((id, state.clone()));
+                    }
+                }
             }
         }
+        for (id, answer) in asked {
+            // An actor that died meanwhile left no state to save; its events are dead letters.
+            if let Ok(state) = answer.await {
+                states.push((id, Arc::from(state)));
+            }
+        }
+        let store = self.args.store.clone();
+        let source = self.args.checkpoints.clone().unwrap_or_default();
+        let written = tokio::task::spawn_blocking(move || {
+            let bytes = store.checkpoint(&source, &offsets, &states)?;
+            Ok::<_, crate::store::StoreError>((states.len(), bytes))
+        })
+        .await?;
+        let result = match written {
+            Ok((customers, bytes)) => {
+                self.unsaved.clear();
+                Ok(CheckpointTaken {
+                    customers,
+                    bytes,
+                    took: started.elapsed(),
+                })
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        let _ = reply.send(result);
+        Ok(())
     }
 
     /// Writes the handed-over states to the store in one transaction, off the router's thread.
@@ -321,7 +389,7 @@ impl RouterState {
             return;
         }
         self.saving = true;
-        let batch: Vec<(Arc<str>, Arc<[u8]>)> = self
+        let batch: Vec<Entry> = self
             .unsaved
             .iter()
             .map(|(id, state)| (id.clone(), state.clone()))
@@ -333,7 +401,7 @@ impl RouterState {
         );
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            let saved = match store.put_all(&batch) {
+            let saved = match store.put_passivated(&batch) {
                 Ok(bytes) => {
                     telemetry.emit(StateSaved {
                         customers: batch.len(),
@@ -352,7 +420,7 @@ impl RouterState {
     }
 
     /// Drops from memory the states the store now holds, unless a newer one replaced them.
-    fn saved(&mut self, batch: Vec<(Arc<str>, Arc<[u8]>)>) {
+    fn saved(&mut self, batch: Vec<Entry>) {
         self.saving = false;
         for (id, state) in batch {
             if self
@@ -395,7 +463,8 @@ impl Actor for Router {
             unsaved: HashMap::new(),
             saving: false,
             handing: 0,
-            draining: None,
+            dirty: HashSet::new(),
+            checkpoint: None,
             stats: ActorStats::default(),
         })
     }
@@ -427,15 +496,14 @@ impl Actor for Router {
                     .await?
             }
             RouterMsg::Saved(batch) => state.saved(batch),
-            RouterMsg::Drain(reply) => {
-                state.draining = Some(reply);
-                state.sweep(Instant::now());
+            RouterMsg::Checkpoint { offsets, reply } => {
+                state.checkpoint = Some((offsets, reply));
             }
             RouterMsg::Stats(reply) => {
                 let _ = reply.send(state.stats);
             }
         }
-        state.finish_drain(&myself);
+        state.try_checkpoint().await?;
         Ok(())
     }
 
@@ -454,7 +522,7 @@ impl Actor for Router {
                     .telemetry
                     .emit(ActorFailed { detail: &detail });
                 state.forget_dead(&myself, cell.get_id()).await?;
-                state.finish_drain(&myself);
+                state.try_checkpoint().await?;
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 // A passivating actor's state message may still be on its way: wait for it.
@@ -535,6 +603,7 @@ mod tests {
                 actors: actors.clone(),
                 passivation: config.engine.passivation,
                 store: Arc::new(StateStore::open(None).unwrap()),
+                checkpoints: None,
             },
         )
         .await

@@ -29,6 +29,7 @@ pub const PASSIVATIONS: &str = "vigil_passivations_total";
 pub const RESTORES: &str = "vigil_state_restores_total";
 pub const STATE_SAVED_BYTES: &str = "vigil_state_saved_bytes_total";
 pub const STATE_SAVE_SECONDS: &str = "vigil_state_save_seconds";
+pub const CHECKPOINT_SECONDS: &str = "vigil_checkpoint_seconds";
 pub const BUDGET_EXCEEDED: &str = "vigil_budget_exceeded_total";
 pub const DEAD_LETTERS: &str = "vigil_dead_letters_total";
 pub const MODEL_INFO: &str = "vigil_model_info";
@@ -134,6 +135,11 @@ fn describe() {
         "Encoded customer state written to the state store."
     );
     describe_histogram!(
+        CHECKPOINT_SECONDS,
+        Unit::Seconds,
+        "How long each checkpoint paused reading: draining what was in flight and writing state."
+    );
+    describe_histogram!(
         STATE_SAVE_SECONDS,
         Unit::Seconds,
         "Time to write one batch of passivated states to the store."
@@ -167,6 +173,7 @@ pub struct Telemetry {
     restores: Counter,
     state_saved_bytes: Counter,
     state_save: Histogram,
+    checkpoint: Histogram,
 }
 
 impl Telemetry {
@@ -198,6 +205,7 @@ impl Telemetry {
             restores: metrics::counter!(RESTORES),
             state_saved_bytes: metrics::counter!(STATE_SAVED_BYTES),
             state_save: metrics::histogram!(STATE_SAVE_SECONDS),
+            checkpoint: metrics::histogram!(CHECKPOINT_SECONDS),
         }
     }
 
@@ -291,6 +299,25 @@ impl InternalEvent for StateSaved {
         );
         t.state_saved_bytes.increment(self.bytes);
         t.state_save.record(self.took.as_secs_f64());
+    }
+}
+
+/// A checkpoint was written: customer state and source offsets in one store transaction.
+pub struct CheckpointWritten {
+    pub customers: usize,
+    pub bytes: u64,
+    pub took: Duration,
+}
+
+impl InternalEvent for CheckpointWritten {
+    fn emit(self, t: &Telemetry) {
+        tracing::debug!(
+            customers = self.customers,
+            bytes = self.bytes,
+            took_ms = self.took.as_millis() as u64,
+            "Checkpoint written."
+        );
+        t.checkpoint.record(self.took.as_secs_f64());
     }
 }
 

@@ -9,7 +9,8 @@
 //!
 //! An actor starts from a state the router hands it (a passivated customer coming back) or
 //! from nothing. Told to passivate, it has by then processed every event sent before, so it
-//! encodes its state, hands it to the router and stops.
+//! encodes its state, hands it to the router and stops; asked for a snapshot, it answers with
+//! the encoded state and carries on.
 
 mod decide;
 
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::publish::{Outcome, PublisherMsg};
@@ -50,6 +51,8 @@ pub enum CustomerMsg {
     Event(Inbound),
     /// Hand the state to the router and stop.
     Passivate,
+    /// Answer with the encoded state, for a checkpoint.
+    Snapshot(RpcReplyPort<Vec<u8>>),
 }
 
 /// What a customer actor starts from.
@@ -107,6 +110,10 @@ impl Actor for CustomerActor {
                     state: encoded,
                 });
                 myself.stop(None);
+                return Ok(());
+            }
+            CustomerMsg::Snapshot(reply) => {
+                let _ = reply.send(state.customer.encode());
                 return Ok(());
             }
         };
