@@ -98,6 +98,10 @@ pub struct Tick {
     pub latency_us: Option<LatencySummary>,
     /// Per partition, the offset below which every record is published.
     pub resume: Offsets,
+    /// Records taken in and not yet published.
+    pub in_flight: u64,
+    /// Records the source says are waiting to be read.
+    pub backlog: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -156,6 +160,17 @@ impl Progress {
 
     /// Emits every partition's lag: records still to publish, and the event-time distance of
     /// the newest published record from now (0 when nothing is waiting).
+    fn in_flight(&self) -> u64 {
+        self.partitions
+            .values()
+            .map(|p| p.taken.saturating_sub(p.published))
+            .sum()
+    }
+
+    fn backlog(&self) -> u64 {
+        self.partitions.values().map(|p| p.backlog).sum()
+    }
+
     fn emit_lag(&self, telemetry: &Telemetry) {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -277,6 +292,8 @@ impl Publisher {
                         decisions: summary.decisions,
                         latency_us: (!interval.is_empty()).then(|| summarize(&interval)),
                         resume: progress.watermarks.resume_offsets(),
+                        in_flight: progress.in_flight(),
+                        backlog: progress.backlog(),
                     };
                     interval.reset();
                     if self.live {

@@ -17,7 +17,11 @@ async fn one_record_in_ten_broken_loses_nothing() {
             broken.insert(offset as u64);
         }
     }
-    assert!(broken.len() as f64 > total as f64 * 0.09, "{} of {total}", broken.len());
+    assert!(
+        broken.len() as f64 > total as f64 * 0.09,
+        "{} of {total}",
+        broken.len()
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let source = format!("generate:{}", fixture("bad-input.toml").display());
