@@ -265,6 +265,21 @@ mod tests {
         assert_eq!(decode(event.to_json().as_bytes(), 65536).unwrap(), event);
     }
 
+    /// Found by the `decode` fuzz target: a coordinate with more digits than an f64 holds was
+    /// parsed one unit in the last place away from the nearest double, so its re-encoded form
+    /// decoded to a different number. Parsing is now correctly rounded.
+    #[test]
+    fn long_decimals_parse_to_the_nearest_double_and_round_trip() {
+        let raw = PAYMENT.replace("48.85", "40.850288749390885028");
+        let event = decode(raw.as_bytes(), 65536).unwrap();
+        let EventKind::Payment(payment) = &event.kind else {
+            panic!("a payment")
+        };
+        let lat = payment.location.unwrap().lat;
+        assert_eq!(lat, "40.850288749390885028".parse::<f64>().unwrap());
+        assert_eq!(decode(event.to_json().as_bytes(), 65536).unwrap(), event);
+    }
+
     #[test]
     fn unknown_fields_are_accepted_for_forward_compatibility() {
         assert!(decode(with("device", r#""ios""#).as_bytes(), 65536).is_ok());
