@@ -188,9 +188,4 @@ impl StateStore {
         let table = tx.open_table(SNAPSHOT).map_err(|e| self.error(e))?;
         table.len().map_err(|e| self.error(e))
     }
-
-    /// Where the store lives.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }

@@ -1,4 +1,4 @@
-//! Overload: with far more records waiting than the engine can take, the in-flight limit
+//! Overload: with far more records waiting than the engine can take (600k at once), the in-flight limit
 //! throttles the source (the backlog is visible and shrinks only at the engine's pace) and
 //! memory stays flat: queues never grow past the limit, whatever the backlog. This test runs
 //! alone in its own process, so the process's resident memory is the engine's.
@@ -38,8 +38,8 @@ async fn memory_stays_flat_while_the_source_is_throttled() {
         samples.push((tick.backlog, tick.in_flight, rss_mib()));
     }
     let summary = run.await.unwrap().unwrap();
-    assert!(summary.records > 200_000);
-    assert!(samples.len() >= 3, "{} one-second samples", samples.len());
+    assert!(summary.records > 600_000);
+    assert!(samples.len() >= 4, "{} one-second samples", samples.len());
 
     for &(_, in_flight, _) in &samples {
         assert!(
@@ -50,7 +50,7 @@ async fn memory_stays_flat_while_the_source_is_throttled() {
     // Throttled: most of the records were still waiting in the source a second in, and the
     // backlog shrank steadily from there.
     let backlogs: Vec<u64> = samples.iter().map(|s| s.0).collect();
-    assert!(backlogs[0] > 100_000, "backlog {backlogs:?}");
+    assert!(backlogs[0] > 300_000, "backlog {backlogs:?}");
     assert!(backlogs.windows(2).all(|w| w[1] <= w[0]), "{backlogs:?}");
     // Flat: after the first second (models loaded, customers met), resident memory moves by
     // less than 64 MiB however much is waiting.

@@ -323,11 +323,6 @@ impl Scenario {
         self.events.unwrap_or(0)
     }
 
-    /// Whether records are released on a wall-clock schedule rather than as fast as taken.
-    pub fn paced(&self) -> bool {
-        !self.phases.is_empty() || self.rate.unwrap_or(0) > 0
-    }
-
     fn validate(&self, origin: &str) -> Result<(), ScenarioError> {
         let invalid = |key, reason: &str| ScenarioError::Invalid {
             path: origin.to_owned(),
@@ -455,7 +450,7 @@ mod tests {
     #[test]
     fn minimal_scenario_takes_defaults() {
         let s = Scenario::parse(MINIMAL, "minimal.toml").unwrap();
-        assert_eq!((s.customers, s.events(), s.paced()), (10, 100, false));
+        assert_eq!((s.customers, s.events(), s.rate), (10, 100, None));
         assert_eq!(s.span, Duration::from_secs(86_400));
         assert_eq!(s.fraud.account_takeover, 0.01);
         assert_eq!(s.malformed.kinds.len(), 7);
@@ -463,11 +458,10 @@ mod tests {
     }
 
     #[test]
-    fn phases_set_the_event_count_and_pace_the_scenario() {
+    fn phases_set_the_event_count() {
         let s = Scenario::parse(PHASED, "phased.toml").unwrap();
         // A ramp from 0 to 1000/s over 10 s, then 1000/s for 5 s.
         assert_eq!(s.events(), 5_000 + 5_000);
-        assert!(s.paced());
     }
 
     #[test]
