@@ -150,17 +150,18 @@ impl RouterState {
     /// The state a customer left when last passivated, if any: from memory while its write
     /// is pending, else from the store.
     fn restore(&mut self, customer_id: &str) -> Option<CustomerState> {
-        let encoded = match self.unsaved.get(customer_id) {
-            Some(encoded) => Some(encoded.to_vec()),
+        let decoded = match self.unsaved.get(customer_id) {
+            Some(encoded) => CustomerState::decode(encoded),
             None => match self.args.store.get(customer_id) {
-                Ok(found) => found,
+                Ok(Some(encoded)) => CustomerState::decode(&encoded),
+                Ok(None) => return None,
                 Err(error) => {
                     tracing::error!(customer_id, error = %error, "Cannot read a passivated customer's state; starting afresh.");
-                    None
+                    return None;
                 }
             },
-        }?;
-        match CustomerState::decode(&encoded) {
+        };
+        match decoded {
             Ok(state) => {
                 self.args.scoring.telemetry.emit(StateRestored);
                 self.stats.restores += 1;
