@@ -122,6 +122,30 @@ impl RunSummary {
     }
 }
 
+impl Tick {
+    /// The run as it stands, with the latency of the records published since the previous tick
+    /// (`interval`, which starts over).
+    fn now(
+        started: Instant,
+        summary: &RunSummary,
+        interval: &mut Histogram<u64>,
+        progress: &Progress,
+    ) -> Tick {
+        let tick = Tick {
+            elapsed: started.elapsed(),
+            records: summary.records,
+            dead_letters: summary.dead_letters,
+            decisions: summary.decisions,
+            latency_us: (!interval.is_empty()).then(|| summarize(interval)),
+            resume: progress.watermarks.resume_offsets(),
+            in_flight: progress.in_flight(),
+            backlog: progress.backlog(),
+        };
+        interval.reset();
+        tick
+    }
+}
+
 /// How far one source partition has got.
 #[derive(Debug, Clone, Copy, Default)]
 struct PartitionProgress {
@@ -285,17 +309,7 @@ impl Publisher {
                 }
                 _ = ticker.tick() => {
                     progress.emit_lag(&self.telemetry);
-                    let tick = Tick {
-                        elapsed: started.elapsed(),
-                        records: summary.records,
-                        dead_letters: summary.dead_letters,
-                        decisions: summary.decisions,
-                        latency_us: (!interval.is_empty()).then(|| summarize(&interval)),
-                        resume: progress.watermarks.resume_offsets(),
-                        in_flight: progress.in_flight(),
-                        backlog: progress.backlog(),
-                    };
-                    interval.reset();
+                    let tick = Tick::now(started, &summary, &mut interval, &progress);
                     if self.live {
                         self.report(&tick, &mut last_tick);
                     }
@@ -394,6 +408,10 @@ impl Publisher {
                 .send_replace(progress.watermarks.resume_offsets());
         }
         progress.emit_lag(&self.telemetry);
+        // The last, partial second: without it a run shorter than a second has no timeline.
+        if let Some(ticks) = self.ticks.as_ref().filter(|_| !interval.is_empty()) {
+            let _ = ticks.send(Tick::now(started, &summary, &mut interval, &progress));
+        }
         summary.elapsed = started.elapsed();
         summary.latency_us = summarize(&summary.latency_histogram);
         summary
