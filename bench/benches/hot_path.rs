@@ -14,7 +14,6 @@ use vigil_engine::decode::decode;
 use vigil_engine::event::Event;
 use vigil_engine::features::{CustomerFeatures, Observation};
 use vigil_engine::models::ModelSet;
-use vigil_engine::policy::Policy;
 use vigil_engine::publish::Outcome;
 use vigil_engine::source::Position;
 use vigil_engine::telemetry::Telemetry;
@@ -67,13 +66,9 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| models.fraud.score(black_box(&vector)))
     });
 
-    let scoring = Scoring {
-        models,
-        policy: Policy::new(&config.policy),
-        late_tolerance_ms: tolerance,
-        latency_budget: LatencyBudget::uniform(Duration::from_secs(10)),
-        telemetry: Telemetry::new(),
-    };
+    let mut scoring_config = config.clone();
+    scoring_config.engine.latency_budget = LatencyBudget::uniform(Duration::from_secs(10));
+    let scoring = Scoring::new(models.clone(), &scoring_config, Telemetry::new());
     let takeover_raw = payment(150)
         .replace("\"amount\":20.90", "\"amount\":4800.00")
         .replace(

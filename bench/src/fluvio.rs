@@ -59,6 +59,7 @@ pub async fn start(plan: &Plan) -> anyhow::Result<FluvioLeg> {
             partitions: Some(vec![0]),
             committed: None,
             fluvio: plan.config.fluvio.clone(),
+            mapping: None,
         },
     )
     .await?;

@@ -135,11 +135,29 @@ impl Default for EngineConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelsConfig {
     pub fraud: Option<PathBuf>,
     pub churn: Option<PathBuf>,
+    /// Challengers: scored beside the champion on every event, acted on never.
+    pub fraud_challenger: Option<PathBuf>,
+    pub churn_challenger: Option<PathBuf>,
+    /// How often the artifact files are checked for a new version; zero turns hot swap off.
+    #[serde(with = "humantime_serde")]
+    pub watch_interval: Duration,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            fraud: None,
+            churn: None,
+            fraud_challenger: None,
+            churn_challenger: None,
+            watch_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// The repository's shipped artifacts, used when the configuration names none.

@@ -18,6 +18,8 @@ pub enum RejectReason {
     Oversized,
     /// Not JSON, or not UTF-8.
     InvalidJson,
+    /// A CSV history row that does not split into the header's columns.
+    InvalidCsv,
     /// A required field is absent.
     MissingField,
     /// A field holds the wrong JSON type.
@@ -40,6 +42,7 @@ impl RejectReason {
         match self {
             RejectReason::Oversized => "oversized",
             RejectReason::InvalidJson => "invalid_json",
+            RejectReason::InvalidCsv => "invalid_csv",
             RejectReason::MissingField => "missing_field",
             RejectReason::WrongType => "wrong_type",
             RejectReason::InvalidValue => "invalid_value",

@@ -118,6 +118,9 @@ struct RunArgs {
     /// Dead letters: stdout, stderr, file:PATH or discard.
     #[arg(long, default_value = "file:vigil-dead-letters.jsonl")]
     dead_letter: String,
+    /// Challengers' would-be decisions (models.*_challenger): stdout, file:PATH, fluvio:TOPIC or discard.
+    #[arg(long, default_value = "file:vigil-shadow.jsonl")]
+    shadow: String,
     /// Stop reading after this long, e.g. 30s or 5m.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
@@ -133,6 +136,9 @@ struct RunArgs {
     /// Read only these source partitions, e.g. 0,2 (Fluvio).
     #[arg(long, value_delimiter = ',')]
     partitions: Option<Vec<u32>>,
+    /// Column mapping (TOML) for a CSV --source file:PATH, e.g. models/mappings/sparkov.toml.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -222,6 +228,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         max_records: args.max_records,
         partitions: args.partitions,
         ticks: None,
+        mapping: args.mapping,
+        shadow: args.shadow,
+        audit: None,
     };
     let shutdown = async {
         let mut terminate =

@@ -1,33 +1,266 @@
-//! The engine's model set: the fraud and churn artifacts named by configuration, loaded and
-//! checked against the features this engine computes before any event is scored.
+//! The engine's models: a champion fraud and churn model, and optionally a challenger for
+//! each, loaded from the configured artifacts and checked against the features this engine
+//! computes before any event is scored.
+//!
+//! The set in force lives behind an `ArcSwap`: each event's actor loads it once (a few
+//! nanoseconds, no lock) and scores with that one version from start to end. The
+//! `ModelWatcher` polls the artifact files and, when one changes, validates the new artifact
+//! (kind, feature names and order, weights, a smoke score) before swapping it in. The stream
+//! never pauses, and a bad artifact is rejected with the reason while the old model keeps
+//! serving.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use arc_swap::{ArcSwap, Guard};
 use vigil_models::{Model, ModelArtifact, ModelKind};
 
 use crate::config::ModelsConfig;
 use crate::features::{CHURN_FEATURES, FRAUD_FEATURES};
+use crate::telemetry::{ModelLoaded, ModelRejected, ModelRetired, Telemetry};
 
-/// The models that score live events.
+/// Whether a model's decisions are acted on (champion) or only compared (challenger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Champion,
+    Challenger,
+}
+
+impl Role {
+    /// The `role` label of `vigil_model_info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Champion => "champion",
+            Role::Challenger => "challenger",
+        }
+    }
+}
+
+/// The models in force at one moment.
 #[derive(Debug, Clone)]
 pub struct ModelSet {
     pub fraud: Model,
     pub churn: Model,
+    pub fraud_challenger: Option<Model>,
+    pub churn_challenger: Option<Model>,
 }
 
 impl ModelSet {
-    pub fn load(config: &ModelsConfig) -> vigil_models::Result<ModelSet> {
+    /// Loads every configured artifact; any that fails stops the engine from starting.
+    pub fn load(config: &ModelsConfig) -> anyhow::Result<ModelSet> {
+        let load = |slot: &Slot| slot.load();
+        let optional = |slot: Option<Slot>| slot.map(|s| load(&s)).transpose();
         Ok(ModelSet {
-            fraud: load_fraud(&config.fraud_path())?,
-            churn: load_churn(&config.churn_path())?,
+            fraud: load(&Slot::champion(config, ModelKind::Fraud))?,
+            churn: load(&Slot::champion(config, ModelKind::Churn))?,
+            fraud_challenger: optional(Slot::challenger(config, ModelKind::Fraud))?,
+            churn_challenger: optional(Slot::challenger(config, ModelKind::Churn))?,
         })
+    }
+
+    /// Every model with its role, for `vigil_model_info`.
+    pub fn roles(&self) -> impl Iterator<Item = (&Model, Role)> {
+        [
+            Some((&self.fraud, Role::Champion)),
+            Some((&self.churn, Role::Champion)),
+            self.fraud_challenger
+                .as_ref()
+                .map(|m| (m, Role::Challenger)),
+            self.churn_challenger
+                .as_ref()
+                .map(|m| (m, Role::Challenger)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    fn slot_mut(&mut self, kind: ModelKind, role: Role) -> &mut Option<Model> {
+        match (kind, role) {
+            (ModelKind::Fraud, Role::Challenger) => &mut self.fraud_challenger,
+            (ModelKind::Churn, Role::Challenger) => &mut self.churn_challenger,
+            (_, Role::Champion) => unreachable!("champions are always present"),
+        }
+    }
+
+    /// This set with `model` serving as `kind`'s `role`; returns the model it replaces.
+    fn with(&self, kind: ModelKind, role: Role, model: Model) -> (ModelSet, Option<Model>) {
+        let mut next = self.clone();
+        let replaced = match (kind, role) {
+            (ModelKind::Fraud, Role::Champion) => Some(std::mem::replace(&mut next.fraud, model)),
+            (ModelKind::Churn, Role::Champion) => Some(std::mem::replace(&mut next.churn, model)),
+            (kind, role) => next.slot_mut(kind, role).replace(model),
+        };
+        (next, replaced)
     }
 }
 
-pub fn load_fraud(path: &Path) -> vigil_models::Result<Model> {
-    ModelArtifact::load(path, ModelKind::Fraud, &FRAUD_FEATURES)
+/// The model set the actors score with, swappable while they run.
+#[derive(Debug)]
+pub struct LiveModels(ArcSwap<ModelSet>);
+
+impl LiveModels {
+    pub fn new(models: ModelSet) -> LiveModels {
+        LiveModels(ArcSwap::from_pointee(models))
+    }
+
+    /// The set in force now; hold it for the whole event so one version scores it.
+    pub fn current(&self) -> Guard<Arc<ModelSet>> {
+        self.0.load()
+    }
+
+    /// Puts `model` in force as `kind`'s `role`; returns the model it replaced.
+    pub fn swap(&self, kind: ModelKind, role: Role, model: Model) -> Option<Model> {
+        let mut replaced = None;
+        self.0.rcu(|set| {
+            let (next, old) = set.with(kind, role, model.clone());
+            replaced = old;
+            next
+        });
+        replaced
+    }
 }
 
-pub fn load_churn(path: &Path) -> vigil_models::Result<Model> {
-    ModelArtifact::load(path, ModelKind::Churn, &CHURN_FEATURES)
+/// One artifact file and the place in the set it fills.
+#[derive(Debug, Clone)]
+struct Slot {
+    path: PathBuf,
+    kind: ModelKind,
+    role: Role,
+}
+
+impl Slot {
+    fn champion(config: &ModelsConfig, kind: ModelKind) -> Slot {
+        let path = match kind {
+            ModelKind::Fraud => config.fraud_path(),
+            ModelKind::Churn => config.churn_path(),
+        };
+        Slot {
+            path,
+            kind,
+            role: Role::Champion,
+        }
+    }
+
+    fn challenger(config: &ModelsConfig, kind: ModelKind) -> Option<Slot> {
+        let path = match kind {
+            ModelKind::Fraud => config.fraud_challenger.clone(),
+            ModelKind::Churn => config.churn_challenger.clone(),
+        }?;
+        Some(Slot {
+            path,
+            kind,
+            role: Role::Challenger,
+        })
+    }
+
+    fn load(&self) -> anyhow::Result<Model> {
+        load_checked(&self.path, self.kind)
+    }
+}
+
+/// Reads an artifact, checks it against the engine's features and gives it a smoke score:
+/// a feature vector at the training means must score a probability.
+pub fn load_checked(path: &Path, kind: ModelKind) -> anyhow::Result<Model> {
+    let names: &[&str] = match kind {
+        ModelKind::Fraud => &FRAUD_FEATURES,
+        ModelKind::Churn => &CHURN_FEATURES,
+    };
+    let model = ModelArtifact::load(path, kind, names)?;
+    let typical = &model.artifact().standardizer.mean;
+    let probability = model.score(typical).probability;
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&probability),
+        "model artifact {} scores {probability} on its own training means, not a probability",
+        path.display()
+    );
+    Ok(model)
+}
+
+/// Polls the artifact files and swaps in each valid new version.
+pub struct ModelWatcher {
+    slots: Vec<(Slot, Option<FileStamp>)>,
+    live: Arc<LiveModels>,
+    telemetry: Telemetry,
+}
+
+/// What tells a changed file from the one last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: SystemTime,
+    len: u64,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        modified: meta.modified().ok()?,
+        len: meta.len(),
+    })
+}
+
+impl ModelWatcher {
+    /// Watches the files `config` names; the models loaded from them are `live`'s now.
+    pub fn new(config: &ModelsConfig, live: Arc<LiveModels>, telemetry: Telemetry) -> Self {
+        let slots = [
+            Some(Slot::champion(config, ModelKind::Fraud)),
+            Some(Slot::champion(config, ModelKind::Churn)),
+            Slot::challenger(config, ModelKind::Fraud),
+            Slot::challenger(config, ModelKind::Churn),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|slot| {
+            let seen = stamp(&slot.path);
+            (slot, seen)
+        })
+        .collect();
+        ModelWatcher {
+            slots,
+            live,
+            telemetry,
+        }
+    }
+
+    /// Checks every `interval` until dropped.
+    pub async fn run(mut self, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            self.check();
+        }
+    }
+
+    /// Loads each artifact whose file changed since it was last seen. A rejected file is not
+    /// read again until it changes again.
+    pub fn check(&mut self) {
+        for (slot, seen) in &mut self.slots {
+            let now = stamp(&slot.path);
+            if now.is_none() || now == *seen {
+                continue;
+            }
+            *seen = now;
+            match slot.load() {
+                Ok(model) => {
+                    let label = model.label();
+                    let replaced = self.live.swap(slot.kind, slot.role, model);
+                    if let Some(old) = replaced.filter(|old| old.label() != label) {
+                        self.telemetry.emit(ModelRetired {
+                            label: &old.label(),
+                            role: slot.role.name(),
+                        });
+                    }
+                    self.telemetry.emit(ModelLoaded {
+                        label: &label,
+                        role: slot.role.name(),
+                    });
+                }
+                Err(error) => self.telemetry.emit(ModelRejected {
+                    path: &slot.path,
+                    error: &error,
+                }),
+            }
+        }
+    }
 }

@@ -21,8 +21,8 @@ use crate::checkpoint::{Checkpoint, Offsets};
 use crate::config::Config;
 use crate::customer::{Inbound, Scoring};
 use crate::dead_letter::DeadLetter;
-use crate::decode::decode;
-use crate::publish::{Outcome, Publisher, PublisherMsg, RunSummary, Tick};
+use crate::models::ModelWatcher;
+use crate::publish::{Audit, Outcome, Publisher, PublisherMsg, RunSummary, Tick};
 use crate::router::{Router, RouterArgs, RouterMsg};
 use crate::sink::{self, Sink};
 use crate::source::{self, Source};
@@ -52,6 +52,12 @@ pub struct RunOptions {
     pub partitions: Option<Vec<u32>>,
     /// Where each second's progress goes, for a caller that follows the run.
     pub ticks: Option<mpsc::UnboundedSender<Tick>>,
+    /// A column mapping: the `file:` source is CSV history read through it.
+    pub mapping: Option<PathBuf>,
+    /// Where challengers' would-be decisions go (sink spec).
+    pub shadow: String,
+    /// Where each scored event's `Audit` goes, when someone wants them (replay).
+    pub audit: Option<mpsc::UnboundedSender<Audit>>,
 }
 
 /// A source or sinks supplied in code rather than by spec: a load-test runner's own decision
@@ -78,6 +84,9 @@ impl RunOptions {
             max_records: None,
             partitions: None,
             ticks: None,
+            mapping: None,
+            shadow: "discard".to_owned(),
+            audit: None,
         }
     }
 }
@@ -98,8 +107,15 @@ pub async fn run_with(
 ) -> anyhow::Result<RunSummary> {
     let config = &options.config;
     let telemetry = Telemetry::new();
-    let scoring =
-        Arc::new(Scoring::from_config(config, telemetry.clone()).context("cannot load models")?);
+    let mut scoring =
+        Scoring::from_config(config, telemetry.clone()).context("cannot load models")?;
+    scoring.audit = options.audit.is_some();
+    let scoring = Arc::new(scoring);
+    // Hot swap: the watcher lives as long as the run.
+    let _watcher = (!config.models.watch_interval.is_zero()).then(|| {
+        let watcher = ModelWatcher::new(&config.models, scoring.models.clone(), telemetry.clone());
+        AbortOnDrop(tokio::spawn(watcher.run(config.models.watch_interval)))
+    });
 
     let store = Arc::new(StateStore::open(options.state_dir.as_deref())?);
     // With a state directory, checkpoints live in the store with the customers' state; the
@@ -129,11 +145,13 @@ pub async fn run_with(
                     partitions: options.partitions.clone(),
                     committed: Some(committed_rx),
                     fluvio: config.fluvio.clone(),
+                    mapping: options.mapping.clone(),
                 },
             )
             .await?
         }
     };
+    let decoder = source.decoder();
     let decisions = match endpoints.decisions {
         Some(sink) => sink,
         None => sink::open(&options.sink, &config.fluvio).await?,
@@ -142,6 +160,18 @@ pub async fn run_with(
         Some(sink) => sink,
         None => sink::open(&options.dead_letter, &config.fluvio).await?,
     };
+    // Without a challenger there is nothing to shadow (and no empty file to leave behind).
+    let challenged =
+        config.models.fraud_challenger.is_some() || config.models.churn_challenger.is_some();
+    let shadow = sink::open(
+        if challenged {
+            &options.shadow
+        } else {
+            "discard"
+        },
+        &config.fluvio,
+    )
+    .await?;
 
     let in_flight = Arc::new(Semaphore::new(config.engine.max_in_flight));
     let actors = Arc::new(AtomicU64::new(0));
@@ -150,6 +180,8 @@ pub async fn run_with(
         Publisher {
             decisions,
             dead_letters,
+            shadow,
+            audit: options.audit.clone(),
             telemetry,
             in_flight: in_flight.clone(),
             live: options.live,
@@ -246,7 +278,7 @@ pub async fn run_with(
             });
             let mut routed = Vec::with_capacity(batch.len());
             for record in batch.drain(..) {
-                match decode(&record.payload, max_record_bytes) {
+                match decoder.decode(&record.payload, max_record_bytes, record.position.offset) {
                     Ok(event) => routed.push(Inbound {
                         event,
                         position: record.position,
@@ -362,6 +394,15 @@ impl Checkpoints {
         self.longest = self.longest.max(paused);
         self.next = Instant::now() + self.every;
         Ok(())
+    }
+}
+
+/// A task that is stopped when its handle goes out of scope.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

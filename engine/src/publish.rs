@@ -14,9 +14,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use rand::Rng;
+use serde::Serialize;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::checkpoint::{Offsets, Watermarks};
+
+use vigil_models::ModelKind;
 
 use crate::dead_letter::{DeadLetter, RejectReason};
 use crate::decision::{Decision, DecisionKind};
@@ -37,6 +40,10 @@ pub enum Outcome {
         event_ts: i64,
         ingested: Instant,
         decision: Option<Box<Decision>>,
+        /// What the challenger would have done, when one is loaded for the event's kind.
+        shadow: Option<Box<Shadow>>,
+        /// Features, label and scores, when the run audits (replay).
+        audit: Option<Box<Audit>>,
     },
     /// Refused, by the decoder (kind unknown) or by the customer's actor.
     Rejected {
@@ -44,6 +51,34 @@ pub enum Outcome {
         kind: Option<&'static str>,
         ingested: Instant,
     },
+}
+
+/// A challenger's would-be decision on one event, for the shadow output.
+#[derive(Debug)]
+pub struct Shadow {
+    pub kind: ModelKind,
+    pub decision: Option<Box<Decision>>,
+    /// The challenger's action differs from the champion's.
+    pub disagrees: bool,
+}
+
+/// One scored event as `vigil replay` records it: enough to measure both models' quality
+/// against the label and to check the features against training's.
+#[derive(Debug, Clone, Serialize)]
+pub struct Audit {
+    pub event_id: String,
+    pub customer_id: String,
+    pub event_ts: i64,
+    pub kind: ModelKind,
+    pub label: Option<bool>,
+    /// In the model's feature order.
+    pub features: Vec<f64>,
+    /// The champion's probability; none when degraded to rules only.
+    pub score: Option<f64>,
+    pub model: Option<Arc<str>>,
+    pub decision: Option<DecisionKind>,
+    pub challenger_score: Option<f64>,
+    pub challenger_decision: Option<DecisionKind>,
 }
 
 /// Messages the publisher consumes.
@@ -83,6 +118,9 @@ pub struct RunSummary {
     /// Checkpoints taken (with a state directory), and the longest pause one caused.
     pub checkpoints: u64,
     pub checkpoint_longest: Duration,
+    /// Challengers' would-be decisions, and events where a challenger's action differed.
+    pub shadow_decisions: u64,
+    pub disagreements: u64,
 }
 
 /// The run once a second, for live displays and load-test timelines.
@@ -258,6 +296,10 @@ fn summarize(h: &Histogram<u64>) -> LatencySummary {
 pub struct Publisher {
     pub decisions: Box<dyn Sink>,
     pub dead_letters: Box<dyn Sink>,
+    /// Challengers' would-be decisions.
+    pub shadow: Box<dyn Sink>,
+    /// Where each event's `Audit` goes, when the run audits.
+    pub audit: Option<mpsc::UnboundedSender<Audit>>,
     pub telemetry: Telemetry,
     /// In-flight permits, returned as records are published.
     pub in_flight: Arc<Semaphore>,
@@ -286,6 +328,8 @@ impl Publisher {
             restores: 0,
             checkpoints: 0,
             checkpoint_longest: Duration::ZERO,
+            shadow_decisions: 0,
+            disagreements: 0,
         };
         let mut interval = latency_histogram();
         let mut last_tick = (Instant::now(), 0u64);
@@ -297,6 +341,7 @@ impl Publisher {
         let mut messages = Vec::with_capacity(BATCH);
         let mut decisions = Vec::with_capacity(BATCH);
         let mut letters = Vec::new();
+        let mut shadows = Vec::new();
         let mut published = Vec::with_capacity(BATCH);
         let mut rejected_by_reason: Vec<(RejectReason, u64)> = Vec::new();
 
@@ -346,8 +391,24 @@ impl Publisher {
                         event_ts,
                         ingested,
                         decision,
+                        shadow,
+                        audit,
                     } => {
                         summary.scored += 1;
+                        if let Some(shadow) = shadow {
+                            self.telemetry.shadow(shadow.kind, shadow.disagrees);
+                            summary.disagreements += u64::from(shadow.disagrees);
+                            if let Some(d) = shadow.decision {
+                                summary.shadow_decisions += 1;
+                                shadows.push(SinkRecord {
+                                    key: Bytes::from(d.customer_id.clone().into_bytes()),
+                                    value: Bytes::from(d.to_json().into_bytes()),
+                                });
+                            }
+                        }
+                        if let (Some(audit), Some(to)) = (audit, &self.audit) {
+                            let _ = to.send(*audit);
+                        }
                         progress.published(position, Some(event_ts));
                         let outcome = match decision {
                             Some(d) => {
@@ -385,6 +446,7 @@ impl Publisher {
             for (sink, batch) in [
                 (&mut self.decisions, &mut decisions),
                 (&mut self.dead_letters, &mut letters),
+                (&mut self.shadow, &mut shadows),
             ] {
                 if !batch.is_empty() {
                     deliver(sink.as_mut(), batch, &self.telemetry).await;

@@ -564,8 +564,6 @@ mod tests {
     use super::*;
     use crate::config::{Config, LatencyBudget};
     use crate::decode::decode;
-    use crate::models::ModelSet;
-    use crate::policy::Policy;
     use crate::publish::Outcome;
     use crate::source::Position;
     use crate::telemetry::Telemetry;
@@ -599,14 +597,9 @@ mod tests {
 
     #[tokio::test]
     async fn one_actor_per_customer_and_a_dead_actor_is_replaced_on_the_next_event() {
-        let config = Config::builtin();
-        let scoring = Arc::new(Scoring {
-            models: ModelSet::load(&config.models).unwrap(),
-            policy: Policy::new(&config.policy),
-            late_tolerance_ms: 300_000,
-            latency_budget: LatencyBudget::uniform(Duration::from_secs(10)),
-            telemetry: Telemetry::new(),
-        });
+        let mut config = Config::builtin();
+        config.engine.latency_budget = LatencyBudget::uniform(Duration::from_secs(10));
+        let scoring = Arc::new(Scoring::from_config(&config, Telemetry::new()).unwrap());
         let (publisher, mut outcomes) = mpsc::unbounded_channel();
         let actors = Arc::new(AtomicU64::new(0));
         let (router, handle) = Actor::spawn(

@@ -16,6 +16,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use crate::dead_letter::RejectReason;
 use crate::decision::DecisionKind;
 use crate::event::KINDS;
+use vigil_models::ModelKind;
 
 pub const EVENTS_TOTAL: &str = "vigil_events_total";
 pub const DECISIONS_TOTAL: &str = "vigil_decisions_total";
@@ -33,6 +34,9 @@ pub const CHECKPOINT_SECONDS: &str = "vigil_checkpoint_seconds";
 pub const BUDGET_EXCEEDED: &str = "vigil_budget_exceeded_total";
 pub const DEAD_LETTERS: &str = "vigil_dead_letters_total";
 pub const MODEL_INFO: &str = "vigil_model_info";
+pub const MODEL_REJECTIONS: &str = "vigil_model_rejections_total";
+pub const MODEL_DISAGREEMENTS: &str = "vigil_model_disagreements_total";
+pub const SHADOW_EVENTS: &str = "vigil_shadow_events_total";
 pub const SINK_FAILURES: &str = "vigil_sink_failures_total";
 
 /// Latency buckets in seconds, 50 µs to 5 s.
@@ -152,7 +156,22 @@ fn describe() {
         DEAD_LETTERS,
         "Records sent to the dead-letter output, by reason."
     );
-    describe_gauge!(MODEL_INFO, "Loaded models; value 1, labels say which.");
+    describe_gauge!(
+        MODEL_INFO,
+        "Models by role; 1 while serving, 0 once swapped out."
+    );
+    describe_counter!(
+        MODEL_REJECTIONS,
+        "Changed model artifacts refused by validation; the model in force kept serving."
+    );
+    describe_counter!(
+        SHADOW_EVENTS,
+        "Events a challenger scored beside the champion, by model kind."
+    );
+    describe_counter!(
+        MODEL_DISAGREEMENTS,
+        "Events where the challenger's would-be action differed from the champion's, by model kind."
+    );
     describe_counter!(
         SINK_FAILURES,
         "Failed attempts to deliver a batch to a sink, by sink; each is retried."
@@ -174,6 +193,8 @@ pub struct Telemetry {
     state_saved_bytes: Counter,
     state_save: Histogram,
     checkpoint: Histogram,
+    /// Per model kind (fraud, churn): events shadowed, and disagreements among them.
+    shadowed: [[Counter; 2]; 2],
 }
 
 impl Telemetry {
@@ -206,6 +227,13 @@ impl Telemetry {
             state_saved_bytes: metrics::counter!(STATE_SAVED_BYTES),
             state_save: metrics::histogram!(STATE_SAVE_SECONDS),
             checkpoint: metrics::histogram!(CHECKPOINT_SECONDS),
+            shadowed: [ModelKind::Fraud, ModelKind::Churn].map(|kind| {
+                let kind = kind.to_string();
+                [
+                    metrics::counter!(SHADOW_EVENTS, "kind" => kind.clone()),
+                    metrics::counter!(MODEL_DISAGREEMENTS, "kind" => kind),
+                ]
+            }),
         }
     }
 
@@ -227,6 +255,15 @@ impl Telemetry {
 
     pub fn stage(&self, stage: Stage, took: Duration) {
         self.stages[stage as usize].record(took.as_secs_f64());
+    }
+
+    /// A challenger scored an event of `kind`; `disagrees` when its action differed.
+    pub fn shadow(&self, kind: ModelKind, disagrees: bool) {
+        let [shadowed, disagreements] = &self.shadowed[kind as usize];
+        shadowed.increment(1);
+        if disagrees {
+            disagreements.increment(1);
+        }
     }
 
     pub fn actors_active(&self, count: u64) {
@@ -388,6 +425,34 @@ impl InternalEvent for ModelLoaded<'_> {
         let (model, version) = self.label.split_once('@').unwrap_or((self.label, ""));
         metrics::gauge!(MODEL_INFO, "model" => model.to_owned(), "version" => version.to_owned(), "role" => self.role)
             .set(1.0);
+    }
+}
+
+/// A model was swapped out of a role.
+pub struct ModelRetired<'a> {
+    pub label: &'a str,
+    pub role: &'static str,
+}
+
+impl InternalEvent for ModelRetired<'_> {
+    fn emit(self, _: &Telemetry) {
+        tracing::info!(model = self.label, role = self.role, "Model retired.");
+        let (model, version) = self.label.split_once('@').unwrap_or((self.label, ""));
+        metrics::gauge!(MODEL_INFO, "model" => model.to_owned(), "version" => version.to_owned(), "role" => self.role)
+            .set(0.0);
+    }
+}
+
+/// A changed model artifact failed validation; the model in force keeps serving.
+pub struct ModelRejected<'a> {
+    pub path: &'a std::path::Path,
+    pub error: &'a anyhow::Error,
+}
+
+impl InternalEvent for ModelRejected<'_> {
+    fn emit(self, _: &Telemetry) {
+        tracing::error!(path = %self.path.display(), error = %format!("{:#}", self.error), "Model artifact rejected; the model in force keeps serving.");
+        metrics::counter!(MODEL_REJECTIONS).increment(1);
     }
 }
 

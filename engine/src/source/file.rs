@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::{Position, Source, SourceError, SourceRecord, MAX_BATCH};
 
-pub struct JsonLinesSource {
+pub struct LineSource {
     reader: BufReader<Pin<Box<dyn AsyncRead + Send>>>,
     spec: String,
     line: u64,
@@ -20,7 +20,7 @@ pub struct JsonLinesSource {
     buffer: Vec<u8>,
 }
 
-impl JsonLinesSource {
+impl LineSource {
     pub async fn open(path: &str) -> Result<Self, SourceError> {
         let spec = format!("file:{path}");
         let file = tokio::fs::File::open(path)
@@ -38,7 +38,7 @@ impl JsonLinesSource {
 
     pub fn from_reader(reader: impl AsyncRead + Send + 'static, spec: String) -> Self {
         let reader: Pin<Box<dyn AsyncRead + Send>> = Box::pin(reader);
-        JsonLinesSource {
+        LineSource {
             reader: BufReader::with_capacity(1 << 16, reader),
             spec,
             line: 0,
@@ -55,7 +55,7 @@ impl JsonLinesSource {
 }
 
 #[async_trait]
-impl Source for JsonLinesSource {
+impl Source for LineSource {
     async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> Result<bool, SourceError> {
         while batch.len() < MAX_BATCH {
             self.buffer.clear();
@@ -104,7 +104,7 @@ mod tests {
     #[tokio::test]
     async fn resuming_skips_the_lines_below_the_checkpoint() {
         let input: &[u8] = b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n";
-        let mut source = JsonLinesSource::from_reader(input, "test".into()).resume_at(1);
+        let mut source = LineSource::from_reader(input, "test".into()).resume_at(1);
         let mut batch = Vec::new();
         while source.next_batch(&mut batch).await.unwrap() {}
         let offsets: Vec<u64> = batch.iter().map(|r| r.position.offset).collect();
@@ -114,7 +114,7 @@ mod tests {
     #[tokio::test]
     async fn reads_lines_with_their_line_numbers_and_skips_blank_ones() {
         let input: &[u8] = b"{\"a\":1}\n\n  {\"b\":2}  \r\n{\"c\":3}";
-        let mut source = JsonLinesSource::from_reader(input, "test".into());
+        let mut source = LineSource::from_reader(input, "test".into());
         let mut batch = Vec::new();
         while source.next_batch(&mut batch).await.unwrap() {}
         let got: Vec<(u64, &[u8])> = batch

@@ -4,18 +4,19 @@
 //! | spec | source |
 //! |---|---|
 //! | `generate:PATH.toml` | the seeded scenario generator |
-//! | `file:PATH` | a JSONL file, one record per line |
+//! | `file:PATH` | a JSONL file, one record per line; with a column mapping, a CSV file |
 //! | `-` | JSONL on standard input |
 //! | `fluvio:TOPIC` | a Fluvio topic, one consumer stream per partition |
 //!
 //! A source only reads bytes and stamps them with their position and ingest time. Decoding
 //! and validation belong to the next stage.
 
+pub mod csv;
 pub mod file;
 pub mod fluvio;
 pub mod generate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -25,6 +26,8 @@ use tokio::sync::watch;
 
 use crate::checkpoint::Offsets;
 use crate::config::FluvioConfig;
+use crate::decode::csv::MappingError;
+use crate::decode::Decoder;
 
 /// Where a record sits in its source: a partition and an offset within it (the line number
 /// for files). Checkpoints and dead letters name records by it.
@@ -56,6 +59,8 @@ pub struct SourceOptions {
     /// Resume offsets as the publisher advances them, for sources that commit upstream.
     pub committed: Option<watch::Receiver<Offsets>>,
     pub fluvio: FluvioConfig,
+    /// A column mapping: the `file:` source is CSV history read through it.
+    pub mapping: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +79,10 @@ pub enum SourceError {
     },
     #[error(transparent)]
     Scenario(#[from] generate::ScenarioError),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    #[error("a column mapping reads CSV files only (file:PATH), not `{0}`")]
+    MappingNeedsFile(String),
     #[error("Fluvio source {spec}: {detail:#}")]
     Fluvio { spec: String, detail: anyhow::Error },
 }
@@ -95,6 +104,11 @@ pub trait Source: Send {
         Vec::new()
     }
 
+    /// How this source's records are written.
+    fn decoder(&self) -> Decoder {
+        Decoder::Json
+    }
+
     /// The spec this source was opened from, for logs and summaries.
     fn describe(&self) -> String;
 }
@@ -102,10 +116,16 @@ pub trait Source: Send {
 /// Opens a source from its spec.
 pub async fn open(spec: &str, options: SourceOptions) -> Result<Box<dyn Source>, SourceError> {
     let resume_line = options.resume.get(&0).copied().unwrap_or(0);
-    if spec == "-" {
+    if let Some(mapping) = &options.mapping {
+        let path = spec
+            .strip_prefix("file:")
+            .ok_or_else(|| SourceError::MappingNeedsFile(spec.to_owned()))?;
         return Ok(Box::new(
-            file::JsonLinesSource::stdin().resume_at(resume_line),
+            csv::CsvSource::open(path, mapping, resume_line).await?,
         ));
+    }
+    if spec == "-" {
+        return Ok(Box::new(file::LineSource::stdin().resume_at(resume_line)));
     }
     match spec.split_once(':') {
         Some(("generate", path)) => {
@@ -115,9 +135,7 @@ pub async fn open(spec: &str, options: SourceOptions) -> Result<Box<dyn Source>,
             ))
         }
         Some(("file", path)) => Ok(Box::new(
-            file::JsonLinesSource::open(path)
-                .await?
-                .resume_at(resume_line),
+            file::LineSource::open(path).await?.resume_at(resume_line),
         )),
         Some(("fluvio", topic)) => Ok(Box::new(
             fluvio::FluvioSource::open(topic, options)

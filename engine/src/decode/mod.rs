@@ -1,15 +1,52 @@
 //! Decoding and validation: raw bytes from a source become an `Event`, or a `Rejection`
-//! naming the field and the reason. Nothing here panics on any input (the fuzz target
-//! holds it to that), and nothing is guessed: an unknown kind or schema is refused.
+//! naming the field and the reason. Nothing here panics on any input (the fuzz targets
+//! hold it to that), and nothing is guessed: an unknown kind or schema is refused.
+//!
+//! Records are JSON (schema v1) unless their source says otherwise: CSV history comes with a
+//! column mapping (`csv`) that turns each row into the same wire form, and from there both
+//! take one validation path.
+
+pub mod csv;
+
+use std::sync::Arc;
 
 use crate::dead_letter::{RejectReason, Rejection};
 use crate::event::{Event, EventKind, GeoPoint, Payment, Place, WireEvent, KINDS, SCHEMA_VERSION};
+
+/// How a source's records are written.
+#[derive(Debug, Clone, Default)]
+pub enum Decoder {
+    /// Schema v1 JSON, one event per record.
+    #[default]
+    Json,
+    /// CSV rows through a column mapping resolved against the file's header.
+    Csv(Arc<csv::CsvRows>),
+}
+
+impl Decoder {
+    /// Decodes one record of at most `max_bytes` bytes, found at `offset` in its source.
+    pub fn decode(&self, raw: &[u8], max_bytes: usize, offset: u64) -> Result<Event, Rejection> {
+        match self {
+            Decoder::Json => decode(raw, max_bytes),
+            Decoder::Csv(rows) => {
+                check_size(raw, max_bytes)?;
+                validate(rows.wire(raw, offset)?)
+            }
+        }
+    }
+}
 
 /// Longest accepted identifier (event, customer, merchant...), in bytes.
 const MAX_ID_BYTES: usize = 128;
 
 /// Decodes one record of at most `max_bytes` bytes.
 pub fn decode(raw: &[u8], max_bytes: usize) -> Result<Event, Rejection> {
+    check_size(raw, max_bytes)?;
+    let wire = parse(raw)?;
+    validate(wire)
+}
+
+fn check_size(raw: &[u8], max_bytes: usize) -> Result<(), Rejection> {
     if raw.len() > max_bytes {
         return Err(Rejection::new(
             RejectReason::Oversized,
@@ -17,8 +54,7 @@ pub fn decode(raw: &[u8], max_bytes: usize) -> Result<Event, Rejection> {
             format!("record is {} bytes, the limit is {max_bytes}", raw.len()),
         ));
     }
-    let wire = parse(raw)?;
-    validate(wire)
+    Ok(())
 }
 
 fn parse(raw: &[u8]) -> Result<WireEvent, Rejection> {
