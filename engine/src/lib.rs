@@ -15,6 +15,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod produce;
 pub mod publish;
+pub mod replay;
 pub mod router;
 pub mod sink;
 pub mod source;

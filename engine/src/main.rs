@@ -1,6 +1,7 @@
 //! The `vigil` binary: `vigil run` scores a stream (with no arguments it runs the built-in
 //! demo scenario), `vigil train` fits a model from labelled history with the engine's own
-//! feature code, and `produce`, `tail` and `topics create` work with Fluvio topics.
+//! feature code, `vigil replay` backtests a candidate model (and a challenger) on history
+//! through the full engine, and `produce`, `tail` and `topics create` work with Fluvio topics.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use vigil_engine::telemetry;
 /// glibc's allocator spent a fifth of the million-customer run in malloc and its arena locks.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use vigil_engine::replay::ReplayOptions;
 use vigil_engine::train::{self, TrainOptions};
 use vigil_models::ModelKind;
 
@@ -41,6 +43,9 @@ enum Command {
     Run(RunArgs),
     /// Train a model from labelled history with the engine's feature code.
     Train(TrainArgs),
+    /// Run labelled history through the full engine with a candidate model (and a challenger)
+    /// and report decisions and quality, without side effects.
+    Replay(ReplayArgs),
     /// Load events (JSON lines or a scenario) into a Fluvio topic, keyed by customer id.
     Produce(ProduceArgs),
     /// Follow a decision topic in a readable form.
@@ -166,7 +171,51 @@ struct TrainArgs {
     /// Share of the history, by event time, held out for evaluation.
     #[arg(long, default_value_t = 0.2)]
     holdout: f64,
+    /// Hold out everything from this event time on instead (UTC: 2019-01-03, 2019-01-03 12:00:00
+    /// or RFC 3339).
+    #[arg(long, value_parser = parse_time, conflicts_with = "holdout")]
+    holdout_from: Option<i64>,
+    /// Column mapping (TOML) for a CSV --input file:PATH, e.g. models/mappings/sparkov.toml.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
     /// Configuration file (late tolerance, thresholds for the evaluation).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// A UTC time as ms since the epoch: a date, a date and time, or RFC 3339.
+fn parse_time(text: &str) -> Result<i64, String> {
+    let full = if text.len() == 10 {
+        format!("{text} 00:00:00")
+    } else {
+        text.to_owned()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .map_err(|e| format!("`{text}` is not a UTC date or time ({e})"))?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .map_err(|_| format!("`{text}` is before 1970"))
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// Labelled history: file:EVENTS.jsonl, file:HISTORY.csv with --mapping, or generate:SCENARIO.toml.
+    #[arg(long)]
+    input: String,
+    /// Column mapping (TOML) for a CSV input.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// The model artifact to replay as champion; its kind says which model it stands in for.
+    #[arg(long)]
+    model: PathBuf,
+    /// A second artifact of the same kind, scored beside it in shadow.
+    #[arg(long)]
+    challenger: Option<PathBuf>,
+    /// The JSON report. Decisions, shadow decisions and dead letters are written beside it
+    /// (REPORT.decisions.jsonl, REPORT.shadow.jsonl, REPORT.dead-letters.jsonl).
+    #[arg(long)]
+    report: PathBuf,
+    /// Configuration file (thresholds, rules, budget, late tolerance).
     #[arg(long)]
     config: Option<PathBuf>,
 }
@@ -194,6 +243,7 @@ async fn main() {
     let result = match command {
         Command::Run(args) => run(args).await,
         Command::Train(args) => train_model(args).await,
+        Command::Replay(args) => replay(args).await,
         Command::Produce(args) => produce(args).await,
         Command::Tail(args) => tail(args).await,
         Command::Topics {
@@ -277,11 +327,30 @@ async fn train_model(args: TrainArgs) -> anyhow::Result<()> {
         name: args.name,
         version: args.version,
         holdout: args.holdout,
+        holdout_from: args.holdout_from,
+        mapping: args.mapping,
         config: load_config(args.config.as_ref())?,
     };
     let artifact = train::train(options).await.context("training failed")?;
     eprintln!("{}", train::describe(&artifact)?);
     eprintln!("Wrote {}.", args.out.display());
+    Ok(())
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let options = ReplayOptions {
+        input: args.input,
+        mapping: args.mapping,
+        model: args.model,
+        challenger: args.challenger,
+        report: args.report.clone(),
+        config: load_config(args.config.as_ref())?,
+    };
+    let report = vigil_engine::replay::replay(options)
+        .await
+        .context("replay failed")?;
+    eprint!("{}", vigil_engine::replay::describe(&report));
+    eprintln!("Wrote {}.", args.report.display());
     Ok(())
 }
 

@@ -1,7 +1,11 @@
 //! `vigil train`: replays labelled history through the engine's own decoder and feature code
 //! (per customer, in stream order, with the same late tolerance as live), builds the training
 //! matrix for one model kind, fits it with vigil-models and writes the artifact. The last part
-//! of the history in event time is held out and the artifact records the model's quality on it.
+//! of the history in event time (a share, or everything from a given time) is held out, and
+//! the artifact records the model's quality on it.
+//!
+//! `featurize` is the replay itself, public so that the online/offline consistency test can
+//! hold the features it computes against the live actors' for the same events.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,8 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use vigil_models::{train_logistic, ModelArtifact, ModelKind, TrainingPlan, TrainingSet};
 
 use crate::config::Config;
-use crate::decode::decode;
-use crate::event::EventKind;
+use crate::event::{Event, EventKind};
 use crate::features::{CustomerFeatures, Observation, CHURN_FEATURES, FRAUD_FEATURES};
 use crate::policy::Policy;
 use crate::source;
@@ -30,6 +33,10 @@ pub struct TrainOptions {
     pub version: Option<u32>,
     /// Share of the history, by event time, held out for evaluation.
     pub holdout: f64,
+    /// Hold out the rows at or after this event time (ms) instead of a share.
+    pub holdout_from: Option<i64>,
+    /// A column mapping: the `file:` input is CSV history read through it.
+    pub mapping: Option<PathBuf>,
     pub config: Config,
 }
 
@@ -54,7 +61,12 @@ pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
             "Some history records were invalid and skipped."
         );
     }
-    let (train, holdout) = split(&history, options.holdout);
+    let (train, holdout) = split(&history, options.holdout, options.holdout_from);
+    anyhow::ensure!(
+        !train.is_empty(),
+        "no labelled rows before the holdout cut in {}",
+        options.input
+    );
     let policy = Policy::new(&options.config.policy);
     let name = options
         .name
@@ -81,15 +93,6 @@ pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
 }
 
 async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History> {
-    let mut source = source::open(&options.input, source::SourceOptions::default()).await?;
-    let late_tolerance_ms = options.config.engine.late_tolerance.as_millis() as i64;
-    let max_bytes = options.config.engine.max_record_bytes;
-    let progress = ProgressBar::new_spinner().with_message(format!("replaying {}", options.input));
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} {msg}: {pos} records ({per_sec})")
-            .expect("valid template"),
-    );
-    let mut customers: HashMap<String, CustomerFeatures> = HashMap::new();
     let mut history = History {
         rows: Vec::new(),
         labels: Vec::new(),
@@ -97,44 +100,14 @@ async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History>
         width,
         rejected: 0,
     };
-    let mut batch = Vec::new();
-    loop {
-        batch.clear();
-        let more = source.next_batch(&mut batch).await?;
-        progress.inc(batch.len() as u64);
-        for record in &batch {
-            let Ok(event) = decode(&record.payload, max_bytes) else {
-                history.rejected += 1;
-                continue;
-            };
-            let features = customers
-                .entry(event.customer_id.clone())
-                .or_insert_with(|| CustomerFeatures::new(event.ts));
-            let Ok(observation) = features.observe(&event, late_tolerance_ms) else {
-                history.rejected += 1;
-                continue;
-            };
-            let label = event.label.unwrap_or_default();
-            let row: Option<(&[f64], Option<bool>)> = match (&observation, options.kind) {
-                (Observation::Fraud(v), ModelKind::Fraud) => Some((v, label.fraud)),
-                (Observation::Churn(v), ModelKind::Churn)
-                    if !matches!(event.kind, EventKind::Payment(_)) =>
-                {
-                    Some((v, label.churn))
-                }
-                _ => None,
-            };
-            if let Some((values, Some(label))) = row {
-                history.rows.extend_from_slice(values);
-                history.labels.push(label);
-                history.times.push(event.ts);
-            }
+    history.rejected = featurize(options, |event, values, label| {
+        if let Some(label) = label {
+            history.rows.extend_from_slice(values);
+            history.labels.push(label);
+            history.times.push(event.ts);
         }
-        if !more {
-            break;
-        }
-    }
-    progress.finish_and_clear();
+    })
+    .await?;
     anyhow::ensure!(
         !history.labels.is_empty(),
         "{} holds no labelled {} rows",
@@ -144,12 +117,76 @@ async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History>
     Ok(history)
 }
 
-/// Splits at the event time below which `1 - holdout` of the rows fall.
-fn split(history: &History, holdout: f64) -> (TrainingSet, TrainingSet) {
-    let mut times = history.times.clone();
-    times.sort_unstable();
-    let cut_index = ((times.len() as f64) * (1.0 - holdout.clamp(0.0, 0.9))) as usize;
-    let cutoff = times.get(cut_index).copied().unwrap_or(i64::MAX);
+/// Replays the history through the engine's decoder and feature code, one `CustomerFeatures`
+/// per customer in stream order with the live late tolerance, and hands every event that
+/// yields a row of `options.kind` to `row` with its features and label. Returns how many
+/// records were rejected (undecodable or too late), as live would dead-letter them.
+pub async fn featurize(
+    options: &TrainOptions,
+    mut row: impl FnMut(&Event, &[f64], Option<bool>),
+) -> anyhow::Result<u64> {
+    let source_options = source::SourceOptions {
+        mapping: options.mapping.clone(),
+        ..Default::default()
+    };
+    let mut source = source::open(&options.input, source_options).await?;
+    let decoder = source.decoder();
+    let late_tolerance_ms = options.config.engine.late_tolerance.as_millis() as i64;
+    let max_bytes = options.config.engine.max_record_bytes;
+    let progress = ProgressBar::new_spinner().with_message(format!("replaying {}", options.input));
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {msg}: {human_pos} records ({per_sec}, {elapsed})")
+            .expect("valid template"),
+    );
+    progress.enable_steady_tick(std::time::Duration::from_millis(200));
+    let mut customers: HashMap<String, CustomerFeatures> = HashMap::new();
+    let mut rejected = 0;
+    let mut batch = Vec::new();
+    loop {
+        batch.clear();
+        let more = source.next_batch(&mut batch).await?;
+        progress.inc(batch.len() as u64);
+        for record in &batch {
+            let Ok(event) = decoder.decode(&record.payload, max_bytes, record.position.offset)
+            else {
+                rejected += 1;
+                continue;
+            };
+            let features = customers
+                .entry(event.customer_id.clone())
+                .or_insert_with(|| CustomerFeatures::new(event.ts));
+            let Ok(observation) = features.observe(&event, late_tolerance_ms) else {
+                rejected += 1;
+                continue;
+            };
+            let label = event.label.unwrap_or_default();
+            match (&observation, options.kind) {
+                (Observation::Fraud(v), ModelKind::Fraud) => row(&event, v, label.fraud),
+                (Observation::Churn(v), ModelKind::Churn)
+                    if !matches!(event.kind, EventKind::Payment(_)) =>
+                {
+                    row(&event, v, label.churn)
+                }
+                _ => {}
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    Ok(rejected)
+}
+
+/// Splits at `holdout_from`, or else at the event time below which `1 - holdout` of the rows
+/// fall: rows at or after the cut are held out.
+fn split(history: &History, holdout: f64, holdout_from: Option<i64>) -> (TrainingSet, TrainingSet) {
+    let cutoff = holdout_from.unwrap_or_else(|| {
+        let mut times = history.times.clone();
+        times.sort_unstable();
+        let cut_index = ((times.len() as f64) * (1.0 - holdout.clamp(0.0, 0.9))) as usize;
+        times.get(cut_index).copied().unwrap_or(i64::MAX)
+    });
     let mut train = TrainingSet::new(history.width);
     let mut held = TrainingSet::new(history.width);
     for ((row, &label), &ts) in history

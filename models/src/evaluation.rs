@@ -71,6 +71,62 @@ impl Evaluation {
     }
 }
 
+/// The operating point that catches the most positives while alerting on at most a given
+/// share of negative rows: what a risk team can afford on good traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AlertBudgetPoint {
+    /// The largest share of negatives allowed to alert.
+    pub max_alert_rate: f64,
+    /// Lowest score that still alerts; `None` when even the top score would exceed the budget.
+    pub threshold: Option<f64>,
+    pub recall: f64,
+    pub precision: f64,
+    pub alert_rate: f64,
+}
+
+impl AlertBudgetPoint {
+    /// Walks thresholds from the highest score down (tied scores together) and keeps the last
+    /// one whose negative alert rate stays within `max_alert_rate`.
+    pub fn of(scored: &[(f64, bool)], max_alert_rate: f64) -> AlertBudgetPoint {
+        let positives = scored.iter().filter(|(_, y)| *y).count();
+        let negatives = scored.len() - positives;
+        let mut ranked: Vec<(f64, bool)> = scored.to_vec();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut best = AlertBudgetPoint {
+            max_alert_rate,
+            threshold: None,
+            recall: 0.0,
+            precision: 0.0,
+            alert_rate: 0.0,
+        };
+        let (mut tp, mut fp) = (0usize, 0usize);
+        let mut i = 0;
+        while i < ranked.len() {
+            let score = ranked[i].0;
+            while i < ranked.len() && ranked[i].0 == score {
+                if ranked[i].1 {
+                    tp += 1;
+                } else {
+                    fp += 1;
+                }
+                i += 1;
+            }
+            let alert_rate = ratio(fp, negatives);
+            if alert_rate > max_alert_rate {
+                break;
+            }
+            best = AlertBudgetPoint {
+                max_alert_rate,
+                threshold: Some(score),
+                recall: ratio(tp, positives),
+                precision: ratio(tp, tp + fp),
+                alert_rate,
+            };
+        }
+        best
+    }
+}
+
 fn ratio(numerator: usize, denominator: usize) -> f64 {
     if denominator == 0 {
         0.0
@@ -107,6 +163,24 @@ mod tests {
         assert_eq!(e.precision, 0.5);
         assert_eq!(e.recall, 0.5);
         assert_eq!(e.negative_alert_rate, 0.5);
+    }
+
+    #[test]
+    fn alert_budget_stops_before_the_negative_that_breaks_it() {
+        // 100 negatives: a 1% budget allows one of them to alert.
+        let mut rows: Vec<(f64, bool)> = (0..100).map(|i| (i as f64 / 1000.0, false)).collect();
+        rows.extend([(0.95, true), (0.9, true), (0.5, true), (0.2, true)]);
+        rows.push((0.8, false));
+        rows.push((0.3, false));
+        let point = AlertBudgetPoint::of(&rows, 0.01);
+        // The top negatives score 0.8 and 0.3; 1% of 102 negatives lets only the first alert.
+        assert_eq!(point.threshold, Some(0.5));
+        assert_eq!(point.recall, 0.75);
+        assert!((point.alert_rate - 1.0 / 102.0).abs() < 1e-12);
+        assert_eq!(point.precision, 0.75);
+
+        let none = AlertBudgetPoint::of(&[(0.9, false), (0.1, true)], 0.01);
+        assert_eq!((none.threshold, none.recall), (None, 0.0));
     }
 
     #[test]

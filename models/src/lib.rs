@@ -12,7 +12,7 @@ mod scorer;
 mod train;
 
 pub use artifact::{Algorithm, ModelArtifact, ModelKind, Standardizer};
-pub use evaluation::Evaluation;
+pub use evaluation::{AlertBudgetPoint, Evaluation};
 pub use scorer::{Model, Reason, Score, MAX_FEATURES, TOP_REASONS};
 pub use train::{train_logistic, TrainingPlan, TrainingSet};
 
