@@ -314,6 +314,18 @@ fn print_summary(s: &RunSummary, dead_letter: &str) {
         l.p999 as f64 / 1e3,
         l.max as f64 / 1e3,
     );
+    if s.model_swaps + s.model_rejections > 0 {
+        eprintln!(
+            "Models: {} swapped in, {} rejected (see the log for why).",
+            s.model_swaps, s.model_rejections
+        );
+    }
+    if s.shadow_decisions + s.disagreements > 0 {
+        eprintln!(
+            "Challenger: {} would-be decisions to the shadow output; it disagreed with the champion on {} events.",
+            s.shadow_decisions, s.disagreements
+        );
+    }
 }
 
 async fn train_model(args: TrainArgs) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@
 //! serving.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -182,6 +183,14 @@ pub struct ModelWatcher {
     slots: Vec<(Slot, Option<FileStamp>)>,
     live: Arc<LiveModels>,
     telemetry: Telemetry,
+    counts: Arc<WatchCounts>,
+}
+
+/// What a watcher has done so far, for the run summary.
+#[derive(Debug, Default)]
+pub struct WatchCounts {
+    pub swaps: AtomicU64,
+    pub rejections: AtomicU64,
 }
 
 /// What tells a changed file from the one last seen.
@@ -219,7 +228,13 @@ impl ModelWatcher {
             slots,
             live,
             telemetry,
+            counts: Arc::default(),
         }
+    }
+
+    /// Counts that stay readable after the watcher is gone.
+    pub fn counts(&self) -> Arc<WatchCounts> {
+        self.counts.clone()
     }
 
     /// Checks every `interval` until dropped.
@@ -255,11 +270,15 @@ impl ModelWatcher {
                         label: &label,
                         role: slot.role.name(),
                     });
+                    self.counts.swaps.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(error) => self.telemetry.emit(ModelRejected {
-                    path: &slot.path,
-                    error: &error,
-                }),
+                Err(error) => {
+                    self.telemetry.emit(ModelRejected {
+                        path: &slot.path,
+                        error: &error,
+                    });
+                    self.counts.rejections.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,10 +112,10 @@ pub async fn run_with(
     scoring.audit = options.audit.is_some();
     let scoring = Arc::new(scoring);
     // Hot swap: the watcher lives as long as the run.
-    let _watcher = (!config.models.watch_interval.is_zero()).then(|| {
-        let watcher = ModelWatcher::new(&config.models, scoring.models.clone(), telemetry.clone());
-        AbortOnDrop(tokio::spawn(watcher.run(config.models.watch_interval)))
-    });
+    let watcher = ModelWatcher::new(&config.models, scoring.models.clone(), telemetry.clone());
+    let model_changes = watcher.counts();
+    let _watching = (!config.models.watch_interval.is_zero())
+        .then(|| AbortOnDrop(tokio::spawn(watcher.run(config.models.watch_interval))));
 
     let store = Arc::new(StateStore::open(options.state_dir.as_deref())?);
     // With a state directory, checkpoints live in the store with the customers' state; the
@@ -338,6 +338,8 @@ pub async fn run_with(
     (summary.checkpoints, summary.checkpoint_longest) = (checkpoints.taken, checkpoints.longest);
     let stats = ractor::call!(router, RouterMsg::Stats).context("the router stopped")?;
     (summary.passivations, summary.restores) = (stats.passivations, stats.restores);
+    summary.model_swaps = model_changes.swaps.load(Ordering::Relaxed);
+    summary.model_rejections = model_changes.rejections.load(Ordering::Relaxed);
     router.stop(None);
     router_task.await.ok();
     Ok(summary)

@@ -121,6 +121,9 @@ pub struct RunSummary {
     /// Challengers' would-be decisions, and events where a challenger's action differed.
     pub shadow_decisions: u64,
     pub disagreements: u64,
+    /// Model artifacts swapped in while running, and changed ones rejected.
+    pub model_swaps: u64,
+    pub model_rejections: u64,
 }
 
 /// The run once a second, for live displays and load-test timelines.
@@ -330,6 +333,8 @@ impl Publisher {
             checkpoint_longest: Duration::ZERO,
             shadow_decisions: 0,
             disagreements: 0,
+            model_swaps: 0,
+            model_rejections: 0,
         };
         let mut interval = latency_histogram();
         let mut last_tick = (Instant::now(), 0u64);
