@@ -195,6 +195,7 @@ pub struct Telemetry {
     checkpoint: Histogram,
     /// Per model kind (fraud, churn): events shadowed, and disagreements among them.
     shadowed: [[Counter; 2]; 2],
+    model_rejections: Counter,
 }
 
 impl Telemetry {
@@ -234,6 +235,7 @@ impl Telemetry {
                     metrics::counter!(MODEL_DISAGREEMENTS, "kind" => kind),
                 ]
             }),
+            model_rejections: metrics::counter!(MODEL_REJECTIONS),
         }
     }
 
@@ -450,9 +452,9 @@ pub struct ModelRejected<'a> {
 }
 
 impl InternalEvent for ModelRejected<'_> {
-    fn emit(self, _: &Telemetry) {
+    fn emit(self, telemetry: &Telemetry) {
         tracing::error!(path = %self.path.display(), error = %format!("{:#}", self.error), "Model artifact rejected; the model in force keeps serving.");
-        metrics::counter!(MODEL_REJECTIONS).increment(1);
+        telemetry.model_rejections.increment(1);
     }
 }
 

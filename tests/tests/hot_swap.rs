@@ -81,13 +81,20 @@ async fn swap_mid_stream_then_reject_a_corrupt_artifact() {
             tokio::time::sleep(Duration::from_millis(1200)).await;
             write_version(&fraud, 2);
             tokio::time::sleep(Duration::from_millis(1300)).await;
-            std::fs::write(&fraud, "{\"name\": \"fraud-live\", \"version\": 3, \"kind\": \"fr").unwrap();
+            std::fs::write(
+                &fraud,
+                "{\"name\": \"fraud-live\", \"version\": 3, \"kind\": \"fr",
+            )
+            .unwrap();
         })
     };
     let swapped = run(config_with(&fraud), dir.path()).await;
     swapper.await.unwrap();
     assert_eq!(swapped.summary.model_swaps, 1, "version 2 went live");
-    assert_eq!(swapped.summary.model_rejections, 1, "the corrupt file was refused");
+    assert_eq!(
+        swapped.summary.model_rejections, 1,
+        "the corrupt file was refused"
+    );
 
     let scored: Vec<&Audit> = swapped
         .audits
@@ -115,15 +122,26 @@ async fn swap_mid_stream_then_reject_a_corrupt_artifact() {
             other => panic!("scored by {other}"),
         }
     }
-    assert!(v1 > 1000 && v2 > 1000, "both versions served: {v1} and {v2}");
+    assert!(
+        v1 > 1000 && v2 > 1000,
+        "both versions served: {v1} and {v2}"
+    );
     let last = scored.last().unwrap();
-    assert_eq!(last.model.as_deref(), Some("fraud-live@2"), "version 2 kept serving");
+    assert_eq!(
+        last.model.as_deref(),
+        Some("fraud-live@2"),
+        "version 2 kept serving"
+    );
     // Every decision names the version its event was scored by.
     let version_of: HashMap<&str, &str> = scored
         .iter()
         .map(|a| (a.event_id.as_str(), a.model.as_deref().unwrap()))
         .collect();
-    for d in swapped.decisions.iter().filter(|d| d["decision"] != "outreach") {
+    for d in swapped
+        .decisions
+        .iter()
+        .filter(|d| d["decision"] != "outreach")
+    {
         assert_eq!(
             d["model"].as_str(),
             Some(version_of[d["event_id"].as_str().unwrap()])

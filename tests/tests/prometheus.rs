@@ -155,7 +155,11 @@ fn dashboard_and_rules_return_data_from_a_real_prometheus() {
     runtime.block_on(async {
         telemetry::install_exporter(engine).unwrap();
         let source = format!("generate:{}", fixture("metrics.toml").display());
-        let options = RunOptions::new(Config::builtin(), &source, "discard", "discard");
+        // The shipped fraud model also runs as its own challenger, so that the shadow series
+        // have data.
+        let mut config = Config::builtin();
+        config.models.fraud_challenger = Some(config.models.fraud_path());
+        let options = RunOptions::new(config, &source, "discard", "discard");
         let summary = pipeline::run(options, std::future::pending()).await.unwrap();
         assert!(summary.dead_letters > 0 && summary.decisions.iter().sum::<u64>() > 0);
 
@@ -174,6 +178,10 @@ fn dashboard_and_rules_return_data_from_a_real_prometheus() {
             "vigil_budget_exceeded_total ",
             "vigil_dead_letters_total{",
             "vigil_model_info{",
+            "role=\"challenger\"",
+            "vigil_shadow_events_total{",
+            "vigil_model_disagreements_total{",
+            "vigil_model_rejections_total ",
             "process_resident_memory_bytes ",
         ] {
             assert!(text.contains(family), "/metrics lacks {family}");

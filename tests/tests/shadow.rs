@@ -25,7 +25,12 @@ fn bold_challenger(path: &Path) {
     *intercept = (intercept.as_f64().unwrap() - 3.0).into();
     std::fs::write(path, json.to_string()).unwrap();
     let text = std::fs::read_to_string(path).unwrap();
-    assert_eq!(ModelArtifact::from_json(&text, "challenger").unwrap().label(), "fraud-bold@1");
+    assert_eq!(
+        ModelArtifact::from_json(&text, "challenger")
+            .unwrap()
+            .label(),
+        "fraud-bold@1"
+    );
 }
 
 struct Outputs {
@@ -104,8 +109,15 @@ async fn challenger_decisions_go_to_shadow_only_and_disagreements_are_counted() 
     // The shadow output holds the challenger's decisions, and more of them: it is bolder.
     let shadow = fraud_by_event(&shadowed.shadow);
     assert_eq!(shadow.len() as u64, shadowed.summary.shadow_decisions);
-    assert!(shadow.len() > champion.len(), "{} vs {}", shadow.len(), champion.len());
-    assert!(shadow.values().all(|(_, model, _)| model == "\"fraud-bold@1\""));
+    assert!(
+        shadow.len() > champion.len(),
+        "{} vs {}",
+        shadow.len(),
+        champion.len()
+    );
+    assert!(shadow
+        .values()
+        .all(|(_, model, _)| model == "\"fraud-bold@1\""));
 
     // A disagreement is an event the two decide differently (one acts and the other not, or
     // freeze against alert).
