@@ -21,7 +21,7 @@ use vigil_engine::telemetry;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use vigil_engine::replay::ReplayOptions;
 use vigil_engine::train::{self, TrainOptions};
-use vigil_models::ModelKind;
+use vigil_models::{Family, ModelKind};
 
 /// The built-in demo scenario `vigil` runs when given no source.
 const DEMO_SCENARIO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/demo.toml");
@@ -152,6 +152,14 @@ enum KindArg {
     Churn,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum AlgorithmArg {
+    /// Logistic regression (linfa-logistic); reasons are weight × standardised value.
+    Logistic,
+    /// Decision tree (linfa-trees); reasons are the decision path's moves.
+    Tree,
+}
+
 #[derive(clap::Args)]
 struct TrainArgs {
     #[arg(long, value_enum)]
@@ -162,7 +170,13 @@ struct TrainArgs {
     /// Where to write the model artifact (JSON).
     #[arg(long)]
     out: PathBuf,
-    /// Model name; defaults to fraud-lr or churn-lr.
+    /// Model family.
+    #[arg(long, value_enum, default_value = "logistic")]
+    algorithm: AlgorithmArg,
+    /// Deepest a tree may grow (--algorithm tree).
+    #[arg(long, default_value_t = 8)]
+    max_depth: usize,
+    /// Model name; defaults to fraud-lr or churn-lr (fraud-tree, churn-tree for trees).
     #[arg(long)]
     name: Option<String>,
     /// Model version; defaults to one more than the artifact at --out.
@@ -336,6 +350,13 @@ async fn train_model(args: TrainArgs) -> anyhow::Result<()> {
         },
         input: args.input,
         out: args.out.clone(),
+        family: match args.algorithm {
+            AlgorithmArg::Logistic => Family::Logistic { alpha: 1.0 },
+            AlgorithmArg::Tree => Family::Tree {
+                max_depth: args.max_depth,
+                min_leaf: 5.0,
+            },
+        },
         name: args.name,
         version: args.version,
         holdout: args.holdout,

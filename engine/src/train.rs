@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use vigil_models::{train_logistic, ModelArtifact, ModelKind, TrainingPlan, TrainingSet};
+use vigil_models::{Family, ModelArtifact, ModelKind, TrainingPlan, TrainingSet};
 
 use crate::config::Config;
 use crate::event::{Event, EventKind};
@@ -27,7 +27,9 @@ pub struct TrainOptions {
     /// Source spec of labelled history (`generate:…`, `file:…`, `-`).
     pub input: String,
     pub out: PathBuf,
-    /// Model name; defaults to `fraud-lr` / `churn-lr`.
+    /// Model family and its settings.
+    pub family: Family,
+    /// Model name; defaults to `fraud-lr` / `churn-lr` (`-tree` for trees).
     pub name: Option<String>,
     /// Version; defaults to one more than the artifact already at `out`, else 1.
     pub version: Option<u32>,
@@ -71,7 +73,10 @@ pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
     let name = options
         .name
         .clone()
-        .unwrap_or_else(|| format!("{}-lr", options.kind));
+        .unwrap_or_else(|| match options.family {
+            Family::Logistic { .. } => format!("{}-lr", options.kind),
+            Family::Tree { .. } => format!("{}-tree", options.kind),
+        });
     let plan = TrainingPlan {
         version: options
             .version
@@ -85,9 +90,9 @@ pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
             ModelKind::Fraud => policy.alert_threshold(),
             ModelKind::Churn => policy.outreach_threshold(),
         },
-        alpha: 1.0,
+        family: options.family,
     };
-    let artifact = train_logistic(plan, &train, &holdout)?;
+    let artifact = vigil_models::train(plan, &train, &holdout)?;
     artifact.save(&options.out)?;
     Ok(artifact)
 }
@@ -217,9 +222,10 @@ pub fn describe(artifact: &ModelArtifact) -> anyhow::Result<String> {
     let m = &artifact.training_metrics;
     let holdout = m.holdout.as_ref().context("no holdout rows")?;
     Ok(format!(
-        "{} ({}): {} training rows ({} positive), {} holdout rows ({} positive); holdout AUPRC {:.3}, ROC AUC {:.3}, at {:.2}: precision {:.3}, recall {:.3}, alert rate on negatives {:.5}",
+        "{} ({} {}): {} training rows ({} positive), {} holdout rows ({} positive); holdout AUPRC {:.3}, ROC AUC {:.3}, at {:.2}: precision {:.3}, recall {:.3}, alert rate on negatives {:.5}",
         artifact.label(),
         artifact.kind,
+        artifact.algorithm.family(),
         m.train_rows,
         m.train_positives,
         m.holdout_rows,

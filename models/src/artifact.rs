@@ -12,6 +12,7 @@ use std::path::Path;
 use linfa_logistic::FittedLogisticRegression;
 use serde::{Deserialize, Serialize};
 
+use crate::tree::CompiledTree;
 use crate::{Error, Evaluation, Model, Result, MAX_FEATURES};
 
 /// What a model predicts, and so which decisions it drives.
@@ -42,6 +43,19 @@ pub enum Algorithm {
     LogisticRegression {
         fitted: FittedLogisticRegression<f64, bool>,
     },
+    /// A decision tree (linfa-trees) over standardised features, compiled with per-node
+    /// log-odds so that it scores probabilities and explains them by its decision path.
+    DecisionTree { tree: CompiledTree },
+}
+
+impl Algorithm {
+    /// The family's short name, as `vigil train --algorithm` spells it.
+    pub fn family(&self) -> &'static str {
+        match self {
+            Algorithm::LogisticRegression { .. } => "logistic",
+            Algorithm::DecisionTree { .. } => "tree",
+        }
+    }
 }
 
 /// Per-feature standardisation applied before the model: `(x - mean) / scale`.
@@ -55,7 +69,7 @@ pub struct Standardizer {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelArtifact {
-    /// Short model name, e.g. `fraud-lr`.
+    /// Short model name, e.g. `fraud-lr` or `fraud-tree`.
     pub name: String,
     /// Monotonic version; decisions cite `name@version`.
     pub version: u32,
@@ -156,15 +170,20 @@ impl ModelArtifact {
                 self.feature_names[i], self.standardizer.scale[i]
             )));
         }
-        let Algorithm::LogisticRegression { fitted } = &self.algorithm;
-        if fitted.params().len() != n {
-            return Err(inconsistent(format!(
-                "model has {} weights for {n} features",
-                fitted.params().len()
-            )));
-        }
-        if !fitted.intercept().is_finite() || fitted.params().iter().any(|w| !w.is_finite()) {
-            return Err(inconsistent("model has a weight that is not finite".into()));
+        match &self.algorithm {
+            Algorithm::LogisticRegression { fitted } => {
+                if fitted.params().len() != n {
+                    return Err(inconsistent(format!(
+                        "model has {} weights for {n} features",
+                        fitted.params().len()
+                    )));
+                }
+                if !fitted.intercept().is_finite() || fitted.params().iter().any(|w| !w.is_finite())
+                {
+                    return Err(inconsistent("model has a weight that is not finite".into()));
+                }
+            }
+            Algorithm::DecisionTree { tree } => tree.check(n).map_err(inconsistent)?,
         }
         Ok(Model::new(self))
     }

@@ -1,6 +1,7 @@
-//! Vigil's models: the scoring interface the engine calls on every event, linfa training, and
-//! the JSON artifact format that carries a fitted model with everything needed to trust it
-//! (name, version, kind, ordered feature names, training time and evaluation).
+//! Vigil's models: the scoring interface the engine calls on every event, linfa training
+//! (logistic regression and decision trees, both explained by reason codes), and the JSON
+//! artifact format that carries a fitted model with everything needed to trust it (name,
+//! version, kind, ordered feature names, training time and evaluation).
 //!
 //! This crate knows nothing about events, customers or streams: it maps an ordered feature
 //! vector to a probability and per-feature reasons. The engine owns the feature code; the
@@ -10,11 +11,13 @@ mod artifact;
 mod evaluation;
 mod scorer;
 mod train;
+mod tree;
 
 pub use artifact::{Algorithm, ModelArtifact, ModelKind, Standardizer};
 pub use evaluation::{AlertBudgetPoint, Evaluation};
 pub use scorer::{Model, Reason, Score, MAX_FEATURES, TOP_REASONS};
-pub use train::{train_logistic, TrainingPlan, TrainingSet};
+pub use train::{train, Family, TrainingPlan, TrainingSet};
+pub use tree::{CompiledTree, Node};
 
 use std::path::PathBuf;
 

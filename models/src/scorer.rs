@@ -1,5 +1,5 @@
 //! The scoring interface: a loaded, validated model that maps one feature vector to a
-//! probability and the features that pushed it up the most.
+//! probability and the features that pushed it up the most, for either model family.
 //!
 //! Scoring runs once per event on the engine's hot path, so it works on a stack buffer and
 //! returns a fixed-size `Score` with no heap allocation of its own beyond linfa's one-row
@@ -17,7 +17,8 @@ pub const MAX_FEATURES: usize = 32;
 /// How many reasons a score carries.
 pub const TOP_REASONS: usize = 3;
 
-/// One feature's share of a score: its weight times its standardised value, in log-odds.
+/// One feature's share of a score in log-odds: its weight times its standardised value for
+/// logistic regression, its moves along the decision path for a tree.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reason {
     /// Index into the model's feature names.
@@ -48,15 +49,18 @@ pub struct Model {
     label: Arc<str>,
     /// +1 when linfa's positive class is `true`, -1 when it is `false`. linfa-logistic calls
     /// the more frequent class positive, which in fraud and churn data is the wrong one; the
-    /// sign turns its log-odds into log-odds of `true` (fraud, churn).
+    /// sign turns its log-odds into log-odds of `true` (fraud, churn). Trees are compiled in
+    /// log-odds of `true` already.
     sign: f64,
 }
 
 impl Model {
     pub(crate) fn new(artifact: ModelArtifact) -> Self {
         let label = artifact.label().into();
-        let Algorithm::LogisticRegression { fitted } = &artifact.algorithm;
-        let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+        let sign = match &artifact.algorithm {
+            Algorithm::LogisticRegression { fitted } if !fitted.labels().pos.class => -1.0,
+            _ => 1.0,
+        };
         Model {
             artifact,
             label,
@@ -81,18 +85,38 @@ impl Model {
         &self.artifact.feature_names[index]
     }
 
-    /// The model's bias in log-odds: with the contributions, it sums to the score's logit.
+    /// The model's log-odds before any feature speaks: the logistic regression's bias, or the
+    /// tree root's log-odds. With the contributions, it sums to the score's logit.
     pub fn intercept(&self) -> f64 {
-        let Algorithm::LogisticRegression { fitted } = &self.artifact.algorithm;
-        self.sign * fitted.intercept()
+        match &self.artifact.algorithm {
+            Algorithm::LogisticRegression { fitted } => self.sign * fitted.intercept(),
+            Algorithm::DecisionTree { tree } => tree.base_log_odds(),
+        }
     }
 
-    /// Each feature's contribution in log-odds, written into `out`.
+    /// Each feature's contribution in log-odds, written into `out`: weight times standardised
+    /// value for logistic regression, the moves along the decision path for a tree.
     pub fn contributions(&self, features: &[f64], out: &mut [f64]) {
-        let Algorithm::LogisticRegression { fitted } = &self.artifact.algorithm;
+        let n = self.artifact.feature_names.len();
+        let mut standardized = [0.0; MAX_FEATURES];
+        self.standardize(features, &mut standardized[..n]);
+        out[..n].fill(0.0);
+        match &self.artifact.algorithm {
+            Algorithm::LogisticRegression { fitted } => {
+                for (i, (z, w)) in standardized[..n].iter().zip(fitted.params()).enumerate() {
+                    out[i] = self.sign * w * z;
+                }
+            }
+            Algorithm::DecisionTree { tree } => {
+                tree.walk(&standardized[..n], out);
+            }
+        }
+    }
+
+    fn standardize(&self, features: &[f64], out: &mut [f64]) {
         let s = &self.artifact.standardizer;
-        for (i, (x, w)) in features.iter().zip(fitted.params()).enumerate() {
-            out[i] = self.sign * w * ((x - s.mean[i]) / s.scale[i]);
+        for (i, z) in out.iter_mut().enumerate() {
+            *z = (features[i] - s.mean[i]) / s.scale[i];
         }
     }
 
@@ -105,48 +129,59 @@ impl Model {
         let n = self.artifact.feature_names.len();
         assert_eq!(features.len(), n, "feature vector length");
         let mut standardized = [0.0; MAX_FEATURES];
-        let s = &self.artifact.standardizer;
-        for i in 0..n {
-            standardized[i] = (features[i] - s.mean[i]) / s.scale[i];
-        }
-        let Algorithm::LogisticRegression { fitted } = &self.artifact.algorithm;
-        let row = ArrayView2::from_shape((1, n), &standardized[..n]).expect("one row of n");
-        let linfa_probability = fitted.predict_probabilities(&row)[0];
-        let probability = if self.sign > 0.0 {
-            linfa_probability
-        } else {
-            1.0 - linfa_probability
+        self.standardize(features, &mut standardized[..n]);
+        let mut contributions = [0.0; MAX_FEATURES];
+        let probability = match &self.artifact.algorithm {
+            Algorithm::LogisticRegression { fitted } => {
+                let row = ArrayView2::from_shape((1, n), &standardized[..n]).expect("one row of n");
+                let linfa_probability = fitted.predict_probabilities(&row)[0];
+                for (i, (z, w)) in standardized[..n].iter().zip(fitted.params()).enumerate() {
+                    contributions[i] = self.sign * z * w;
+                }
+                if self.sign > 0.0 {
+                    linfa_probability
+                } else {
+                    1.0 - linfa_probability
+                }
+            }
+            Algorithm::DecisionTree { tree } => {
+                let log_odds = tree.walk(&standardized[..n], &mut contributions[..n]);
+                1.0 / (1.0 + (-log_odds).exp())
+            }
         };
-
-        let mut reasons = [Reason {
-            feature: 0,
-            contribution: 0.0,
-        }; TOP_REASONS];
-        let mut reason_count = 0;
-        for (feature, (z, w)) in standardized[..n].iter().zip(fitted.params()).enumerate() {
-            let contribution = self.sign * z * w;
-            if contribution <= 0.0 {
-                continue;
-            }
-            let candidate = Reason {
-                feature,
-                contribution,
-            };
-            if reason_count < TOP_REASONS {
-                reasons[reason_count] = candidate;
-                reason_count += 1;
-            } else if contribution > reasons[TOP_REASONS - 1].contribution {
-                reasons[TOP_REASONS - 1] = candidate;
-            } else {
-                continue;
-            }
-            reasons[..reason_count]
-                .sort_unstable_by(|a, b| b.contribution.total_cmp(&a.contribution));
-        }
+        let (reasons, reason_count) = top_reasons(&contributions[..n]);
         Score {
             probability,
             reasons,
             reason_count,
         }
     }
+}
+
+/// The features with the largest positive contributions, largest first.
+fn top_reasons(contributions: &[f64]) -> ([Reason; TOP_REASONS], usize) {
+    let mut reasons = [Reason {
+        feature: 0,
+        contribution: 0.0,
+    }; TOP_REASONS];
+    let mut reason_count = 0;
+    for (feature, &contribution) in contributions.iter().enumerate() {
+        if contribution <= 0.0 {
+            continue;
+        }
+        let candidate = Reason {
+            feature,
+            contribution,
+        };
+        if reason_count < TOP_REASONS {
+            reasons[reason_count] = candidate;
+            reason_count += 1;
+        } else if contribution > reasons[TOP_REASONS - 1].contribution {
+            reasons[TOP_REASONS - 1] = candidate;
+        } else {
+            continue;
+        }
+        reasons[..reason_count].sort_unstable_by(|a, b| b.contribution.total_cmp(&a.contribution));
+    }
+    (reasons, reason_count)
 }

@@ -1,15 +1,17 @@
-//! Training: fits a linfa logistic regression on a feature matrix the engine built with its
-//! own feature code, standardising inputs and weighting the rare positive class, and returns
-//! an artifact carrying its evaluation on the training rows and a holdout.
+//! Training: fits a linfa logistic regression or decision tree on a feature matrix the engine
+//! built with its own feature code, standardising inputs and weighting the rare positive
+//! class, and returns an artifact carrying its evaluation on the training rows and a holdout.
 //!
 //! Building the matrix (replaying history through the feature code) is the engine's job; this
 //! module starts from rows and labels.
 
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
+use linfa_trees::DecisionTree;
 use ndarray::{Array1, Array2, Axis};
 
 use crate::artifact::TrainingMetrics;
+use crate::tree::CompiledTree;
 use crate::{Algorithm, Error, Evaluation, ModelArtifact, ModelKind, Result, Standardizer};
 
 /// Labelled rows in feature-name order, appended one at a time.
@@ -64,15 +66,23 @@ pub struct TrainingPlan {
     pub trained_at: String,
     /// Probability at which the evaluation's operating point is measured.
     pub threshold: f64,
-    /// L2 regularisation strength.
-    pub alpha: f64,
+    pub family: Family,
 }
 
-/// Upper bound on how many times a positive row is repeated to balance the classes.
+/// Which model family to fit, with its settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Family {
+    /// Logistic regression with this L2 regularisation strength.
+    Logistic { alpha: f64 },
+    /// A decision tree at most this deep, with at least `min_leaf` (weighted) rows per leaf.
+    Tree { max_depth: usize, min_leaf: f64 },
+}
+
+/// Upper bound on a positive row's weight relative to a negative one's.
 const MAX_POSITIVE_WEIGHT: usize = 50;
 
-/// Fits a class-weighted logistic regression on `train` and evaluates it on `holdout`.
-pub fn train_logistic(
+/// Fits a class-weighted model of `plan.family` on `train` and evaluates it on `holdout`.
+pub fn train(
     plan: TrainingPlan,
     train: &TrainingSet,
     holdout: &TrainingSet,
@@ -97,27 +107,61 @@ pub fn train_logistic(
     }
 
     let standardizer = fit_standardizer(train, width);
-    // linfa-logistic has no sample weights: repeat each positive row so both classes carry
-    // comparable weight in the loss.
     let weight = (negatives / positives).clamp(1, MAX_POSITIVE_WEIGHT);
-    let weighted_rows = negatives + positives * weight;
-    let mut x = Array2::zeros((weighted_rows, width));
-    let mut y = Array1::from_elem(weighted_rows, false);
-    let mut r = 0;
-    for (row, &label) in train.rows().zip(&train.labels) {
-        for _ in 0..if label { weight } else { 1 } {
-            for (j, v) in row.iter().enumerate() {
-                x[[r, j]] = (v - standardizer.mean[j]) / standardizer.scale[j];
+    let standardized: Vec<f64> = train
+        .rows()
+        .flat_map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(j, v)| (v - standardizer.mean[j]) / standardizer.scale[j])
+        })
+        .collect();
+    let algorithm = match plan.family {
+        Family::Logistic { alpha } => {
+            // linfa-logistic has no sample weights: repeat each positive row so both classes
+            // carry comparable weight in the loss.
+            let weighted_rows = negatives + positives * weight;
+            let mut x = Array2::zeros((weighted_rows, width));
+            let mut y = Array1::from_elem(weighted_rows, false);
+            let mut r = 0;
+            for (row, &label) in standardized.chunks_exact(width).zip(&train.labels) {
+                for _ in 0..if label { weight } else { 1 } {
+                    x.row_mut(r).assign(&ndarray::ArrayView1::from(row));
+                    y[r] = label;
+                    r += 1;
+                }
             }
-            y[r] = label;
-            r += 1;
+            let fitted = LogisticRegression::default()
+                .alpha(alpha)
+                .max_iterations(200)
+                .fit(&Dataset::new(x, y))
+                .map_err(|e| fail(format!("linfa-logistic failed to fit: {e}")))?;
+            Algorithm::LogisticRegression { fitted }
         }
-    }
-    let fitted = LogisticRegression::default()
-        .alpha(plan.alpha)
-        .max_iterations(200)
-        .fit(&Dataset::new(x, y))
-        .map_err(|e| fail(format!("linfa-logistic failed to fit: {e}")))?;
+        Family::Tree {
+            max_depth,
+            min_leaf,
+        } => {
+            let weights: Vec<f64> = train
+                .labels
+                .iter()
+                .map(|&y| if y { weight as f64 } else { 1.0 })
+                .collect();
+            let x = Array2::from_shape_vec((train.len(), width), standardized.clone())
+                .expect("rows are width-aligned");
+            let y = Array1::from(train.labels.clone());
+            let dataset = Dataset::new(x, y)
+                .with_weights(Array1::from_iter(weights.iter().map(|&w| w as f32)));
+            let fitted = DecisionTree::params()
+                .max_depth(Some(max_depth))
+                .min_weight_leaf(min_leaf as f32)
+                .fit(&dataset)
+                .map_err(|e| fail(format!("linfa-trees failed to fit: {e}")))?;
+            Algorithm::DecisionTree {
+                tree: CompiledTree::compile(&fitted, &standardized, width, &train.labels, &weights),
+            }
+        }
+    };
 
     let artifact = ModelArtifact {
         name: plan.name,
@@ -135,7 +179,7 @@ pub fn train_logistic(
             holdout: None,
         },
         standardizer,
-        algorithm: Algorithm::LogisticRegression { fitted },
+        algorithm,
     };
     let names: Vec<String> = artifact.feature_names.clone();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -180,7 +224,7 @@ mod tests {
             training_data: "unit test".into(),
             trained_at: "2026-11-22T00:00:00Z".into(),
             threshold: 0.5,
-            alpha: 1.0,
+            family: Family::Logistic { alpha: 1.0 },
         }
     }
 
@@ -197,7 +241,7 @@ mod tests {
 
     #[test]
     fn learns_a_separable_signal_and_reports_holdout_quality() {
-        let artifact = train_logistic(plan(), &rows(2000), &rows(500)).unwrap();
+        let artifact = train(plan(), &rows(2000), &rows(500)).unwrap();
         let holdout = artifact.training_metrics.holdout.as_ref().unwrap();
         assert!(holdout.roc_auc > 0.99, "{holdout:?}");
         assert!(holdout.recall > 0.95, "{holdout:?}");
@@ -213,7 +257,7 @@ mod tests {
 
     #[test]
     fn score_is_the_logistic_of_intercept_plus_contributions() {
-        let model = train_logistic(plan(), &rows(1000), &TrainingSet::new(2))
+        let model = train(plan(), &rows(1000), &TrainingSet::new(2))
             .unwrap()
             .into_model(ModelKind::Fraud, &["signal", "noise"])
             .unwrap();
@@ -229,11 +273,75 @@ mod tests {
         }
     }
 
+    fn tree_plan() -> TrainingPlan {
+        TrainingPlan {
+            name: "test-tree".into(),
+            family: Family::Tree {
+                max_depth: 4,
+                min_leaf: 1.0,
+            },
+            ..plan()
+        }
+    }
+
+    #[test]
+    fn a_tree_learns_the_signal_and_its_path_reasons_add_up_to_the_score() {
+        let artifact = train(tree_plan(), &rows(2000), &rows(500)).unwrap();
+        let holdout = artifact.training_metrics.holdout.as_ref().unwrap();
+        assert!(holdout.roc_auc > 0.99, "{holdout:?}");
+        assert_eq!(artifact.algorithm.family(), "tree");
+        let model = artifact
+            .into_model(ModelKind::Fraud, &["signal", "noise"])
+            .unwrap();
+        for x in [[3.2, 5.0], [0.1, 12.0], [1.5, 6.0], [3.0, 0.0]] {
+            let mut c = [0.0; 2];
+            model.contributions(&x, &mut c);
+            let logit = model.intercept() + c.iter().sum::<f64>();
+            let score = model.score(&x);
+            assert!((score.probability - 1.0 / (1.0 + (-logit).exp())).abs() < 1e-12);
+            for reason in score.reasons() {
+                assert_eq!(reason.contribution, c[reason.feature]);
+            }
+        }
+        let fraud = model.score(&[3.2, 5.0]);
+        assert!(fraud.probability > 0.9, "{fraud:?}");
+        assert_eq!(model.feature_name(fraud.reasons()[0].feature), "signal");
+        assert!(model.score(&[0.1, 5.0]).probability < 0.1);
+    }
+
+    #[test]
+    fn a_tree_artifact_round_trips_and_a_broken_one_is_refused() {
+        let artifact = train(tree_plan(), &rows(1000), &TrainingSet::new(2)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tree.json");
+        artifact.save(&path).unwrap();
+        let model = ModelArtifact::load(&path, ModelKind::Fraud, &["signal", "noise"]).unwrap();
+        assert_eq!(model.score(&[3.2, 1.0]), {
+            let direct = artifact
+                .clone()
+                .into_model(ModelKind::Fraud, &["signal", "noise"])
+                .unwrap();
+            direct.score(&[3.2, 1.0])
+        });
+
+        let mut broken = artifact;
+        let Algorithm::DecisionTree { tree } = &mut broken.algorithm else {
+            panic!("a tree")
+        };
+        if let crate::Node::Split { left, .. } = &mut tree.nodes[0] {
+            *left = 0;
+        }
+        let err = broken
+            .into_model(ModelKind::Fraud, &["signal", "noise"])
+            .unwrap_err();
+        assert!(err.to_string().contains("node 0 has child 0"), "{err}");
+    }
+
     #[test]
     fn single_class_data_is_refused_with_counts() {
         let mut set = TrainingSet::new(2);
         set.push(&[1.0, 2.0], false);
-        let err = train_logistic(plan(), &set, &TrainingSet::new(2)).unwrap_err();
+        let err = train(plan(), &set, &TrainingSet::new(2)).unwrap_err();
         assert!(
             err.to_string().contains("0 positive and 1 negative"),
             "{err}"
@@ -242,7 +350,7 @@ mod tests {
 
     #[test]
     fn artifacts_round_trip_and_reject_other_feature_orders() {
-        let artifact = train_logistic(plan(), &rows(500), &TrainingSet::new(2)).unwrap();
+        let artifact = train(plan(), &rows(500), &TrainingSet::new(2)).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.json");
         artifact.save(&path).unwrap();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::train::{self, TrainOptions};
-use vigil_models::ModelKind;
+use vigil_models::{Family, ModelKind};
 use vigil_tests::{fixture, test_config};
 
 /// Event id → feature bits, for one model kind.
@@ -48,6 +48,7 @@ async fn offline(input: &str, mapping: Option<PathBuf>, kind: ModelKind) -> Feat
         kind,
         input: input.to_owned(),
         out: PathBuf::new(),
+        family: Family::Logistic { alpha: 1.0 },
         name: None,
         version: None,
         holdout: 0.2,

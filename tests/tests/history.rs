@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use vigil_engine::replay::{self, ReplayOptions};
 use vigil_engine::train::{self, TrainOptions};
-use vigil_models::ModelKind;
+use vigil_models::{Family, ModelKind};
 use vigil_tests::{read_lines, test_config};
 
 fn repo(path: &str) -> PathBuf {
@@ -33,6 +33,7 @@ async fn train_on_sparkov_then_replay_the_test_sample_with_a_challenger() {
         kind: ModelKind::Fraud,
         input: sparkov("fraud_sample_train.csv"),
         out: model.clone(),
+        family: Family::Logistic { alpha: 1.0 },
         name: Some("fraud-sparkov".into()),
         version: None,
         holdout: 0.2,
