@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use vigil_engine::config::{Config, LatencyBudget};
-use vigil_engine::customer::{CustomerState, Inbound, Scoring};
+use vigil_engine::customer::{process_isolated, CustomerState, Inbound, Scoring};
 use vigil_engine::decode::decode;
 use vigil_engine::event::Event;
 use vigil_engine::features::{CustomerFeatures, Observation};
@@ -80,12 +80,19 @@ fn hot_path(c: &mut Criterion) {
     let mut state = CustomerState::default();
     for i in 0..150 {
         let history = decode(payment(i).as_bytes(), 65_536).unwrap();
-        state.process(inbound(history, payment(i)), &scoring);
+        state.process(&inbound(history, payment(i)), &scoring);
     }
     c.bench_function("process: features + model + policy + decision", |b| {
         b.iter_batched(
             || (state.clone(), inbound(event.clone(), raw.clone())),
-            |(mut state, inbound)| state.process(inbound, &scoring),
+            |(mut state, inbound)| state.process(&inbound, &scoring),
+            BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("process, isolated: restore point + the above", |b| {
+        b.iter_batched(
+            || (state.clone(), inbound(event.clone(), raw.clone())),
+            |(mut state, inbound)| process_isolated(&mut state, &inbound, &scoring),
             BatchSize::SmallInput,
         )
     });
@@ -95,7 +102,7 @@ fn hot_path(c: &mut Criterion) {
         ..
     } = state
         .clone()
-        .process(inbound(takeover.clone(), takeover_raw.clone()), &scoring)
+        .process(&inbound(takeover.clone(), takeover_raw.clone()), &scoring)
     else {
         panic!("a takeover payment gets a decision")
     };
@@ -109,7 +116,7 @@ fn hot_path(c: &mut Criterion) {
                         inbound(takeover.clone(), takeover_raw.clone()),
                     )
                 },
-                |(mut state, inbound)| state.process(inbound, &scoring),
+                |(mut state, inbound)| state.process(&inbound, &scoring),
                 BatchSize::SmallInput,
             )
         },

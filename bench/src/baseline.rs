@@ -114,7 +114,7 @@ pub fn plain_loop(records: &[Bytes], config: &Config) -> anyhow::Result<Duration
             ingested: Instant::now(),
             raw: raw.clone(),
         };
-        written += match state.process(inbound, &scoring) {
+        written += match state.process(&inbound, &scoring) {
             Outcome::Scored {
                 decision: Some(d), ..
             } => d.to_json().len(),

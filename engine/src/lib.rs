@@ -9,6 +9,8 @@ pub mod dead_letter;
 pub mod decision;
 pub mod decode;
 pub mod event;
+#[cfg(feature = "fault-injection")]
+pub mod fault;
 pub mod features;
 pub mod models;
 pub mod pipeline;

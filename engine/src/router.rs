@@ -33,7 +33,7 @@ use crate::config::PassivationConfig;
 use crate::customer::{CustomerActor, CustomerArgs, CustomerMsg, CustomerState, Inbound, Scoring};
 use crate::publish::PublisherMsg;
 use crate::store::{Entry, StateStore};
-use crate::telemetry::{ActorFailed, Passivated, StateRestored, StateSaved};
+use crate::telemetry::{ActorDied, Passivated, StateRestored, StateSaved};
 
 pub enum RouterMsg {
     Route(Vec<Inbound>),
@@ -535,7 +535,7 @@ impl Actor for Router {
                     .args
                     .scoring
                     .telemetry
-                    .emit(ActorFailed { detail: &detail });
+                    .emit(ActorDied { detail: &detail });
                 state.forget_dead(&myself, cell.get_id()).await?;
                 state.try_checkpoint().await?;
             }

@@ -360,17 +360,37 @@ impl InternalEvent for CheckpointWritten {
     }
 }
 
-/// A customer actor failed on an event (the event is dead-lettered) or died.
+/// A customer actor failed on an event and was restarted from its last good state; after the
+/// last attempt the event is dead-lettered.
 pub struct ActorFailed<'a> {
     pub detail: &'a str,
+    pub event_id: &'a str,
+    pub attempt: usize,
+    pub of: usize,
 }
 
 impl InternalEvent for ActorFailed<'_> {
     fn emit(self, t: &Telemetry) {
         tracing::error!(
             detail = self.detail,
-            "Customer actor failed; supervision recovers it."
+            event_id = self.event_id,
+            attempt = self.attempt,
+            of = self.of,
+            "Customer actor failed on an event; restarted from its last good state."
         );
+        t.actor_restarts.increment(1);
+    }
+}
+
+/// A customer actor died outside an event (its supervisor saw it); the customer's next event
+/// starts a fresh one.
+pub struct ActorDied<'a> {
+    pub detail: &'a str,
+}
+
+impl InternalEvent for ActorDied<'_> {
+    fn emit(self, t: &Telemetry) {
+        tracing::error!(detail = self.detail, "Customer actor died.");
         t.actor_restarts.increment(1);
     }
 }

@@ -91,14 +91,29 @@ impl CustomerState {
         postcard::from_bytes(bytes)
     }
 
+    /// Makes this state a copy of `other`, reusing this one's buffers: after the first few
+    /// events, taking a restore point allocates nothing.
+    pub fn copy_from(&mut self, other: &CustomerState) {
+        let CustomerState {
+            features,
+            last_outreach_ts,
+        } = other;
+        match (&mut self.features, features) {
+            (Some(mine), Some(theirs)) => mine.copy_from(theirs),
+            (mine, theirs) => mine.clone_from(theirs),
+        }
+        self.last_outreach_ts = *last_outreach_ts;
+    }
+
     /// Processes one of this customer's events.
-    pub fn process(&mut self, inbound: Inbound, scoring: &Scoring) -> Outcome {
+    pub fn process(&mut self, inbound: &Inbound, scoring: &Scoring) -> Outcome {
         let Inbound {
             event,
             position,
             ingested,
             raw,
         } = inbound;
+        let (position, ingested) = (*position, *ingested);
         let started = Instant::now();
         let queued = started.duration_since(ingested);
         scoring.telemetry.stage(Stage::Queue, queued);
@@ -114,7 +129,7 @@ impl CustomerState {
         let features = self
             .features
             .get_or_insert_with(|| CustomerFeatures::new(event.ts));
-        let observation = match features.observe(&event, scoring.late_tolerance_ms) {
+        let observation = match features.observe(event, scoring.late_tolerance_ms) {
             Ok(observation) => observation,
             Err(late) => {
                 return Outcome::Rejected {
@@ -127,7 +142,7 @@ impl CustomerState {
                                 late.late_by_ms, late.tolerance_ms
                             ),
                         ),
-                        raw,
+                        raw: raw.clone(),
                         position,
                     }),
                     kind: Some(event.kind.name()),
@@ -135,6 +150,8 @@ impl CustomerState {
                 }
             }
         };
+        #[cfg(feature = "fault-injection")]
+        crate::fault::after_features(&event.event_id);
         let featured = Instant::now();
         scoring.telemetry.stage(Stage::Features, featured - started);
 
@@ -220,7 +237,7 @@ impl CustomerState {
         scoring.telemetry.stage(Stage::Score, decided - featured);
 
         let made = |action: Option<DecisionKind>, verdict: Option<&Verdict>, rules: &[Arc<str>]| {
-            action.map(|kind| decision(&event, kind, verdict, rules, degraded, ingested, decided))
+            action.map(|kind| decision(event, kind, verdict, rules, degraded, ingested, decided))
         };
         let shadow = challenger.as_ref().map(|c| {
             Box::new(Shadow {

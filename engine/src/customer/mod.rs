@@ -16,6 +16,7 @@ mod decide;
 
 pub use decide::{CustomerState, Scoring};
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,6 +75,62 @@ pub struct CustomerActorState {
     router: ActorRef<RouterMsg>,
 }
 
+thread_local! {
+    /// The state of the customer whose event this thread is processing, as it was before the
+    /// event: where a failure rolls back to. One per worker thread, reused across customers,
+    /// so keeping it costs a copy into warm buffers and no allocation.
+    static LAST_GOOD: RefCell<CustomerState> = RefCell::new(CustomerState::default());
+}
+
+/// How many times an event is tried before it is dead-lettered.
+const ATTEMPTS: usize = 2;
+
+/// Processes `inbound`, isolating failures: a panic rolls the customer back to the state before
+/// the event (counted as an actor restart) and the event is tried once more; failing again, it
+/// is dead-lettered with the reason and the customer keeps that last good state.
+pub fn process_isolated(
+    customer: &mut CustomerState,
+    inbound: &Inbound,
+    scoring: &Scoring,
+) -> Outcome {
+    LAST_GOOD.with_borrow_mut(|last_good| {
+        last_good.copy_from(customer);
+        let mut detail = String::new();
+        for attempt in 1..=ATTEMPTS {
+            match catch_unwind(AssertUnwindSafe(|| customer.process(inbound, scoring))) {
+                Ok(outcome) => return outcome,
+                Err(panic) => {
+                    customer.copy_from(last_good);
+                    detail = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    scoring.telemetry.emit(ActorFailed {
+                        detail: &detail,
+                        event_id: &inbound.event.event_id,
+                        attempt,
+                        of: ATTEMPTS,
+                    });
+                }
+            }
+        }
+        Outcome::Rejected {
+            letter: Box::new(DeadLetter {
+                rejection: Rejection::new(
+                    RejectReason::ActorFailure,
+                    None,
+                    format!("processing failed {ATTEMPTS} times, the customer's state was rolled back each time: {detail}"),
+                ),
+                raw: inbound.raw.clone(),
+                position: inbound.position,
+            }),
+            kind: Some(inbound.event.kind.name()),
+            ingested: inbound.ingested,
+        }
+    })
+}
+
 impl Actor for CustomerActor {
     type Msg = CustomerMsg;
     type State = CustomerActorState;
@@ -117,32 +174,7 @@ impl Actor for CustomerActor {
                 return Ok(());
             }
         };
-        let (raw, position, ingested, kind) = (
-            inbound.raw.clone(),
-            inbound.position,
-            inbound.ingested,
-            inbound.event.kind.name(),
-        );
-        let scoring = &state.scoring;
-        let customer = &mut state.customer;
-        let outcome = catch_unwind(AssertUnwindSafe(|| customer.process(inbound, scoring)))
-            .unwrap_or_else(|panic| {
-                let detail = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                scoring.telemetry.emit(ActorFailed { detail: &detail });
-                Outcome::Rejected {
-                    letter: Box::new(DeadLetter {
-                        rejection: Rejection::new(RejectReason::ActorFailure, None, detail),
-                        raw,
-                        position,
-                    }),
-                    kind: Some(kind),
-                    ingested,
-                }
-            });
+        let outcome = process_isolated(&mut state.customer, &inbound, &state.scoring);
         // The publisher outlives every actor; a closed channel means shutdown is under way.
         let _ = state.publisher.send(PublisherMsg::Outcome(outcome));
         Ok(())

@@ -146,6 +146,53 @@ impl CustomerFeatures {
         }
     }
 
+    /// Makes this a copy of `other`, reusing this one's buffers (see `CustomerState::copy_from`).
+    pub fn copy_from(&mut self, other: &CustomerFeatures) {
+        // Destructured so that a new field cannot be forgotten here.
+        let CustomerFeatures {
+            newest_ts,
+            first_ts,
+            payments,
+            payment_count,
+            amount_mean,
+            amount_m2,
+            max_amount,
+            last_payment,
+            countries,
+            merchants,
+            mccs,
+            hours,
+            logins,
+            last_login_ts,
+            last_sessions,
+            session_count,
+            last_core_feature_ts,
+            pricing_cancel_views,
+            support_tickets,
+            cart_abandons,
+        } = other;
+        self.newest_ts = *newest_ts;
+        self.first_ts = *first_ts;
+        self.payments.copy_from(payments);
+        self.payment_count = *payment_count;
+        self.amount_mean = *amount_mean;
+        self.amount_m2 = *amount_m2;
+        self.max_amount = *max_amount;
+        self.last_payment = *last_payment;
+        self.countries.copy_from(countries);
+        self.merchants.copy_from(merchants);
+        self.mccs.copy_from(mccs);
+        self.hours = *hours;
+        self.logins.copy_from(logins);
+        self.last_login_ts = *last_login_ts;
+        self.last_sessions = *last_sessions;
+        self.session_count = *session_count;
+        self.last_core_feature_ts = *last_core_feature_ts;
+        self.pricing_cancel_views.copy_from(pricing_cancel_views);
+        self.support_tickets.copy_from(support_tickets);
+        self.cart_abandons.copy_from(cart_abandons);
+    }
+
     /// Folds `event` into the state and returns the features to score it with.
     pub fn observe(
         &mut self,

@@ -12,6 +12,11 @@ pub struct SeenSet {
 }
 
 impl SeenSet {
+    /// Makes this a copy of `other`, reusing this one's buffer.
+    pub fn copy_from(&mut self, other: &SeenSet) {
+        self.hashes.clone_from(&other.hashes);
+    }
+
     pub fn contains(&self, value: &str) -> bool {
         self.hashes.len() >= CAPACITY || self.hashes.binary_search(&fnv1a(value)).is_ok()
     }

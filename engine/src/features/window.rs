@@ -47,6 +47,20 @@ mod per_horizon {
 }
 
 impl<const H: usize> RollingWindow<H> {
+    /// Makes this a copy of `other`, reusing this one's buffer.
+    pub fn copy_from(&mut self, other: &Self) {
+        let RollingWindow {
+            entries,
+            widths,
+            starts,
+            sums,
+        } = other;
+        self.entries.clone_from(entries);
+        self.widths = *widths;
+        self.starts = *starts;
+        self.sums = *sums;
+    }
+
     /// Windows of the given widths (milliseconds), widest first.
     pub fn new(widths: [i64; H]) -> Self {
         assert!(
