@@ -166,31 +166,27 @@ impl CustomerState {
                     let fraud = policy.fraud(Some(score.probability), v);
                     (score, fraud.action, fraud.fired)
                 };
-                let champion = (!degraded).then(|| verdict(&models.fraud));
-                let (action, rules) = match &champion {
-                    Some((_, action, rules)) => (*action, rules.clone()),
-                    None => {
-                        let rules_only = policy.fraud(None, v);
-                        (rules_only.action, rules_only.fired)
-                    }
+                // The rules that fired go to the decision; the champion's verdict keeps none,
+                // so they are not copied.
+                let (champion, action, rules) = if degraded {
+                    let rules_only = policy.fraud(None, v);
+                    (None, rules_only.action, rules_only.fired)
+                } else {
+                    let (score, action, rules) = verdict(&models.fraud);
+                    let champion = Verdict {
+                        model: &models.fraud,
+                        score,
+                        action,
+                        rules: Vec::new(),
+                    };
+                    (Some(champion), action, rules)
                 };
                 let challenger = models
                     .fraud_challenger
                     .as_ref()
                     .filter(|_| !degraded)
                     .map(|model| (model, verdict(model)));
-                (
-                    champion.map(|(score, action, rules)| Verdict {
-                        model: &models.fraud,
-                        score,
-                        action,
-                        rules,
-                    }),
-                    action,
-                    rules,
-                    challenger,
-                    ModelKind::Fraud,
-                )
+                (champion, action, rules, challenger, ModelKind::Fraud)
             }
             Observation::Churn(v) if !degraded => {
                 let last = self.last_outreach_ts;
