@@ -28,29 +28,14 @@ impl Evaluation {
         let rows = scored.len();
         let positives = scored.iter().filter(|(_, y)| *y).count();
         let negatives = rows - positives;
-        let mut ranked: Vec<(f64, bool)> = scored.to_vec();
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-
-        // Walk thresholds from the highest score down, one group of tied scores at a time.
-        let (mut tp, mut fp) = (0usize, 0usize);
         let (mut auprc, mut roc_auc) = (0.0, 0.0);
-        let (mut last_recall, mut last_fpr, mut last_tpr) = (0.0, 0.0, 0.0);
-        let mut i = 0;
-        while i < ranked.len() {
-            let score = ranked[i].0;
-            while i < ranked.len() && ranked[i].0 == score {
-                if ranked[i].1 {
-                    tp += 1;
-                } else {
-                    fp += 1;
-                }
-                i += 1;
-            }
-            let recall = ratio(tp, positives);
-            auprc += (recall - last_recall) * ratio(tp, tp + fp);
-            let fpr = ratio(fp, negatives);
-            roc_auc += (fpr - last_fpr) * (recall + last_tpr) / 2.0;
-            (last_recall, last_fpr, last_tpr) = (recall, fpr, recall);
+        let (mut last_recall, mut last_fpr) = (0.0, 0.0);
+        for cut in cuts(scored) {
+            let recall = ratio(cut.tp, positives);
+            auprc += (recall - last_recall) * ratio(cut.tp, cut.tp + cut.fp);
+            let fpr = ratio(cut.fp, negatives);
+            roc_auc += (fpr - last_fpr) * (recall + last_recall) / 2.0;
+            (last_recall, last_fpr) = (recall, fpr);
         }
 
         let flagged_tp = scored.iter().filter(|(p, y)| *y && *p >= threshold).count();
@@ -90,8 +75,6 @@ impl AlertBudgetPoint {
     pub fn of(scored: &[(f64, bool)], max_alert_rate: f64) -> AlertBudgetPoint {
         let positives = scored.iter().filter(|(_, y)| *y).count();
         let negatives = scored.len() - positives;
-        let mut ranked: Vec<(f64, bool)> = scored.to_vec();
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut best = AlertBudgetPoint {
             max_alert_rate,
             threshold: None,
@@ -99,32 +82,48 @@ impl AlertBudgetPoint {
             precision: 0.0,
             alert_rate: 0.0,
         };
-        let (mut tp, mut fp) = (0usize, 0usize);
-        let mut i = 0;
-        while i < ranked.len() {
-            let score = ranked[i].0;
-            while i < ranked.len() && ranked[i].0 == score {
-                if ranked[i].1 {
-                    tp += 1;
-                } else {
-                    fp += 1;
-                }
-                i += 1;
-            }
-            let alert_rate = ratio(fp, negatives);
+        for cut in cuts(scored) {
+            let alert_rate = ratio(cut.fp, negatives);
             if alert_rate > max_alert_rate {
                 break;
             }
             best = AlertBudgetPoint {
                 max_alert_rate,
-                threshold: Some(score),
-                recall: ratio(tp, positives),
-                precision: ratio(tp, tp + fp),
+                threshold: Some(cut.score),
+                recall: ratio(cut.tp, positives),
+                precision: ratio(cut.tp, cut.tp + cut.fp),
                 alert_rate,
             };
         }
         best
     }
+}
+
+/// Flagging every row scored at or above `score`: the positives and negatives it flags.
+struct Cut {
+    score: f64,
+    tp: usize,
+    fp: usize,
+}
+
+/// Every distinct score as a threshold, from the highest down (tied scores are one threshold).
+fn cuts(scored: &[(f64, bool)]) -> Vec<Cut> {
+    let mut ranked: Vec<(f64, bool)> = scored.to_vec();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut cuts: Vec<Cut> = Vec::new();
+    let (mut tp, mut fp) = (0, 0);
+    for (score, label) in ranked {
+        if label {
+            tp += 1;
+        } else {
+            fp += 1;
+        }
+        match cuts.last_mut() {
+            Some(last) if last.score == score => (last.tp, last.fp) = (tp, fp),
+            _ => cuts.push(Cut { score, tp, fp }),
+        }
+    }
+    cuts
 }
 
 fn ratio(numerator: usize, denominator: usize) -> f64 {

@@ -255,22 +255,28 @@ mod tests {
         assert_eq!(model.feature_name(high.reasons()[0].feature), "signal");
     }
 
+    /// The intercept plus every feature's contribution is the score's logit, and each reason
+    /// carries its feature's contribution.
+    fn assert_reasons_add_up_to_the_score(model: &crate::Model, inputs: &[[f64; 2]]) {
+        for x in inputs {
+            let mut c = [0.0; 2];
+            model.contributions(x, &mut c);
+            let logit = model.intercept() + c.iter().sum::<f64>();
+            let score = model.score(x);
+            assert!((score.probability - 1.0 / (1.0 + (-logit).exp())).abs() < 1e-12);
+            for reason in score.reasons() {
+                assert_eq!(reason.contribution, c[reason.feature]);
+            }
+        }
+    }
+
     #[test]
     fn score_is_the_logistic_of_intercept_plus_contributions() {
         let model = train(plan(), &rows(1000), &TrainingSet::new(2))
             .unwrap()
             .into_model(ModelKind::Fraud, &["signal", "noise"])
             .unwrap();
-        for x in [[0.0, 1.0], [3.1, 12.0], [1.5, 6.0]] {
-            let mut c = [0.0; 2];
-            model.contributions(&x, &mut c);
-            let logit = model.intercept() + c.iter().sum::<f64>();
-            let score = model.score(&x);
-            assert!((score.probability - 1.0 / (1.0 + (-logit).exp())).abs() < 1e-12);
-            for reason in score.reasons() {
-                assert_eq!(reason.contribution, c[reason.feature]);
-            }
-        }
+        assert_reasons_add_up_to_the_score(&model, &[[0.0, 1.0], [3.1, 12.0], [1.5, 6.0]]);
     }
 
     fn tree_plan() -> TrainingPlan {
@@ -293,16 +299,10 @@ mod tests {
         let model = artifact
             .into_model(ModelKind::Fraud, &["signal", "noise"])
             .unwrap();
-        for x in [[3.2, 5.0], [0.1, 12.0], [1.5, 6.0], [3.0, 0.0]] {
-            let mut c = [0.0; 2];
-            model.contributions(&x, &mut c);
-            let logit = model.intercept() + c.iter().sum::<f64>();
-            let score = model.score(&x);
-            assert!((score.probability - 1.0 / (1.0 + (-logit).exp())).abs() < 1e-12);
-            for reason in score.reasons() {
-                assert_eq!(reason.contribution, c[reason.feature]);
-            }
-        }
+        assert_reasons_add_up_to_the_score(
+            &model,
+            &[[3.2, 5.0], [0.1, 12.0], [1.5, 6.0], [3.0, 0.0]],
+        );
         let fraud = model.score(&[3.2, 5.0]);
         assert!(fraud.probability > 0.9, "{fraud:?}");
         assert_eq!(model.feature_name(fraud.reasons()[0].feature), "signal");

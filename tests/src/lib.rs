@@ -3,12 +3,15 @@
 
 pub mod fluvio;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use vigil_engine::config::{Config, LatencyBudget};
 use vigil_engine::decision::Decision;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
+use vigil_engine::train::{self, TrainOptions};
+use vigil_models::{Family, ModelKind};
 
 /// A test fixture's path.
 pub fn fixture(name: &str) -> PathBuf {
@@ -65,4 +68,38 @@ pub fn read_lines(path: &Path) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// Event id → feature values as bits, for comparing features exactly.
+pub type FeatureBits = BTreeMap<String, Vec<u64>>;
+
+pub fn bits(values: &[f64]) -> Vec<u64> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+/// The `kind` features `vigil train` computes for every event of `input`.
+pub async fn offline_features(
+    input: &str,
+    mapping: Option<PathBuf>,
+    kind: ModelKind,
+) -> FeatureBits {
+    let options = TrainOptions {
+        kind,
+        input: input.to_owned(),
+        out: PathBuf::new(),
+        family: Family::Logistic { alpha: 1.0 },
+        name: None,
+        version: None,
+        holdout: 0.2,
+        holdout_from: None,
+        mapping,
+        config: test_config(),
+    };
+    let mut features = FeatureBits::new();
+    train::featurize(&options, |event, values, _| {
+        features.insert(event.event_id.clone(), bits(values));
+    })
+    .await
+    .expect("history featurizes");
+    features
 }

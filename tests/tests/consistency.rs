@@ -3,24 +3,15 @@
 //! full pipeline (router, actors, passivation through the state store with a small active
 //! cap); offline is `train::featurize`, the replay `vigil train` builds its matrix from.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 use vigil_engine::pipeline::{self, RunOptions};
-use vigil_engine::train::{self, TrainOptions};
-use vigil_models::{Family, ModelKind};
-use vigil_tests::{fixture, test_config};
-
-/// Event id → feature bits, for one model kind.
-type Features = BTreeMap<String, Vec<u64>>;
-
-fn bits(values: &[f64]) -> Vec<u64> {
-    values.iter().map(|v| v.to_bits()).collect()
-}
+use vigil_models::ModelKind;
+use vigil_tests::{bits, fixture, offline_features, test_config, FeatureBits};
 
 /// Both kinds' features as the live actors computed them, and how many actors passivated.
-async fn live(input: &str, mapping: Option<PathBuf>) -> ([Features; 2], u64) {
+async fn live(input: &str, mapping: Option<PathBuf>) -> ([FeatureBits; 2], u64) {
     let mut config = test_config();
     config.engine.passivation.max_active = 40;
     let mut options = RunOptions::new(config, input, "discard", "discard");
@@ -30,7 +21,7 @@ async fn live(input: &str, mapping: Option<PathBuf>) -> ([Features; 2], u64) {
     let summary = pipeline::run(options, std::future::pending())
         .await
         .unwrap();
-    let mut features = [Features::new(), Features::new()];
+    let mut features = [FeatureBits::new(), FeatureBits::new()];
     while let Some(audit) = rx.recv().await {
         let slot = &mut features[audit.kind as usize];
         assert!(
@@ -43,29 +34,7 @@ async fn live(input: &str, mapping: Option<PathBuf>) -> ([Features; 2], u64) {
     (features, summary.passivations)
 }
 
-async fn offline(input: &str, mapping: Option<PathBuf>, kind: ModelKind) -> Features {
-    let options = TrainOptions {
-        kind,
-        input: input.to_owned(),
-        out: PathBuf::new(),
-        family: Family::Logistic { alpha: 1.0 },
-        name: None,
-        version: None,
-        holdout: 0.2,
-        holdout_from: None,
-        mapping,
-        config: test_config(),
-    };
-    let mut features = Features::new();
-    train::featurize(&options, |event, values, _| {
-        features.insert(event.event_id.clone(), bits(values));
-    })
-    .await
-    .unwrap();
-    features
-}
-
-fn assert_identical(kind: &str, live: &Features, offline: &Features) {
+fn assert_identical(kind: &str, live: &FeatureBits, offline: &FeatureBits) {
     assert!(!live.is_empty(), "no {kind} events scored");
     assert_eq!(
         live.keys().collect::<Vec<_>>(),
@@ -88,12 +57,12 @@ async fn generated_history_fraud_and_churn_features_match_bit_for_bit() {
     assert_identical(
         "fraud",
         &fraud,
-        &offline(&input, None, ModelKind::Fraud).await,
+        &offline_features(&input, None, ModelKind::Fraud).await,
     );
     assert_identical(
         "churn",
         &churn,
-        &offline(&input, None, ModelKind::Churn).await,
+        &offline_features(&input, None, ModelKind::Churn).await,
     );
 }
 
@@ -111,6 +80,6 @@ async fn sparkov_csv_features_match_bit_for_bit() {
     assert_identical(
         "fraud",
         &fraud,
-        &offline(&input, mapping, ModelKind::Fraud).await,
+        &offline_features(&input, mapping, ModelKind::Fraud).await,
     );
 }

@@ -4,14 +4,12 @@
 //! those of a history without it. A transient failure (`poison-once-`) succeeds on the retry.
 //! Faults are injected by the engine's `fault-injection` feature, which only tests turn on.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 use vigil_engine::pipeline::{self, RunOptions};
-use vigil_engine::train::{self, TrainOptions};
-use vigil_models::{Family, ModelKind};
-use vigil_tests::{read_lines, test_config};
+use vigil_models::ModelKind;
+use vigil_tests::{bits, offline_features, read_lines, test_config, FeatureBits};
 
 const START: i64 = 1_780_000_000_000;
 
@@ -47,8 +45,6 @@ fn write(dir: &Path, name: &str, lines: &[String]) -> String {
     format!("file:{}", path.display())
 }
 
-type Features = BTreeMap<String, Vec<u64>>;
-
 #[tokio::test]
 async fn a_poison_event_is_retried_then_dead_lettered_and_the_customer_keeps_its_last_good_state() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,10 +78,13 @@ async fn a_poison_event_is_retried_then_dead_lettered_and_the_customer_keeps_its
     );
     assert!(letter["raw"].as_str().unwrap().contains("\"poison-1\""));
 
-    let mut live = Features::new();
+    let mut live = FeatureBits::new();
     while let Some(audit) = rx.recv().await {
-        let bits = audit.features.iter().map(|v| v.to_bits()).collect();
-        assert!(live.insert(audit.event_id, bits).is_none(), "scored twice");
+        let features = bits(&audit.features);
+        assert!(
+            live.insert(audit.event_id, features).is_none(),
+            "scored twice"
+        );
     }
     assert!(
         live.contains_key("poison-once-2"),
@@ -96,26 +95,6 @@ async fn a_poison_event_is_retried_then_dead_lettered_and_the_customer_keeps_its
     // The state after the poison event is the state before it: features equal those of the
     // same history without the poison event, bit for bit.
     let clean = write(dir.path(), "clean.jsonl", &history(false));
-    let mut offline = Features::new();
-    let options = TrainOptions {
-        kind: ModelKind::Fraud,
-        input: clean,
-        out: PathBuf::new(),
-        family: Family::Logistic { alpha: 1.0 },
-        name: None,
-        version: None,
-        holdout: 0.2,
-        holdout_from: None,
-        mapping: None,
-        config: test_config(),
-    };
-    train::featurize(&options, |event, values, _| {
-        offline.insert(
-            event.event_id.clone(),
-            values.iter().map(|v| v.to_bits()).collect(),
-        );
-    })
-    .await
-    .unwrap();
+    let offline = offline_features(&clean, None, ModelKind::Fraud).await;
     assert_eq!(live, offline);
 }
