@@ -50,11 +50,10 @@ pub struct ModelSet {
 impl ModelSet {
     /// Loads every configured artifact; any that fails stops the engine from starting.
     pub fn load(config: &ModelsConfig) -> anyhow::Result<ModelSet> {
-        let load = |slot: &Slot| slot.load();
-        let optional = |slot: Option<Slot>| slot.map(|s| load(&s)).transpose();
+        let optional = |slot: Option<Slot>| slot.map(|s| s.load()).transpose();
         Ok(ModelSet {
-            fraud: load(&Slot::champion(config, ModelKind::Fraud))?,
-            churn: load(&Slot::champion(config, ModelKind::Churn))?,
+            fraud: Slot::champion(config, ModelKind::Fraud).load()?,
+            churn: Slot::champion(config, ModelKind::Churn).load()?,
             fraud_challenger: optional(Slot::challenger(config, ModelKind::Fraud))?,
             churn_challenger: optional(Slot::challenger(config, ModelKind::Churn))?,
         })
@@ -76,21 +75,14 @@ impl ModelSet {
         .flatten()
     }
 
-    fn slot_mut(&mut self, kind: ModelKind, role: Role) -> &mut Option<Model> {
-        match (kind, role) {
-            (ModelKind::Fraud, Role::Challenger) => &mut self.fraud_challenger,
-            (ModelKind::Churn, Role::Challenger) => &mut self.churn_challenger,
-            (_, Role::Champion) => unreachable!("champions are always present"),
-        }
-    }
-
     /// This set with `model` serving as `kind`'s `role`; returns the model it replaces.
     fn with(&self, kind: ModelKind, role: Role, model: Model) -> (ModelSet, Option<Model>) {
         let mut next = self.clone();
         let replaced = match (kind, role) {
             (ModelKind::Fraud, Role::Champion) => Some(std::mem::replace(&mut next.fraud, model)),
             (ModelKind::Churn, Role::Champion) => Some(std::mem::replace(&mut next.churn, model)),
-            (kind, role) => next.slot_mut(kind, role).replace(model),
+            (ModelKind::Fraud, Role::Challenger) => next.fraud_challenger.replace(model),
+            (ModelKind::Churn, Role::Challenger) => next.churn_challenger.replace(model),
         };
         (next, replaced)
     }

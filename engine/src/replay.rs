@@ -109,9 +109,11 @@ pub struct Change {
 
 /// Runs the replay and writes its report and outputs.
 pub async fn replay(options: ReplayOptions) -> anyhow::Result<ReplayReport> {
-    let kind = artifact_kind(&options.model)?;
+    let (kind, champion_label) = identify(&options.model)?;
+    let mut labels = (champion_label, None);
     if let Some(challenger) = &options.challenger {
-        let challenger_kind = artifact_kind(challenger)?;
+        let (challenger_kind, challenger_label) = identify(challenger)?;
+        labels.1 = Some(challenger_label);
         anyhow::ensure!(
             challenger_kind == kind,
             "the challenger {} is a {challenger_kind} model, the champion {} a {kind} model",
@@ -174,6 +176,7 @@ pub async fn replay(options: ReplayOptions) -> anyhow::Result<ReplayReport> {
     let report = build_report(
         &options,
         kind,
+        labels,
         &summary,
         &audits,
         (decisions_file, shadow_file, dead_letters_file),
@@ -184,10 +187,12 @@ pub async fn replay(options: ReplayOptions) -> anyhow::Result<ReplayReport> {
     Ok(report)
 }
 
-fn artifact_kind(path: &Path) -> anyhow::Result<ModelKind> {
+/// An artifact's kind and `name@version`.
+fn identify(path: &Path) -> anyhow::Result<(ModelKind, String)> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read model artifact {}", path.display()))?;
-    Ok(ModelArtifact::from_json(&text, &path.display().to_string())?.kind)
+    let artifact = ModelArtifact::from_json(&text, &path.display().to_string())?;
+    Ok((artifact.kind, artifact.label()))
 }
 
 fn remove_if_present(path: &Path) -> anyhow::Result<()> {
@@ -202,17 +207,13 @@ fn remove_if_present(path: &Path) -> anyhow::Result<()> {
 fn build_report(
     options: &ReplayOptions,
     kind: ModelKind,
+    (champion_label, challenger_label): (String, Option<String>),
     summary: &RunSummary,
     audits: &[Audit],
     (decisions_file, shadow_file, dead_letters_file): (PathBuf, Option<PathBuf>, PathBuf),
 ) -> ReplayReport {
     // Only the replayed kind's events: the other kind's champion is the configured one.
     let audits: Vec<&Audit> = audits.iter().filter(|a| a.kind == kind).collect();
-    let champion_label = audits
-        .iter()
-        .find_map(|a| a.model.as_deref())
-        .unwrap_or("(no event scored)")
-        .to_owned();
     let policy = Policy::new(&options.config.policy);
     let threshold = match kind {
         ModelKind::Fraud => policy.alert_threshold(),
@@ -226,11 +227,7 @@ fn build_report(
         |a| a.decision,
         summary.decisions,
     );
-    let challenger = options.challenger.as_ref().map(|path| {
-        let label = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| ModelArtifact::from_json(&t, "challenger").ok())
-            .map_or_else(|| path.display().to_string(), |a| a.label());
+    let challenger = challenger_label.map(|label| {
         let mut counts = [0u64; 3];
         for decision in audits.iter().filter_map(|a| a.challenger_decision) {
             counts[decision.index()] += 1;
