@@ -173,7 +173,6 @@ pub fn load_checked(path: &Path, kind: ModelKind) -> anyhow::Result<Model> {
 /// Polls the artifact files and swaps in each valid new version.
 pub struct ModelWatcher {
     slots: Vec<(Slot, Option<FileStamp>)>,
-    live: Arc<LiveModels>,
     telemetry: Telemetry,
     counts: Arc<WatchCounts>,
 }
@@ -201,8 +200,9 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 }
 
 impl ModelWatcher {
-    /// Watches the files `config` names; the models loaded from them are `live`'s now.
-    pub fn new(config: &ModelsConfig, live: Arc<LiveModels>, telemetry: Telemetry) -> Self {
+    /// Watches the files `config` names, as they are now: made before the models are loaded from
+    /// them, so that a file replaced while they load is loaded again.
+    pub fn new(config: &ModelsConfig, telemetry: Telemetry) -> Self {
         let slots = [
             Some(Slot::champion(config, ModelKind::Fraud)),
             Some(Slot::champion(config, ModelKind::Churn)),
@@ -218,7 +218,6 @@ impl ModelWatcher {
         .collect();
         ModelWatcher {
             slots,
-            live,
             telemetry,
             counts: Arc::default(),
         }
@@ -229,19 +228,19 @@ impl ModelWatcher {
         self.counts.clone()
     }
 
-    /// Checks every `interval` until dropped.
-    pub async fn run(mut self, interval: Duration) {
+    /// Checks every `interval`, swapping into `live`, until dropped.
+    pub async fn run(mut self, live: Arc<LiveModels>, interval: Duration) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            self.check();
+            self.check(&live);
         }
     }
 
     /// Loads each artifact whose file changed since it was last seen. A rejected file is not
     /// read again until it changes again.
-    pub fn check(&mut self) {
+    pub fn check(&mut self, live: &LiveModels) {
         for (slot, seen) in &mut self.slots {
             let now = stamp(&slot.path);
             if now.is_none() || now == *seen {
@@ -251,7 +250,7 @@ impl ModelWatcher {
             match slot.load() {
                 Ok(model) => {
                     let label = model.label();
-                    let replaced = self.live.swap(slot.kind, slot.role, model);
+                    let replaced = live.swap(slot.kind, slot.role, model);
                     if let Some(old) = replaced.filter(|old| old.label() != label) {
                         self.telemetry.emit(ModelRetired {
                             label: &old.label(),
@@ -273,5 +272,52 @@ impl ModelWatcher {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::shipped_artifact;
+
+    fn write_version(path: &Path, version: u32) {
+        let text = std::fs::read_to_string(shipped_artifact("fraud.json")).unwrap();
+        let mut artifact = ModelArtifact::from_json(&text, "shipped").unwrap();
+        artifact.version = version;
+        artifact.save(path).unwrap();
+    }
+
+    #[test]
+    fn a_rejected_artifact_is_not_retried_until_it_changes_and_the_old_model_serves_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let fraud = dir.path().join("fraud.json");
+        write_version(&fraud, 1);
+        let config = ModelsConfig {
+            fraud: Some(fraud.clone()),
+            ..ModelsConfig::default()
+        };
+        let mut watcher = ModelWatcher::new(&config, Telemetry::new());
+        let live = LiveModels::new(ModelSet::load(&config).unwrap());
+        let counts = watcher.counts();
+        let serving = || live.current().fraud.label().to_string();
+
+        watcher.check(&live);
+        assert_eq!(counts.swaps.load(Ordering::Relaxed), 0, "unchanged file");
+
+        std::fs::write(&fraud, "{\"name\": \"fraud-lr\"").unwrap();
+        watcher.check(&live);
+        watcher.check(&live);
+        assert_eq!(
+            counts.rejections.load(Ordering::Relaxed),
+            1,
+            "rejected once"
+        );
+        assert_eq!(serving(), "fraud-lr@1");
+
+        write_version(&fraud, 2);
+        watcher.check(&live);
+        assert_eq!(counts.swaps.load(Ordering::Relaxed), 1);
+        assert_eq!(serving(), "fraud-lr@2");
+        assert!(live.current().fraud_challenger.is_none());
     }
 }

@@ -107,15 +107,18 @@ pub async fn run_with(
 ) -> anyhow::Result<RunSummary> {
     let config = &options.config;
     let telemetry = Telemetry::new();
+    // Hot swap: the watcher looks at the artifact files before they are loaded, and lives as
+    // long as the run.
+    let watcher = ModelWatcher::new(&config.models, telemetry.clone());
+    let model_changes = watcher.counts();
     let mut scoring =
         Scoring::from_config(config, telemetry.clone()).context("cannot load models")?;
     scoring.audit = options.audit.is_some();
     let scoring = Arc::new(scoring);
-    // Hot swap: the watcher lives as long as the run.
-    let watcher = ModelWatcher::new(&config.models, scoring.models.clone(), telemetry.clone());
-    let model_changes = watcher.counts();
-    let _watching = (!config.models.watch_interval.is_zero())
-        .then(|| AbortOnDrop(tokio::spawn(watcher.run(config.models.watch_interval))));
+    let _watching = (!config.models.watch_interval.is_zero()).then(|| {
+        let run = watcher.run(scoring.models.clone(), config.models.watch_interval);
+        AbortOnDrop(tokio::spawn(run))
+    });
 
     let store = Arc::new(StateStore::open(options.state_dir.as_deref())?);
     // With a state directory, checkpoints live in the store with the customers' state; the
