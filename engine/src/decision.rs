@@ -5,7 +5,10 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+
+use crate::sink::SinkRecord;
 
 /// The actions Vigil can ask for, from the fraud score (freeze, alert) or the churn score
 /// (outreach). Ordered by severity for the fraud actions.
@@ -83,5 +86,13 @@ impl Decision {
     /// The decision as one JSON line, without the newline.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("decisions always serialize")
+    }
+
+    /// The decision as a sink record, keyed by customer id.
+    pub fn record(&self) -> SinkRecord {
+        SinkRecord {
+            key: Bytes::from(self.customer_id.clone().into_bytes()),
+            value: Bytes::from(self.to_json().into_bytes()),
+        }
     }
 }

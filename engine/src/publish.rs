@@ -405,10 +405,7 @@ impl Publisher {
                             summary.disagreements += u64::from(shadow.disagrees);
                             if let Some(d) = shadow.decision {
                                 summary.shadow_decisions += 1;
-                                shadows.push(SinkRecord {
-                                    key: Bytes::from(d.customer_id.clone().into_bytes()),
-                                    value: Bytes::from(d.to_json().into_bytes()),
-                                });
+                                shadows.push(d.record());
                             }
                         }
                         if let (Some(audit), Some(to)) = (audit, &self.audit) {
@@ -420,10 +417,7 @@ impl Publisher {
                                 summary.decisions[d.decision.index()] += 1;
                                 summary.degraded += u64::from(d.degraded);
                                 self.telemetry.decision(d.decision, d.degraded);
-                                decisions.push(SinkRecord {
-                                    key: Bytes::from(d.customer_id.clone().into_bytes()),
-                                    value: Bytes::from(d.to_json().into_bytes()),
-                                });
+                                decisions.push(d.record());
                                 EventOutcome::Decided
                             }
                             None => EventOutcome::Cleared,

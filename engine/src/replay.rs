@@ -62,7 +62,7 @@ pub struct ReplayReport {
     pub diff: Option<DecisionDiff>,
 }
 
-/// One model's decisions and quality over the replay.
+/// One model's decisions (on the replayed kind's events) and quality over the replay.
 #[derive(Debug, Serialize)]
 pub struct ModelReport {
     pub model: String,
@@ -225,20 +225,14 @@ fn build_report(
         &audits,
         |a| a.score,
         |a| a.decision,
-        summary.decisions,
     );
     let challenger = challenger_label.map(|label| {
-        let mut counts = [0u64; 3];
-        for decision in audits.iter().filter_map(|a| a.challenger_decision) {
-            counts[decision.index()] += 1;
-        }
         model_report(
             label,
             threshold,
             &audits,
             |a| a.challenger_score,
             |a| a.challenger_decision,
-            counts,
         )
     });
     let diff = challenger
@@ -267,8 +261,12 @@ fn model_report(
     audits: &[&Audit],
     score: impl Fn(&Audit) -> Option<f64>,
     decision: impl Fn(&Audit) -> Option<DecisionKind>,
-    counts: [u64; 3],
 ) -> ModelReport {
+    // Both models' decisions counted alike: on the replayed kind's events only.
+    let mut counts = [0u64; 3];
+    for d in audits.iter().filter_map(|a| decision(a)) {
+        counts[d.index()] += 1;
+    }
     let scored: Vec<(f64, bool)> = audits
         .iter()
         .filter_map(|a| Some((score(a)?, a.label?)))
