@@ -8,14 +8,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use vigil_engine::actors::customer::process_isolated;
 use vigil_engine::config::{Config, LatencyBudget};
-use vigil_engine::customer::{process_isolated, CustomerState, Inbound, Scoring};
 use vigil_engine::decode::decode;
 use vigil_engine::event::Event;
-use vigil_engine::features::{CustomerFeatures, Observation};
-use vigil_engine::models::ModelSet;
-use vigil_engine::publish::Outcome;
-use vigil_engine::source::Position;
+use vigil_engine::event::Inbound;
+use vigil_engine::event::Position;
+use vigil_engine::outcome::Outcome;
+use vigil_engine::scoring::features::{CustomerFeatures, Observation};
+use vigil_engine::scoring::models::ModelSet;
+use vigil_engine::scoring::{CustomerState, Scoring};
 use vigil_engine::telemetry::Telemetry;
 
 const T0: i64 = 1_763_805_600_000;
@@ -68,7 +70,7 @@ fn hot_path(c: &mut Criterion) {
 
     let mut scoring_config = config.clone();
     scoring_config.engine.latency_budget = LatencyBudget::uniform(Duration::from_secs(10));
-    let scoring = Scoring::new(models.clone(), &scoring_config, Telemetry::new());
+    let scoring = Scoring::new(models.clone(), &scoring_config, Telemetry::new()).unwrap();
     let takeover_raw = payment(150)
         .replace("\"amount\":20.90", "\"amount\":4800.00")
         .replace(

@@ -14,14 +14,16 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
 use vigil_engine::config::Config;
-use vigil_engine::customer::{CustomerState, Inbound, Scoring};
 use vigil_engine::dead_letter::DeadLetter;
 use vigil_engine::decode::decode;
+use vigil_engine::event::{Inbound, Position, MAX_BATCH};
+use vigil_engine::outcome::Outcome;
 use vigil_engine::pipeline::{self, Endpoints, RunOptions};
-use vigil_engine::publish::Outcome;
-use vigil_engine::source::generate::{Generator, Scenario};
-use vigil_engine::source::{Position, Source, SourceError, SourceRecord, MAX_BATCH};
+use vigil_engine::publish::records::dead_letter_json;
+use vigil_engine::scoring::{CustomerState, Scoring};
+use vigil_engine::source::{Source, SourceRecord};
 use vigil_engine::telemetry::Telemetry;
+use vigil_scenario::{Generator, Scenario};
 
 /// Engine capacity against the plain loop, on the same records.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -98,7 +100,7 @@ pub fn plain_loop(records: &[Bytes], config: &Config) -> anyhow::Result<Duration
                     raw: raw.clone(),
                     position,
                 };
-                written += letter.to_json().len();
+                written += dead_letter_json(&letter).len();
                 continue;
             }
         };
@@ -119,7 +121,7 @@ pub fn plain_loop(records: &[Bytes], config: &Config) -> anyhow::Result<Duration
                 decision: Some(d), ..
             } => d.to_json().len(),
             Outcome::Scored { decision: None, .. } => 0,
-            Outcome::Rejected { letter, .. } => letter.to_json().len(),
+            Outcome::Rejected { letter, .. } => dead_letter_json(&letter).len(),
         };
     }
     black_box(written);
@@ -134,7 +136,7 @@ struct ReplaySource {
 
 #[async_trait]
 impl Source for ReplaySource {
-    async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> Result<bool, SourceError> {
+    async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> vigil_engine::Result<bool> {
         let end = (self.next + MAX_BATCH).min(self.records.len());
         let ingested = Instant::now();
         for offset in self.next..end {

@@ -9,19 +9,21 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::Context;
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
-use vigil_engine::broker;
-use vigil_engine::checkpoint::Offsets;
-use vigil_engine::sink::{self, SinkRecord};
-use vigil_engine::source::generate::{Generator, GeneratorSource};
-use vigil_engine::source::{self, Source, SourceError, SourceOptions, SourceRecord};
+use vigil_engine::event::Offsets;
+use vigil_engine::sink::{Sink, SinkRecord};
+use vigil_engine::source::{Source, SourceOptions, SourceRecord};
+use vigil_engine::Error;
+use vigil_fluvio::client;
+use vigil_fluvio::sink::FluvioSink;
+use vigil_fluvio::source::FluvioSource;
+use vigil_scenario::{Generator, GeneratorSource};
 
 use crate::runner::{Feed, Plan};
 
-/// The topics' prefix; `broker::create_topics` adds the role.
+/// The topics' prefix; `create_topics` adds the role.
 const PREFIX: &str = "vigil-bench";
 
 /// The producer side of a Fluvio run, and the engine's feed.
@@ -34,10 +36,10 @@ pub struct FluvioLeg {
 /// Creates the topics if needed, notes where the events topic ends, starts the producer and
 /// opens the engine's source and decision sink.
 pub async fn start(plan: &Plan) -> anyhow::Result<FluvioLeg> {
-    let fluvio = broker::connect(&plan.config.fluvio).await?;
-    broker::create_topics(&fluvio, PREFIX, 1).await?;
+    let fluvio = client::connect(&plan.config.fluvio).await?;
+    vigil_fluvio::topics::create_topics(&fluvio, PREFIX, 1).await?;
     let events = format!("{PREFIX}-events");
-    let base = broker::end_offsets(&fluvio, &events)
+    let base = client::end_offsets(&fluvio, &events)
         .await?
         .get(&0)
         .copied()
@@ -48,30 +50,28 @@ pub async fn start(plan: &Plan) -> anyhow::Result<FluvioLeg> {
     let producer = {
         let stamps = stamps.clone();
         let generator = GeneratorSource::new(plan.scenario.clone(), plan.path.clone());
-        let spec = format!("fluvio:{events}");
+        let topic = events.clone();
         let config = plan.config.fluvio.clone();
-        tokio::spawn(async move { produce(generator, &spec, &config, &stamps).await })
+        tokio::spawn(async move { produce(generator, &topic, &config, &stamps).await })
     };
-    let inner = source::open(
-        &format!("fluvio:{events}"),
+    let inner = FluvioSource::open(
+        &events,
         SourceOptions {
             resume: Offsets::from([(0, base)]),
             partitions: Some(vec![0]),
-            committed: None,
-            fluvio: plan.config.fluvio.clone(),
-            mapping: None,
+            ..SourceOptions::new(plan.config.fluvio.clone())
         },
     )
     .await?;
-    let decisions = sink::open(&format!("fluvio:{PREFIX}-decisions"), &plan.config.fluvio).await?;
+    let decisions = FluvioSink::open(&format!("{PREFIX}-decisions"), &plan.config.fluvio).await?;
     Ok(FluvioLeg {
         feed: Feed {
             source: Some(Box::new(StampedSource {
-                inner,
+                inner: Box::new(inner),
                 base,
                 stamps,
             })),
-            decisions: Some(decisions),
+            decisions: Some(Box::new(decisions)),
             records: Some(records),
         },
         producer,
@@ -82,11 +82,11 @@ pub async fn start(plan: &Plan) -> anyhow::Result<FluvioLeg> {
 /// before it leaves.
 async fn produce(
     mut generator: GeneratorSource,
-    spec: &str,
+    topic: &str,
     config: &vigil_engine::config::FluvioConfig,
     stamps: &Mutex<Vec<Instant>>,
 ) -> anyhow::Result<u64> {
-    let mut sink = sink::open(spec, config).await?;
+    let mut sink = FluvioSink::open(topic, config).await?;
     let (mut batch, mut records) = (Vec::new(), Vec::new());
     let mut produced = 0;
     loop {
@@ -122,21 +122,19 @@ struct StampedSource {
 
 #[async_trait]
 impl Source for StampedSource {
-    async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> Result<bool, SourceError> {
+    async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> vigil_engine::Result<bool> {
         let first = batch.len();
         let more = self.inner.next_batch(batch).await?;
         let stamps = self.stamps.lock().expect("stamps poisoned");
         for record in &mut batch[first..] {
             let n = record.position.offset.checked_sub(self.base);
-            let stamp = n.and_then(|n| stamps.get(n as usize)).with_context(|| {
-                format!(
-                    "offset {} was not produced by this run (it began at {})",
-                    record.position.offset, self.base
-                )
-            });
-            record.ingested = *stamp.map_err(|detail| SourceError::Fluvio {
-                spec: self.inner.describe(),
-                detail,
+            record.ingested = *n.and_then(|n| stamps.get(n as usize)).ok_or_else(|| {
+                Error::Bug(format!(
+                    "{}: offset {} was not produced by this run (it began at {})",
+                    self.inner.describe(),
+                    record.position.offset,
+                    self.base
+                ))
             })?;
         }
         Ok(more)

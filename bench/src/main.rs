@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use vigil_bench::report::{Context, Report};
 use vigil_bench::{baseline, fluvio, html, runner};
-use vigil_engine::config::Config;
-use vigil_engine::source::generate::Scenario;
+use vigil_engine::config::{Config, Layers};
+use vigil_scenario::Scenario;
 
 /// Millions of short-lived actors and their messages churn small allocations across threads;
 /// glibc's allocator spent a fifth of the million-customer run in malloc and its arena locks.
@@ -27,6 +27,9 @@ struct Cli {
     /// Engine configuration, layered over the built-in defaults.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// One engine configuration key, over the file and the environment (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
     /// Also measure engine capacity against the same work in a plain single-threaded loop.
     #[arg(long)]
     baseline: bool,
@@ -60,10 +63,7 @@ async fn main() -> ExitCode {
 /// Runs the scenario; `Ok(passed)`.
 async fn run(cli: Cli) -> anyhow::Result<bool> {
     let scenario = Scenario::load(&cli.scenario)?;
-    let config = match &cli.config {
-        Some(path) => Config::load(path)?,
-        None => Config::builtin(),
-    };
+    let config = Config::load(&Layers::from_process(cli.config.clone(), cli.set.clone()))?;
     if let Some(listen) = cli.metrics {
         vigil_engine::telemetry::install_exporter(listen)?;
     }

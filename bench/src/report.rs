@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use vigil_engine::source::generate::Targets;
+use vigil_scenario::Targets;
 
 use crate::baseline::Capacity;
 use crate::runner::{Measured, Sample};

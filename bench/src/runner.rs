@@ -19,9 +19,9 @@ use vigil_engine::config::Config;
 use vigil_engine::decision::DecisionKind;
 use vigil_engine::pipeline::{self, Endpoints, RunOptions};
 use vigil_engine::publish::{RunSummary, Tick};
-use vigil_engine::sink::{Sink, SinkError, SinkRecord};
-use vigil_engine::source::generate::{Generator, GeneratorSource, Scenario, Schedule};
+use vigil_engine::sink::{Sink, SinkRecord};
 use vigil_engine::source::Source;
+use vigil_scenario::{Generator, GeneratorSource, Scenario, Schedule};
 
 /// What to run.
 pub struct Plan {
@@ -234,7 +234,7 @@ struct FraudWatchSink {
 
 #[async_trait]
 impl Sink for FraudWatchSink {
-    async fn send(&mut self, batch: &[SinkRecord]) -> Result<(), SinkError> {
+    async fn send(&mut self, batch: &[SinkRecord]) -> vigil_engine::Result<()> {
         if let Some(inner) = &mut self.inner {
             inner.send(batch).await?;
         }
@@ -259,7 +259,7 @@ impl Sink for FraudWatchSink {
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), SinkError> {
+    async fn flush(&mut self) -> vigil_engine::Result<()> {
         match &mut self.inner {
             Some(inner) => inner.flush().await,
             None => Ok(()),

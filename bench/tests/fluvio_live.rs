@@ -7,7 +7,7 @@ use std::time::Duration;
 use vigil_bench::fluvio;
 use vigil_bench::runner::{self, Feed, Plan};
 use vigil_engine::config::{Config, LatencyBudget};
-use vigil_engine::source::generate::Scenario;
+use vigil_scenario::Scenario;
 
 const SCENARIO: &str = r#"
     name = "fluvio-live"

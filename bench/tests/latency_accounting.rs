@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use vigil_bench::report::{Context, Report};
 use vigil_bench::runner::{self, Feed, Plan};
 use vigil_engine::config::{Config, LatencyBudget};
-use vigil_engine::source::generate::{GeneratorSource, Scenario};
-use vigil_engine::source::{Source, SourceError, SourceRecord};
+use vigil_engine::source::{Source, SourceRecord};
+use vigil_scenario::{GeneratorSource, Scenario};
 
 /// 2,000 records/s for 3 s.
 const SCENARIO: &str = r#"
@@ -42,7 +42,7 @@ struct StallingSource {
 
 #[async_trait]
 impl Source for StallingSource {
-    async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> Result<bool, SourceError> {
+    async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> vigil_engine::Result<bool> {
         let started = *self.started.get_or_insert_with(Instant::now);
         if !self.stalled && started.elapsed() >= Duration::from_secs(1) {
             self.stalled = true;

@@ -12,11 +12,11 @@ use crate::{fixture, run_to_files};
 use fluvio::consumer::ConsumerConfigExtBuilder;
 use fluvio::{Fluvio, Offset};
 use futures_util::StreamExt;
-use vigil_engine::broker;
 use vigil_engine::config::Config;
 use vigil_engine::decision::Decision;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
+use vigil_fluvio::client;
 
 pub fn endpoint() -> Option<String> {
     match std::env::var("FLUVIO_ENDPOINT") {
@@ -43,9 +43,12 @@ pub fn unique_prefix(test: &str) -> String {
 
 /// Creates the topics and loads the scenario into `{prefix}-events`; returns the record count.
 pub async fn load_scenario(prefix: &str, config: &Config) -> (Arc<Fluvio>, u64) {
-    let fluvio = broker::connect(&config.fluvio).await.unwrap();
-    broker::create_topics(&fluvio, prefix, 2).await.unwrap();
-    let produced = vigil_engine::produce::produce(
+    let fluvio = client::connect(&config.fluvio).await.unwrap();
+    vigil_fluvio::topics::create_topics(&fluvio, prefix, 2)
+        .await
+        .unwrap();
+    let produced = vigil_fluvio::produce::produce(
+        &vigil::connectors(),
         &scenario_source(),
         &format!("fluvio:{prefix}-events"),
         None,
@@ -63,7 +66,7 @@ pub type TopicRecords = BTreeMap<u32, Vec<(Vec<u8>, Vec<u8>)>>;
 /// cluster's metadata trail the SPU by a moment, so a partition is read until it stays quiet.
 pub async fn read_topic(fluvio: &Fluvio, topic: &str) -> TopicRecords {
     const QUIET: Duration = Duration::from_secs(3);
-    let partitions = broker::partition_count(fluvio, topic).await.unwrap();
+    let partitions = client::partition_count(fluvio, topic).await.unwrap();
     let mut all = BTreeMap::new();
     for partition in 0..partitions {
         let open = |from: u64| {
@@ -159,7 +162,7 @@ pub fn options(
     RunOptions {
         state_dir: state_dir.map(Path::to_owned),
         max_records: Some(max_records),
-        ..RunOptions::new(
+        ..crate::run_options(
             config.clone(),
             &format!("fluvio:{prefix}-events"),
             &format!("fluvio:{prefix}-decisions"),

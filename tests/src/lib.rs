@@ -6,11 +6,11 @@ pub mod fluvio;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use vigil::train::{self, TrainOptions};
 use vigil_engine::config::{Config, LatencyBudget};
 use vigil_engine::decision::Decision;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
-use vigil_engine::train::{self, TrainOptions};
 use vigil_models::{Family, ModelKind};
 
 /// A test fixture's path.
@@ -35,11 +35,19 @@ pub fn test_config() -> Config {
     config
 }
 
+/// A run through every connector the `vigil` binary has, as the CLI would set it up.
+pub fn run_options(config: Config, source: &str, sink: &str, dead_letter: &str) -> RunOptions {
+    RunOptions {
+        connectors: vigil::connectors(),
+        ..RunOptions::new(config, source, sink, dead_letter)
+    }
+}
+
 /// Runs the pipeline from `source` to files in `dir` with the test configuration.
 pub async fn run_to_files(source: &str, dir: &Path) -> Published {
     let decisions = dir.join("decisions.jsonl");
     let dead_letters = dir.join("dead-letters.jsonl");
-    let options = RunOptions::new(
+    let options = run_options(
         test_config(),
         source,
         &format!("file:{}", decisions.display()),

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use vigil_engine::decision::DecisionKind;
-use vigil_engine::pipeline::{self, RunOptions};
-use vigil_engine::source::generate::{Generator, Scenario};
+use vigil_engine::pipeline;
+use vigil_scenario::{Generator, Scenario};
 use vigil_tests::{fixture, read_lines, test_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,7 +17,7 @@ async fn payments_past_the_fraud_budget_get_counted_rules_only_decisions() {
     let mut config = test_config();
     config.engine.latency_budget.fraud = Duration::ZERO;
     config.engine.latency_budget.churn = Duration::from_secs(60);
-    let options = RunOptions::new(
+    let options = vigil_tests::run_options(
         config,
         &format!("generate:{}", fixture("hot.toml").display()),
         &format!("file:{}", decisions.display()),

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
-use vigil_engine::pipeline::{self, RunOptions};
+use vigil_engine::pipeline;
 use vigil_models::ModelKind;
 use vigil_tests::{bits, fixture, offline_features, test_config, FeatureBits};
 
@@ -14,7 +14,7 @@ use vigil_tests::{bits, fixture, offline_features, test_config, FeatureBits};
 async fn live(input: &str, mapping: Option<PathBuf>) -> ([FeatureBits; 2], u64) {
     let mut config = test_config();
     config.engine.passivation.max_active = 40;
-    let mut options = RunOptions::new(config, input, "discard", "discard");
+    let mut options = vigil_tests::run_options(config, input, "discard", "discard");
     options.mapping = mapping;
     let (audits, mut rx) = mpsc::unbounded_channel();
     options.audit = Some(audits);

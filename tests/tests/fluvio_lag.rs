@@ -38,7 +38,8 @@ async fn lag_rises_with_a_backlog_and_returns_to_zero_when_caught_up() {
     };
     metrics_text();
     // A bigger scenario on top, so the backlog lasts several of the once-a-second lag updates.
-    let burst = vigil_engine::produce::produce(
+    let burst = vigil_fluvio::produce::produce(
+        &vigil::connectors(),
         &format!("generate:{}", fixture("e2e.toml").display()),
         &format!("fluvio:{}-events", live.prefix),
         None,

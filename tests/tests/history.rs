@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use vigil_engine::replay::{self, ReplayOptions};
-use vigil_engine::train::{self, TrainOptions};
+use vigil::replay::{self, ReplayOptions};
+use vigil::train::{self, TrainOptions};
 use vigil_models::{Family, ModelKind};
 use vigil_tests::{read_lines, test_config};
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use vigil_engine::config::Config;
-use vigil_engine::pipeline::{self, RunOptions};
-use vigil_engine::publish::{Audit, RunSummary};
+use vigil_engine::outcome::Audit;
+use vigil_engine::pipeline;
+use vigil_engine::publish::RunSummary;
 use vigil_models::{ModelArtifact, ModelKind};
 use vigil_tests::{fixture, read_lines, test_config};
 
@@ -35,7 +36,7 @@ struct Run {
 
 async fn run(config: Config, dir: &Path) -> Run {
     let decisions = dir.join("decisions.jsonl");
-    let mut options = RunOptions::new(
+    let mut options = vigil_tests::run_options(
         config,
         &format!("generate:{}", fixture("hot-swap.toml").display()),
         &format!("file:{}", decisions.display()),

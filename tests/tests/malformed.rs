@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use vigil_engine::source::generate::{Generator, Scenario};
+use vigil_scenario::{Generator, Scenario};
 use vigil_tests::{fixture, run_to_files};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

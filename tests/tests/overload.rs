@@ -4,7 +4,7 @@
 //! alone in its own process, so the process's resident memory is the engine's.
 
 use tokio::sync::mpsc;
-use vigil_engine::pipeline::{self, RunOptions};
+use vigil_engine::pipeline;
 use vigil_tests::{fixture, test_config};
 
 fn rss_mib() -> f64 {
@@ -24,7 +24,7 @@ async fn memory_stays_flat_while_the_source_is_throttled() {
     let config = test_config();
     let limit = config.engine.max_in_flight as u64;
     let (ticks, mut follow) = mpsc::unbounded_channel();
-    let mut options = RunOptions::new(
+    let mut options = vigil_tests::run_options(
         config,
         &format!("generate:{}", fixture("overload.toml").display()),
         "discard",

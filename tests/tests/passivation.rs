@@ -5,9 +5,9 @@
 
 use vigil_engine::config::Config;
 use vigil_engine::decision::Decision;
-use vigil_engine::pipeline::{self, RunOptions};
+use vigil_engine::pipeline;
 use vigil_engine::publish::RunSummary;
-use vigil_engine::store::StateStore;
+use vigil_engine::state::store::StateStore;
 use vigil_tests::{fixture, read_lines, test_config};
 
 async fn run(
@@ -16,7 +16,7 @@ async fn run(
     state_dir: Option<&std::path::Path>,
 ) -> (RunSummary, Vec<Decision>) {
     let decisions = dir.join("decisions.jsonl");
-    let mut options = RunOptions::new(
+    let mut options = vigil_tests::run_options(
         config,
         &format!("generate:{}", fixture("passivation.toml").display()),
         &format!("file:{}", decisions.display()),

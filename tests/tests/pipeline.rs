@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use vigil_engine::decision::DecisionKind;
-use vigil_engine::source::generate::{Generator, Scenario};
+use vigil_scenario::{Generator, Scenario};
 use vigil_tests::{fixture, run_to_files, Published};
 
 /// The scenario, its ground truth, and the malformed payloads the generator emitted.
-fn truth() -> (vigil_engine::source::generate::GroundTruth, Vec<String>) {
+fn truth() -> (vigil_scenario::GroundTruth, Vec<String>) {
     let mut generator = Generator::new(Scenario::load(&fixture("e2e.toml")).unwrap());
     let malformed = generator
         .by_ref()

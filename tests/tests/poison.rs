@@ -2,12 +2,16 @@
 //! customer is restarted from its last good state, then dead-lettered with the reason. The
 //! customer keeps the state from before the poison event: every later event's features equal
 //! those of a history without it. A transient failure (`poison-once-`) succeeds on the retry.
-//! Faults are injected by the engine's `fault-injection` feature, which only tests turn on.
+//! Faults are injected through the engine's `after_features` seam, which only tests set: no
+//! build of the engine has a way to make an event fail on purpose.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
-use vigil_engine::pipeline::{self, RunOptions};
+use vigil_engine::event::Event;
+use vigil_engine::pipeline;
+use vigil_engine::scoring::AfterFeatures;
 use vigil_models::ModelKind;
 use vigil_tests::{bits, offline_features, read_lines, test_config, FeatureBits};
 
@@ -45,12 +49,31 @@ fn write(dir: &Path, name: &str, lines: &[String]) -> String {
     format!("file:{}", path.display())
 }
 
+/// Panics on every event whose id starts `poison-`, and only on the first try for those that
+/// start `poison-once-`, as a transient fault would.
+fn poison() -> AfterFeatures {
+    let failed_once = Mutex::new(Vec::<String>::new());
+    Arc::new(move |event: &Event| {
+        let Some(rest) = event.event_id.strip_prefix("poison-") else {
+            return;
+        };
+        if rest.starts_with("once-") {
+            let mut failed = failed_once.lock().unwrap_or_else(|e| e.into_inner());
+            if failed.contains(&event.event_id) {
+                return;
+            }
+            failed.push(event.event_id.clone());
+        }
+        panic!("injected fault on {}", event.event_id);
+    })
+}
+
 #[tokio::test]
 async fn a_poison_event_is_retried_then_dead_lettered_and_the_customer_keeps_its_last_good_state() {
     let dir = tempfile::tempdir().unwrap();
     let input = write(dir.path(), "events.jsonl", &history(true));
     let dead_letters: PathBuf = dir.path().join("dead-letters.jsonl");
-    let mut options = RunOptions::new(
+    let mut options = vigil_tests::run_options(
         test_config(),
         &input,
         "discard",
@@ -58,6 +81,7 @@ async fn a_poison_event_is_retried_then_dead_lettered_and_the_customer_keeps_its
     );
     let (audits, mut rx) = mpsc::unbounded_channel();
     options.audit = Some(audits);
+    options.after_features = Some(poison());
     let summary = pipeline::run(options, std::future::pending())
         .await
         .unwrap();

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use vigil_engine::config::Config;
-use vigil_engine::pipeline::{self, RunOptions};
+use vigil_engine::pipeline;
 use vigil_engine::telemetry::{self, LATENCY_BUCKETS};
 use vigil_tests::fixture;
 
@@ -159,7 +159,7 @@ fn dashboard_and_rules_return_data_from_a_real_prometheus() {
         // have data.
         let mut config = Config::builtin();
         config.models.fraud_challenger = Some(config.models.fraud_path());
-        let options = RunOptions::new(config, &source, "discard", "discard");
+        let options = vigil_tests::run_options(config, &source, "discard", "discard");
         let summary = pipeline::run(options, std::future::pending()).await.unwrap();
         assert!(summary.dead_letters > 0 && summary.decisions.iter().sum::<u64>() > 0);
 

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 use vigil_engine::config::{shipped_artifact, Config};
 use vigil_engine::decode::decode;
-use vigil_engine::features::{CustomerFeatures, Observation};
-use vigil_engine::source::generate::{Generator, Scenario};
+use vigil_engine::scoring::features::{CustomerFeatures, Observation};
+use vigil_scenario::{Generator, Scenario};
 use vigil_tests::{fixture, run_to_files};
 
 /// A logistic model read straight from an artifact file.

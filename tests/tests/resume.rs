@@ -5,7 +5,7 @@ use std::io::Write;
 
 use vigil_engine::config::Config;
 use vigil_engine::pipeline::{self, RunOptions};
-use vigil_engine::source::generate::{Generator, Scenario};
+use vigil_scenario::{Generator, Scenario};
 use vigil_tests::fixture;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +27,7 @@ async fn a_stopped_run_resumes_at_its_checkpoint_without_gaps_or_repeats() {
         let options = RunOptions {
             state_dir: Some(state.clone()),
             max_records,
-            ..RunOptions::new(
+            ..vigil_tests::run_options(
                 Config::builtin(),
                 &format!("file:{}", events.display()),
                 "discard",

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use vigil_engine::config::Config;
-use vigil_engine::pipeline::{self, RunOptions};
+use vigil_engine::pipeline;
 use vigil_engine::publish::RunSummary;
 use vigil_models::ModelArtifact;
 use vigil_tests::{fixture, read_lines, test_config};
@@ -42,7 +42,7 @@ struct Outputs {
 async fn run(config: Config, dir: &Path) -> Outputs {
     let file = |name: &str| dir.join(name);
     let spec = |name: &str| format!("file:{}", file(name).display());
-    let mut options = RunOptions::new(
+    let mut options = vigil_tests::run_options(
         config,
         &format!("generate:{}", fixture("passivation.toml").display()),
         &spec("decisions.jsonl"),

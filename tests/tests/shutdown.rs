@@ -7,10 +7,11 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use vigil_engine::checkpoint::Checkpoint;
-use vigil_engine::pipeline::{self, Endpoints, RunOptions};
+use vigil_engine::pipeline::{self, Endpoints};
 use vigil_engine::publish::RunSummary;
-use vigil_engine::sink::{Sink, SinkError, SinkRecord};
+use vigil_engine::sink::{Sink, SinkRecord};
+use vigil_engine::state::checkpoint::Checkpoint;
+use vigil_engine::Error;
 use vigil_tests::{fixture, read_lines, test_config};
 
 fn source() -> String {
@@ -22,7 +23,7 @@ async fn run(
     state: &std::path::Path,
     stop_after: Option<Duration>,
 ) -> RunSummary {
-    let mut options = RunOptions::new(
+    let mut options = vigil_tests::run_options(
         test_config(),
         &source(),
         &format!("file:{}", decisions.display()),
@@ -92,13 +93,13 @@ struct Down;
 
 #[async_trait]
 impl Sink for Down {
-    async fn send(&mut self, _: &[SinkRecord]) -> Result<(), SinkError> {
+    async fn send(&mut self, _: &[SinkRecord]) -> vigil_engine::Result<()> {
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), SinkError> {
-        Err(SinkError::Write {
-            spec: "down".into(),
+    async fn flush(&mut self) -> vigil_engine::Result<()> {
+        Err(Error::Io {
+            what: "cannot write to sink down".into(),
             source: std::io::Error::other("broker unavailable"),
         })
     }
@@ -113,7 +114,7 @@ async fn a_drain_that_cannot_finish_gives_up_at_the_deadline_without_moving_the_
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config();
     config.engine.shutdown_deadline = Duration::from_secs(1);
-    let mut options = RunOptions::new(config, &source(), "discard", "discard");
+    let mut options = vigil_tests::run_options(config, &source(), "discard", "discard");
     options.state_dir = Some(dir.path().to_owned());
     let endpoints = Endpoints {
         decisions: Some(Box::new(Down)),

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use vigil_engine::pipeline::{self, Endpoints, RunOptions};
-use vigil_engine::sink::{self, Sink, SinkError, SinkRecord};
+use vigil_engine::pipeline::{self, Endpoints};
+use vigil_engine::sink::{Sink, SinkRecord};
+use vigil_engine::Error;
 use vigil_tests::{fixture, read_lines, test_config};
 
 /// A file sink behind a broker that is down until `up_at`: while down, flushes fail and what
@@ -22,17 +23,17 @@ struct Outage {
 
 #[async_trait]
 impl Sink for Outage {
-    async fn send(&mut self, batch: &[SinkRecord]) -> Result<(), SinkError> {
+    async fn send(&mut self, batch: &[SinkRecord]) -> vigil_engine::Result<()> {
         self.unflushed.extend_from_slice(batch);
         Ok(())
     }
 
-    async fn flush(&mut self) -> Result<(), SinkError> {
+    async fn flush(&mut self) -> vigil_engine::Result<()> {
         if Instant::now() < self.up_at {
             self.unflushed.clear();
             self.failures.fetch_add(1, Ordering::Relaxed);
-            return Err(SinkError::Write {
-                spec: "outage".into(),
+            return Err(Error::Io {
+                what: "cannot write to sink outage".into(),
                 source: std::io::Error::other("broker unavailable"),
             });
         }
@@ -52,7 +53,7 @@ async fn run(dir: &std::path::Path, outage: Option<Duration>) -> (Vec<String>, u
     let path = dir.join("decisions.jsonl");
     let spec = format!("file:{}", path.display());
     let config = test_config();
-    let options = RunOptions::new(
+    let options = vigil_tests::run_options(
         config.clone(),
         &format!("generate:{}", fixture("passivation.toml").display()),
         &spec,
@@ -61,7 +62,10 @@ async fn run(dir: &std::path::Path, outage: Option<Duration>) -> (Vec<String>, u
     let endpoints = match outage {
         Some(down_for) => Endpoints {
             decisions: Some(Box::new(Outage {
-                inner: sink::open(&spec, &config.fluvio).await.unwrap(),
+                inner: vigil::connectors()
+                    .open_sink(&spec, &config.fluvio)
+                    .await
+                    .unwrap(),
                 up_at: Instant::now() + down_for,
                 unflushed: Vec::new(),
                 failures: failures.clone(),

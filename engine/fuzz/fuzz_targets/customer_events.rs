@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
 use vigil_engine::config::{Config, LatencyBudget};
-use vigil_engine::customer::{CustomerState, Inbound, Scoring};
 use vigil_engine::decode::decode;
-use vigil_engine::source::Position;
+use vigil_engine::event::{Inbound, Position};
+use vigil_engine::scoring::{CustomerState, Scoring};
 use vigil_engine::telemetry::Telemetry;
 
 fn scoring() -> &'static Scoring {
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
             ingested: Instant::now(),
             raw: Bytes::copy_from_slice(line),
         };
-        state.process(inbound, scoring);
+        state.process(&inbound, scoring);
         let restored = CustomerState::decode(&state.encode()).expect("state decodes");
         assert_eq!(restored, state);
     }

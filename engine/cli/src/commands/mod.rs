@@ -1,0 +1,33 @@
+//! One module per `vigil` command: its arguments (clap) and what it does with them. Every
+//! command that reads configuration takes `--config FILE` and `--set key=value`, layered over
+//! the built-in defaults with `VIGIL_*` environment variables between the two.
+
+pub mod produce;
+pub mod replay;
+pub mod run;
+pub mod tail;
+pub mod topics;
+pub mod train;
+
+use std::path::PathBuf;
+
+use vigil_engine::config::{Config, Layers};
+
+/// Where a command's configuration comes from, besides the built-in defaults.
+#[derive(clap::Args)]
+pub struct ConfigArgs {
+    /// Configuration file, layered over the built-in defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// One configuration key, over the file and the environment, e.g.
+    /// --set engine.max_in_flight=8192 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl ConfigArgs {
+    /// Defaults, then the file, then `VIGIL_*` variables, then `--set`.
+    pub fn load(self) -> vigil_engine::Result<Config> {
+        Config::load(&Layers::from_process(self.config, self.set))
+    }
+}

@@ -1,0 +1,114 @@
+//! `vigil run`: score events from a source and publish decisions, with metrics on the
+//! configured listener, until the source ends, the duration passes or SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vigil_engine::pipeline::{self, RunOptions};
+use vigil_engine::publish::RunSummary;
+use vigil_engine::telemetry;
+
+use super::ConfigArgs;
+
+/// The built-in demo scenario `vigil` runs when given no source.
+const DEMO_SCENARIO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scenarios/demo.toml");
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Events: generate:SCENARIO.toml, file:EVENTS.jsonl, fluvio:TOPIC or - for stdin.
+    #[arg(long)]
+    source: Option<String>,
+    /// Decisions: stdout, stderr, file:PATH, fluvio:TOPIC or discard.
+    #[arg(long, default_value = "stdout")]
+    sink: String,
+    /// Dead letters: stdout, stderr, file:PATH, fluvio:TOPIC or discard.
+    #[arg(long, default_value = "file:vigil-dead-letters.jsonl")]
+    dead_letter: String,
+    /// Challengers' would-be decisions (models.*_challenger): stdout, file:PATH, fluvio:TOPIC or discard.
+    #[arg(long, default_value = "file:vigil-shadow.jsonl")]
+    shadow: String,
+    /// Stop reading after this long, e.g. 30s or 5m.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Do not print the once-a-second summary line.
+    #[arg(long)]
+    quiet: bool,
+    /// Keep checkpoints here and resume from them (file and Fluvio sources).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Stop after taking in this many records.
+    #[arg(long)]
+    max_records: Option<u64>,
+    /// Read only these source partitions, e.g. 0,2 (Fluvio).
+    #[arg(long, value_delimiter = ',')]
+    partitions: Option<Vec<u32>>,
+    /// Column mapping (TOML) for a CSV --source file:PATH, e.g. models/mappings/sparkov.toml.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+}
+
+pub async fn execute(args: RunArgs) -> anyhow::Result<()> {
+    let config = args.config.load()?;
+    telemetry::install_exporter(config.metrics.listen)?;
+    let source = args
+        .source
+        .unwrap_or_else(|| format!("generate:{DEMO_SCENARIO}"));
+    let options = RunOptions {
+        connectors: vigil::connectors(),
+        duration: args.duration,
+        live: !args.quiet,
+        state_dir: args.state_dir,
+        max_records: args.max_records,
+        partitions: args.partitions,
+        mapping: args.mapping,
+        shadow: args.shadow,
+        ..RunOptions::new(config, &source, &args.sink, &args.dead_letter)
+    };
+    let summary = pipeline::run(options, shutdown_signal()).await?;
+    print_summary(&summary, &args.dead_letter);
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+fn print_summary(s: &RunSummary, dead_letter: &str) {
+    let l = s.latency_us;
+    eprintln!(
+        "Done: {} records in {:.1} s ({:.0} events/s); {} scored; freeze {}, alert {}, outreach {} ({} degraded); {} dead letters to {dead_letter}; ingest→published latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms.",
+        s.records,
+        s.elapsed.as_secs_f64(),
+        s.events_per_second(),
+        s.scored,
+        s.decisions[0],
+        s.decisions[1],
+        s.decisions[2],
+        s.degraded,
+        s.dead_letters,
+        l.p50 as f64 / 1e3,
+        l.p99 as f64 / 1e3,
+        l.p999 as f64 / 1e3,
+        l.max as f64 / 1e3,
+    );
+    if s.model_swaps + s.model_rejections > 0 {
+        eprintln!(
+            "Models: {} swapped in, {} rejected (see the log for why).",
+            s.model_swaps, s.model_rejections
+        );
+    }
+    if s.shadow_decisions + s.disagreements > 0 {
+        eprintln!(
+            "Challenger: {} would-be decisions to the shadow output; it disagreed with the champion on {} events.",
+            s.shadow_decisions, s.disagreements
+        );
+    }
+}

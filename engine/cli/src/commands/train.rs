@@ -1,0 +1,103 @@
+//! `vigil train`: fit a fraud or churn model on labelled history and write its artifact.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::ValueEnum;
+use vigil::train::{self, TrainOptions};
+use vigil_models::{Family, ModelKind};
+
+use super::ConfigArgs;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KindArg {
+    Fraud,
+    Churn,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AlgorithmArg {
+    /// Logistic regression (linfa-logistic); reasons are weight × standardised value.
+    Logistic,
+    /// Decision tree (linfa-trees); reasons are the decision path's moves.
+    Tree,
+}
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    #[arg(long, value_enum)]
+    kind: KindArg,
+    /// Labelled history: generate:SCENARIO.toml, file:EVENTS.jsonl or -.
+    #[arg(long)]
+    input: String,
+    /// Where to write the model artifact (JSON).
+    #[arg(long)]
+    out: PathBuf,
+    /// Model family.
+    #[arg(long, value_enum, default_value = "logistic")]
+    algorithm: AlgorithmArg,
+    /// Deepest a tree may grow (--algorithm tree).
+    #[arg(long, default_value_t = 8)]
+    max_depth: usize,
+    /// Model name; defaults to fraud-lr or churn-lr (fraud-tree, churn-tree for trees).
+    #[arg(long)]
+    name: Option<String>,
+    /// Model version; defaults to one more than the artifact at --out.
+    #[arg(long)]
+    version: Option<u32>,
+    /// Share of the history, by event time, held out for evaluation.
+    #[arg(long, default_value_t = 0.2)]
+    holdout: f64,
+    /// Hold out everything from this event time on instead (UTC: 2019-01-03, 2019-01-03 12:00:00
+    /// or RFC 3339).
+    #[arg(long, value_parser = parse_time, conflicts_with = "holdout")]
+    holdout_from: Option<i64>,
+    /// Column mapping (TOML) for a CSV --input file:PATH, e.g. models/mappings/sparkov.toml.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    /// Late tolerance, and the thresholds the evaluation reports at.
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// A UTC time as ms since the epoch: a date, a date and time, or RFC 3339.
+fn parse_time(text: &str) -> Result<i64, String> {
+    let full = if text.len() == 10 {
+        format!("{text} 00:00:00")
+    } else {
+        text.to_owned()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .map_err(|e| format!("`{text}` is not a UTC date or time ({e})"))?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .map_err(|_| format!("`{text}` is before 1970"))
+}
+
+pub async fn execute(args: TrainArgs) -> anyhow::Result<()> {
+    let options = TrainOptions {
+        kind: match args.kind {
+            KindArg::Fraud => ModelKind::Fraud,
+            KindArg::Churn => ModelKind::Churn,
+        },
+        input: args.input,
+        out: args.out.clone(),
+        family: match args.algorithm {
+            AlgorithmArg::Logistic => Family::Logistic { alpha: 1.0 },
+            AlgorithmArg::Tree => Family::Tree {
+                max_depth: args.max_depth,
+                min_leaf: 5.0,
+            },
+        },
+        name: args.name,
+        version: args.version,
+        holdout: args.holdout,
+        holdout_from: args.holdout_from,
+        mapping: args.mapping,
+        config: args.config.load()?,
+    };
+    let artifact = train::train(options).await.context("training failed")?;
+    eprintln!("{}", train::describe(&artifact)?);
+    eprintln!("Wrote {}.", args.out.display());
+    Ok(())
+}

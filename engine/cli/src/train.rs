@@ -1,0 +1,242 @@
+//! `vigil train`: replays labelled history through the engine's own decoder and feature code
+//! (per customer, in stream order, with the same late tolerance as live), builds the training
+//! matrix for one model kind, fits it with vigil-models and writes the artifact. The last part
+//! of the history in event time (a share, or everything from a given time) is held out, and
+//! the artifact records the model's quality on it.
+//!
+//! `featurize` is the replay itself, public so that the online/offline consistency test can
+//! hold the features it computes against the live actors' for the same events.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use vigil_models::{Family, ModelArtifact, ModelKind, TrainingPlan, TrainingSet};
+
+use vigil_engine::config::Config;
+use vigil_engine::decode::Decoder;
+use vigil_engine::event::{Event, EventKind};
+use vigil_engine::scoring::features::{
+    CustomerFeatures, Observation, CHURN_FEATURES, FRAUD_FEATURES,
+};
+use vigil_engine::source::SourceOptions;
+
+use crate::connectors;
+
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    pub kind: ModelKind,
+    /// Source spec of labelled history (`generate:…`, `file:…`, `-`).
+    pub input: String,
+    pub out: PathBuf,
+    /// Model family and its settings.
+    pub family: Family,
+    /// Model name; defaults to `fraud-lr` / `churn-lr` (`-tree` for trees).
+    pub name: Option<String>,
+    /// Version; defaults to one more than the artifact already at `out`, else 1.
+    pub version: Option<u32>,
+    /// Share of the history, by event time, held out for evaluation.
+    pub holdout: f64,
+    /// Hold out the rows at or after this event time (ms) instead of a share.
+    pub holdout_from: Option<i64>,
+    /// A column mapping: the `file:` input is CSV history read through it.
+    pub mapping: Option<PathBuf>,
+    pub config: Config,
+}
+
+/// Labelled feature rows in stream order, with their event times.
+struct History {
+    rows: Vec<f64>,
+    labels: Vec<bool>,
+    times: Vec<i64>,
+    width: usize,
+    rejected: u64,
+}
+
+pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
+    let names: &[&str] = match options.kind {
+        ModelKind::Fraud => &FRAUD_FEATURES,
+        ModelKind::Churn => &CHURN_FEATURES,
+    };
+    let history = replay(&options, names.len()).await?;
+    if history.rejected > 0 {
+        tracing::warn!(
+            rejected = history.rejected,
+            "Some history records were invalid and skipped."
+        );
+    }
+    let (train, holdout) = split(&history, options.holdout, options.holdout_from);
+    anyhow::ensure!(
+        !train.is_empty(),
+        "no labelled rows before the holdout cut in {}",
+        options.input
+    );
+    let name = options
+        .name
+        .clone()
+        .unwrap_or_else(|| match options.family {
+            Family::Logistic { .. } => format!("{}-lr", options.kind),
+            Family::Tree { .. } => format!("{}-tree", options.kind),
+        });
+    let plan = TrainingPlan {
+        version: options
+            .version
+            .unwrap_or_else(|| next_version(&options.out, &name)),
+        name,
+        kind: options.kind,
+        feature_names: names.iter().map(|n| n.to_string()).collect(),
+        training_data: options.input.clone(),
+        trained_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        threshold: options.config.policy.threshold(options.kind),
+        family: options.family,
+    };
+    let artifact = vigil_models::train(plan, &train, &holdout)?;
+    artifact.save(&options.out)?;
+    Ok(artifact)
+}
+
+async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History> {
+    let mut history = History {
+        rows: Vec::new(),
+        labels: Vec::new(),
+        times: Vec::new(),
+        width,
+        rejected: 0,
+    };
+    history.rejected = featurize(options, |event, values, label| {
+        if let Some(label) = label {
+            history.rows.extend_from_slice(values);
+            history.labels.push(label);
+            history.times.push(event.ts);
+        }
+    })
+    .await?;
+    anyhow::ensure!(
+        !history.labels.is_empty(),
+        "{} holds no labelled {} rows",
+        options.input,
+        options.kind
+    );
+    Ok(history)
+}
+
+/// Replays the history through the engine's decoder and feature code, one `CustomerFeatures`
+/// per customer in stream order with the live late tolerance, and hands every event that
+/// yields a row of `options.kind` to `row` with its features and label. Returns how many
+/// records were rejected (undecodable or too late), as live would dead-letter them.
+pub async fn featurize(
+    options: &TrainOptions,
+    mut row: impl FnMut(&Event, &[f64], Option<bool>),
+) -> anyhow::Result<u64> {
+    let source_options = SourceOptions {
+        mapping: options.mapping.clone(),
+        ..SourceOptions::new(options.config.fluvio.clone())
+    };
+    let mut source = connectors()
+        .open_source(&options.input, source_options)
+        .await?;
+    let decoder = Decoder::for_format(&source.format())?;
+    let late_tolerance_ms = options.config.engine.late_tolerance.as_millis() as i64;
+    let max_bytes = options.config.engine.max_record_bytes;
+    let progress = ProgressBar::new_spinner().with_message(format!("replaying {}", options.input));
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {msg}: {human_pos} records ({per_sec}, {elapsed})")
+            .expect("valid template"),
+    );
+    progress.enable_steady_tick(std::time::Duration::from_millis(200));
+    let mut customers: HashMap<String, CustomerFeatures> = HashMap::new();
+    let mut rejected = 0;
+    let mut batch = Vec::new();
+    loop {
+        batch.clear();
+        let more = source.next_batch(&mut batch).await?;
+        progress.inc(batch.len() as u64);
+        for record in &batch {
+            let Ok(event) = decoder.decode(&record.payload, max_bytes, record.position.offset)
+            else {
+                rejected += 1;
+                continue;
+            };
+            let features = customers
+                .entry(event.customer_id.clone())
+                .or_insert_with(|| CustomerFeatures::new(event.ts));
+            let Ok(observation) = features.observe(&event, late_tolerance_ms) else {
+                rejected += 1;
+                continue;
+            };
+            let label = event.label.unwrap_or_default();
+            match (&observation, options.kind) {
+                (Observation::Fraud(v), ModelKind::Fraud) => row(&event, v, label.fraud),
+                (Observation::Churn(v), ModelKind::Churn)
+                    if !matches!(event.kind, EventKind::Payment(_)) =>
+                {
+                    row(&event, v, label.churn)
+                }
+                _ => {}
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    Ok(rejected)
+}
+
+/// Splits at `holdout_from`, or else at the event time below which `1 - holdout` of the rows
+/// fall: rows at or after the cut are held out.
+fn split(history: &History, holdout: f64, holdout_from: Option<i64>) -> (TrainingSet, TrainingSet) {
+    let cutoff = holdout_from.unwrap_or_else(|| {
+        let mut times = history.times.clone();
+        times.sort_unstable();
+        let cut_index = ((times.len() as f64) * (1.0 - holdout.clamp(0.0, 0.9))) as usize;
+        times.get(cut_index).copied().unwrap_or(i64::MAX)
+    });
+    let mut train = TrainingSet::new(history.width);
+    let mut held = TrainingSet::new(history.width);
+    for ((row, &label), &ts) in history
+        .rows
+        .chunks_exact(history.width)
+        .zip(&history.labels)
+        .zip(&history.times)
+    {
+        if ts < cutoff {
+            train.push(row, label);
+        } else {
+            held.push(row, label);
+        }
+    }
+    (train, held)
+}
+
+fn next_version(out: &std::path::Path, name: &str) -> u32 {
+    std::fs::read_to_string(out)
+        .ok()
+        .and_then(|text| ModelArtifact::from_json(&text, "previous artifact").ok())
+        .filter(|previous| previous.name == name)
+        .map_or(1, |previous| previous.version + 1)
+}
+
+/// The one-paragraph report `vigil train` prints.
+pub fn describe(artifact: &ModelArtifact) -> anyhow::Result<String> {
+    let m = &artifact.training_metrics;
+    let holdout = m.holdout.as_ref().context("no holdout rows")?;
+    Ok(format!(
+        "{} ({} {}): {} training rows ({} positive), {} holdout rows ({} positive); holdout AUPRC {:.3}, ROC AUC {:.3}, at {:.2}: precision {:.3}, recall {:.3}, alert rate on negatives {:.5}",
+        artifact.label(),
+        artifact.kind,
+        artifact.algorithm.family(),
+        m.train_rows,
+        m.train_positives,
+        m.holdout_rows,
+        m.holdout_positives,
+        holdout.auprc,
+        holdout.roc_auc,
+        holdout.threshold,
+        holdout.precision,
+        holdout.recall,
+        holdout.negative_alert_rate,
+    ))
+}

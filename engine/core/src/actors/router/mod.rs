@@ -1,0 +1,427 @@
+//! The router: one actor that owns the map from customer id to customer actor, spawns a
+//! customer's actor on their first event, and forwards each customer's events in arrival
+//! order. It supervises the customer actors: one that dies is counted as a restart and
+//! forgotten, and that customer's next event starts a fresh actor.
+//!
+//! It also passivates idle and surplus actors (`passivation`) and, with a state directory,
+//! writes the touched customers' state at each checkpoint (`snapshot`).
+//!
+//! Events arrive in batches from the ingest loop, so the router's own mailbox sees one message
+//! per source batch, not per event.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{
+    Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent,
+};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::customer::{CustomerActor, CustomerArgs, CustomerMsg, Handover};
+use crate::config::PassivationConfig;
+use crate::event::{Inbound, Offsets};
+use crate::outcome::Report;
+use crate::scoring::{CustomerState, Scoring};
+use crate::state::store::{Entry, StateStore};
+use crate::telemetry::ActorDied;
+
+mod passivation;
+mod snapshot;
+
+use passivation::SWEEP_EVERY;
+
+pub enum RouterMsg {
+    Route(Vec<Inbound>),
+    /// Every `SWEEP_EVERY`: passivate idle and surplus actors, save what they handed over.
+    Sweep,
+    /// A customer actor's state, handed over before it stopped.
+    Passivated(Handover),
+    /// These states are in the store (none when the write failed; they are retried).
+    Saved(Vec<Entry>),
+    /// Everything taken in is published: snapshot every customer touched since the last
+    /// checkpoint with these offsets, then reply.
+    Checkpoint {
+        offsets: Offsets,
+        reply: RpcReplyPort<crate::error::Result<CheckpointTaken>>,
+    },
+    /// How many passivations and restores so far.
+    Stats(RpcReplyPort<ActorStats>),
+}
+
+impl From<Handover> for RouterMsg {
+    fn from(handover: Handover) -> Self {
+        RouterMsg::Passivated(handover)
+    }
+}
+
+impl TryFrom<RouterMsg> for Handover {
+    type Error = RouterMsg;
+
+    fn try_from(message: RouterMsg) -> Result<Self, RouterMsg> {
+        match message {
+            RouterMsg::Passivated(handover) => Ok(handover),
+            other => Err(other),
+        }
+    }
+}
+
+/// What a checkpoint wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointTaken {
+    pub customers: usize,
+    pub bytes: u64,
+    pub took: Duration,
+}
+
+/// Passivation figures for a run's summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActorStats {
+    pub passivations: u64,
+    pub restores: u64,
+}
+
+pub struct Router;
+
+pub struct RouterArgs {
+    pub scoring: Arc<Scoring>,
+    pub publisher: UnboundedSender<Report>,
+    /// Live count of customer actors, read by the live summary.
+    pub actors: Arc<AtomicU64>,
+    pub passivation: PassivationConfig,
+    pub store: Arc<StateStore>,
+    /// The source spec checkpoints are kept under, when the run takes checkpoints.
+    pub checkpoints: Option<String>,
+}
+
+/// A customer the router knows.
+enum CustomerEntry {
+    Active {
+        actor: ActorRef<CustomerMsg>,
+        last_event: Instant,
+    },
+    /// Told to passivate; events that arrive meanwhile wait here for the handed-over state.
+    Handing { waiting: Vec<Inbound> },
+}
+
+pub struct RouterState {
+    args: RouterArgs,
+    customers: HashMap<Arc<str>, CustomerEntry>,
+    by_actor: HashMap<ActorId, Arc<str>>,
+    active: usize,
+    /// Handed-over states not yet in the store.
+    unsaved: HashMap<Arc<str>, Arc<[u8]>>,
+    saving: bool,
+    /// Customers told to passivate who have not handed over yet.
+    handing: usize,
+    /// Sweeps so far.
+    sweeps: u64,
+    /// Customers with events since the last checkpoint, when checkpoints are taken.
+    dirty: HashSet<Arc<str>>,
+    /// A checkpoint waiting for hand-overs and saves in progress to finish.
+    checkpoint: Option<(Offsets, RpcReplyPort<crate::error::Result<CheckpointTaken>>)>,
+    stats: ActorStats,
+}
+
+impl RouterState {
+    async fn spawn_customer(
+        &mut self,
+        myself: &ActorRef<RouterMsg>,
+        customer_id: Arc<str>,
+        state: Option<CustomerState>,
+    ) -> Result<ActorRef<CustomerMsg>, ActorProcessingErr> {
+        let (actor, _) = Actor::spawn_linked(
+            None,
+            CustomerActor,
+            CustomerArgs {
+                customer_id: customer_id.clone(),
+                state,
+                scoring: self.args.scoring.clone(),
+                publisher: self.args.publisher.clone(),
+                handover: myself.get_derived(),
+            },
+            myself.get_cell(),
+        )
+        .await?;
+        self.by_actor.insert(actor.get_id(), customer_id.clone());
+        self.customers.insert(
+            customer_id,
+            CustomerEntry::Active {
+                actor: actor.clone(),
+                last_event: Instant::now(),
+            },
+        );
+        self.active += 1;
+        self.publish_actor_count();
+        Ok(actor)
+    }
+
+    async fn route(
+        &mut self,
+        myself: &ActorRef<RouterMsg>,
+        inbound: Inbound,
+        now: Instant,
+    ) -> Result<(), ActorProcessingErr> {
+        if self.args.checkpoints.is_some()
+            && !self.dirty.contains(inbound.event.customer_id.as_str())
+        {
+            self.dirty
+                .insert(Arc::from(inbound.event.customer_id.as_str()));
+        }
+        let actor = match self.customers.get_mut(inbound.event.customer_id.as_str()) {
+            Some(CustomerEntry::Active { actor, last_event }) => {
+                *last_event = now;
+                actor.clone()
+            }
+            Some(CustomerEntry::Handing { waiting, .. }) => {
+                waiting.push(inbound);
+                return Ok(());
+            }
+            None => {
+                let id: Arc<str> = Arc::from(inbound.event.customer_id.as_str());
+                let state = self.restore(&id);
+                self.spawn_customer(myself, id, state).await?
+            }
+        };
+        if let Err(MessagingErr::SendErr(CustomerMsg::Event(inbound))) =
+            actor.send_message(CustomerMsg::Event(inbound))
+        {
+            // The actor died and its supervision event is still on its way: replace it now
+            // so this customer's events keep their order.
+            self.forget(actor.get_id());
+            let id: Arc<str> = Arc::from(inbound.event.customer_id.as_str());
+            let state = self.restore(&id);
+            self.spawn_customer(myself, id, state)
+                .await?
+                .send_message(CustomerMsg::Event(inbound))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets a dead actor. A customer whose actor died while handing over starts again
+    /// from their last saved state with the events that waited.
+    async fn forget_dead(
+        &mut self,
+        myself: &ActorRef<RouterMsg>,
+        actor: ActorId,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(customer_id) = self.by_actor.get(&actor).cloned() else {
+            return Ok(());
+        };
+        if let Some(CustomerEntry::Handing { waiting, .. }) = self.customers.get_mut(&customer_id) {
+            let waiting = std::mem::take(waiting);
+            self.by_actor.remove(&actor);
+            self.customers.remove(&customer_id);
+            self.handing -= 1;
+            if !waiting.is_empty() {
+                let state = self.restore(&customer_id);
+                let fresh = self.spawn_customer(myself, customer_id, state).await?;
+                for inbound in waiting {
+                    fresh.send_message(CustomerMsg::Event(inbound))?;
+                }
+            }
+            return Ok(());
+        }
+        self.forget(actor);
+        Ok(())
+    }
+
+    fn forget(&mut self, actor: ActorId) {
+        if let Some(customer_id) = self.by_actor.remove(&actor) {
+            if let Some(CustomerEntry::Active { .. }) = self.customers.get(&customer_id) {
+                self.customers.remove(&customer_id);
+                self.active -= 1;
+                self.publish_actor_count();
+            }
+        }
+    }
+
+    fn publish_actor_count(&self) {
+        let n = self.active as u64;
+        self.args.actors.store(n, Ordering::Relaxed);
+        self.args.scoring.telemetry.actors_active(n);
+    }
+}
+
+impl Actor for Router {
+    type Msg = RouterMsg;
+    type State = RouterState;
+    type Arguments = RouterArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RouterMsg>,
+        args: RouterArgs,
+    ) -> Result<RouterState, ActorProcessingErr> {
+        myself.send_interval(SWEEP_EVERY, || RouterMsg::Sweep);
+        Ok(RouterState {
+            args,
+            customers: HashMap::new(),
+            by_actor: HashMap::new(),
+            active: 0,
+            unsaved: HashMap::new(),
+            saving: false,
+            handing: 0,
+            sweeps: 0,
+            dirty: HashSet::new(),
+            checkpoint: None,
+            stats: ActorStats::default(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RouterMsg>,
+        message: RouterMsg,
+        state: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        match message {
+            RouterMsg::Route(batch) => {
+                let now = Instant::now();
+                for inbound in batch {
+                    state.route(&myself, inbound, now).await?;
+                }
+            }
+            RouterMsg::Sweep => {
+                state.sweep(Instant::now());
+                state.save(&myself);
+            }
+            RouterMsg::Passivated(handover) => state.passivated(&myself, handover).await?,
+            RouterMsg::Saved(batch) => state.saved(batch),
+            RouterMsg::Checkpoint { offsets, reply } => {
+                state.checkpoint = Some((offsets, reply));
+            }
+            RouterMsg::Stats(reply) => {
+                let _ = reply.send(state.stats);
+            }
+        }
+        state.try_checkpoint().await?;
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RouterMsg>,
+        event: SupervisionEvent,
+        state: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, error) => {
+                let detail = format!("{error}; its next event starts a fresh actor");
+                state
+                    .args
+                    .scoring
+                    .telemetry
+                    .emit(ActorDied { detail: &detail });
+                state.forget_dead(&myself, cell.get_id()).await?;
+                state.try_checkpoint().await?;
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                // A passivating actor's state message may still be on its way: wait for it.
+                let handing = state.by_actor.get(&cell.get_id()).is_some_and(|id| {
+                    matches!(state.customers.get(id), Some(CustomerEntry::Handing { .. }))
+                });
+                if !handing {
+                    state.forget(cell.get_id());
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::config::{Config, LatencyBudget};
+    use crate::decode::decode;
+    use crate::event::Position;
+    use crate::outcome::Outcome;
+    use crate::telemetry::Telemetry;
+
+    fn inbound(customer: &str, offset: u64) -> Inbound {
+        let raw = format!(
+            r#"{{"schema":1,"event_id":"e-{offset}","customer_id":"{customer}","ts":{},"kind":"login"}}"#,
+            1_763_805_600_000 + offset as i64 * 1_000
+        );
+        Inbound {
+            event: decode(raw.as_bytes(), 65_536).unwrap(),
+            position: Position {
+                partition: 0,
+                offset,
+            },
+            ingested: Instant::now(),
+            raw: Bytes::from(raw),
+        }
+    }
+
+    async fn next_offset(outcomes: &mut mpsc::UnboundedReceiver<Report>) -> u64 {
+        let message = tokio::time::timeout(Duration::from_secs(5), outcomes.recv())
+            .await
+            .expect("an outcome within 5 s")
+            .expect("publisher channel open");
+        match message {
+            Report::Outcome(Outcome::Scored { position, .. }) => position.offset,
+            _ => panic!("expected a scored outcome"),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_actor_per_customer_and_a_dead_actor_is_replaced_on_the_next_event() {
+        let mut config = Config::builtin();
+        config.engine.latency_budget = LatencyBudget::uniform(Duration::from_secs(10));
+        let scoring = Arc::new(Scoring::from_config(&config, Telemetry::new()).unwrap());
+        let (publisher, mut outcomes) = mpsc::unbounded_channel();
+        let actors = Arc::new(AtomicU64::new(0));
+        let (router, handle) = Actor::spawn(
+            None,
+            Router,
+            RouterArgs {
+                scoring,
+                publisher,
+                actors: actors.clone(),
+                passivation: config.engine.passivation,
+                store: Arc::new(StateStore::open(None).unwrap()),
+                checkpoints: None,
+            },
+        )
+        .await
+        .unwrap();
+
+        router
+            .send_message(RouterMsg::Route(vec![
+                inbound("c-1", 0),
+                inbound("c-2", 1),
+                inbound("c-1", 2),
+            ]))
+            .unwrap();
+        let mut seen = vec![];
+        for _ in 0..3 {
+            seen.push(next_offset(&mut outcomes).await);
+        }
+        // c-1's two events keep their order.
+        let c1: Vec<u64> = seen.iter().copied().filter(|o| *o != 1).collect();
+        assert_eq!(c1, vec![0, 2]);
+        assert_eq!(actors.load(Ordering::Relaxed), 2);
+        assert_eq!(router.get_children().len(), 2);
+
+        for child in router.get_children() {
+            child.kill_and_wait(None).await.unwrap();
+        }
+        router
+            .send_message(RouterMsg::Route(vec![inbound("c-1", 3)]))
+            .unwrap();
+        assert_eq!(next_offset(&mut outcomes).await, 3);
+        assert_eq!(router.get_children().len(), 1);
+
+        router.stop(None);
+        handle.await.unwrap();
+    }
+}

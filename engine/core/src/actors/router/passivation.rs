@@ -1,0 +1,188 @@
+//! Passivation: the router asks actors idle past `engine.passivation.idle`, and the least
+//! recently used beyond `engine.passivation.max_active`, to hand over their state and stop.
+//! Handed-over states go to the state store in one write per sweep, off the router's thread,
+//! and are served from memory until the write lands. A passivated customer's next event brings
+//! their actor back with that state; events that arrive while an actor is handing over wait
+//! and follow the state into the new actor, so order is kept.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{ActorProcessingErr, ActorRef};
+
+use super::{CustomerEntry, RouterMsg, RouterState};
+use crate::actors::customer::{CustomerMsg, Handover};
+use crate::config::PassivationConfig;
+use crate::scoring::CustomerState;
+use crate::state::store::Entry;
+use crate::telemetry::{Passivated, StateRestored, StateSaved};
+
+/// How often the router passivates and saves. Ten small sweeps a second rather than one
+/// large one: on the million-customer scenario p99 fell from 208 ms to 40 ms.
+pub(super) const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// Idle actors are looked for once a second: idleness is measured in minutes.
+const IDLE_CHECK_EVERY: u64 = 10;
+
+impl RouterState {
+    /// The state a customer left when last passivated, if any: from memory while its write
+    /// is pending, else from the store.
+    pub(super) fn restore(&mut self, customer_id: &str) -> Option<CustomerState> {
+        let decoded = match self.unsaved.get(customer_id) {
+            Some(encoded) => CustomerState::decode(encoded),
+            None => match self.args.store.get(customer_id) {
+                Ok(Some(encoded)) => CustomerState::decode(&encoded),
+                Ok(None) => return None,
+                Err(error) => {
+                    tracing::error!(customer_id, error = %error, "Cannot read a passivated customer's state; starting afresh.");
+                    return None;
+                }
+            },
+        };
+        match decoded {
+            Ok(state) => {
+                self.args.scoring.telemetry.emit(StateRestored);
+                self.stats.restores += 1;
+                Some(state)
+            }
+            Err(error) => {
+                tracing::error!(customer_id, error = %error, "A passivated customer's state does not decode; starting afresh.");
+                None
+            }
+        }
+    }
+
+    /// An actor handed over its state: bring the customer straight back if events waited,
+    /// else keep the state for the store.
+    pub(super) async fn passivated(
+        &mut self,
+        myself: &ActorRef<RouterMsg>,
+        handover: Handover,
+    ) -> Result<(), ActorProcessingErr> {
+        let Handover {
+            customer_id,
+            actor,
+            state: encoded,
+        } = handover;
+        self.by_actor.remove(&actor);
+        let waiting = match self.customers.remove(&customer_id) {
+            Some(CustomerEntry::Handing { waiting, .. }) => {
+                self.handing -= 1;
+                waiting
+            }
+            Some(other) => {
+                // Already replaced (the actor was thought dead): keep the live one.
+                self.customers.insert(customer_id, other);
+                return Ok(());
+            }
+            None => Vec::new(),
+        };
+        if waiting.is_empty() {
+            self.unsaved.insert(customer_id, Arc::from(encoded));
+            return Ok(());
+        }
+        let state = CustomerState::decode(&encoded).ok();
+        let fresh = self.spawn_customer(myself, customer_id, state).await?;
+        for inbound in waiting {
+            fresh.send_message(CustomerMsg::Event(inbound))?;
+        }
+        Ok(())
+    }
+
+    /// Asks idle actors, and the least recently used beyond the cap, to hand over.
+    /// Idle actors are looked for on every `IDLE_CHECK_EVERY`th sweep; the cap is enforced on
+    /// every sweep, but the live actors are only scanned when there are too many.
+    pub(super) fn sweep(&mut self, now: Instant) {
+        let PassivationConfig { idle, max_active } = self.args.passivation;
+        self.sweeps += 1;
+        let check_idle = self.sweeps.is_multiple_of(IDLE_CHECK_EVERY);
+        let over_cap = self.active > max_active;
+        if !check_idle && !over_cap {
+            return;
+        }
+        let mut busy: Vec<(Instant, &Arc<str>)> = Vec::new();
+        let mut chosen: Vec<Arc<str>> = Vec::new();
+        for (id, slot) in &self.customers {
+            if let CustomerEntry::Active { last_event, .. } = slot {
+                if check_idle && now.duration_since(*last_event) >= idle {
+                    chosen.push(id.clone());
+                } else if over_cap {
+                    busy.push((*last_event, id));
+                }
+            }
+        }
+        let surplus = busy.len().saturating_sub(max_active);
+        if surplus > 0 {
+            busy.select_nth_unstable_by_key(surplus - 1, |(last, _)| *last);
+            chosen.extend(busy[..surplus].iter().map(|(_, id)| Arc::clone(id)));
+        }
+        drop(busy);
+        for id in chosen {
+            let Some(CustomerEntry::Active { actor, .. }) = self.customers.remove(&id) else {
+                continue;
+            };
+            self.active -= 1;
+            self.args.scoring.telemetry.emit(Passivated);
+            self.stats.passivations += 1;
+            // An actor that is already gone reports through supervision instead.
+            let _ = actor.send_message(CustomerMsg::Passivate);
+            self.customers.insert(
+                id,
+                CustomerEntry::Handing {
+                    waiting: Vec::new(),
+                },
+            );
+            self.handing += 1;
+        }
+        self.publish_actor_count();
+    }
+
+    /// Writes the handed-over states to the store in one transaction, off the router's thread.
+    pub(super) fn save(&mut self, myself: &ActorRef<RouterMsg>) {
+        if self.saving || self.unsaved.is_empty() {
+            return;
+        }
+        self.saving = true;
+        let batch: Vec<Entry> = self
+            .unsaved
+            .iter()
+            .map(|(id, state)| (id.clone(), state.clone()))
+            .collect();
+        let (store, router, telemetry) = (
+            self.args.store.clone(),
+            myself.clone(),
+            self.args.scoring.telemetry.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let saved = match store.put_passivated(&batch) {
+                Ok(bytes) => {
+                    telemetry.emit(StateSaved {
+                        customers: batch.len(),
+                        bytes,
+                        took: started.elapsed(),
+                    });
+                    batch
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "Cannot write passivated states; keeping them in memory to retry.");
+                    Vec::new()
+                }
+            };
+            let _ = router.send_message(RouterMsg::Saved(saved));
+        });
+    }
+
+    /// Drops from memory the states the store now holds, unless a newer one replaced them.
+    pub(super) fn saved(&mut self, batch: Vec<Entry>) {
+        self.saving = false;
+        for (id, state) in batch {
+            if self
+                .unsaved
+                .get(&id)
+                .is_some_and(|current| Arc::ptr_eq(current, &state))
+            {
+                self.unsaved.remove(&id);
+            }
+        }
+    }
+}

@@ -1,0 +1,624 @@
+//! Configuration, in layers: the built-in defaults (`engine/core/vigil.toml`, the one place
+//! every default is written, and the documentation of every key), then `--config FILE`, then
+//! `VIGIL_*` environment variables (`VIGIL_METRICS__LISTEN=127.0.0.1:9100`: a double
+//! underscore nests), then `--set key=value` flags, each overriding the one before.
+//!
+//! Every table denies unknown keys and every number is checked against its bounds, and every
+//! error names the layer and the key, so a typo never becomes a silent default and a huge value
+//! never becomes a panic deep in the runtime.
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::Deserialize;
+use vigil_models::ModelKind;
+
+use crate::decision::DecisionKind;
+use crate::error::{Error, Result};
+use crate::event::MAX_BATCH;
+
+/// The built-in configuration, also the documentation of every key.
+pub const DEFAULT_CONFIG: &str = include_str!("../vigil.toml");
+
+/// The prefix of environment variables that set configuration keys.
+pub const ENV_PREFIX: &str = "VIGIL_";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub engine: EngineConfig,
+    pub models: ModelsConfig,
+    pub policy: PolicyConfig,
+    pub fluvio: FluvioConfig,
+    pub metrics: MetricsConfig,
+    /// The layers this configuration was read from, so that a check made later (a policy
+    /// rule naming a feature the engine does not compute) can still name the layer at fault.
+    #[serde(skip)]
+    layers: Figment,
+}
+
+/// How the engine talks to a Fluvio cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FluvioConfig {
+    pub endpoint: Option<String>,
+    pub consumer: String,
+    pub batch_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    #[serde(with = "humantime_serde")]
+    pub commit_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    pub max_record_bytes: usize,
+    #[serde(with = "humantime_serde")]
+    pub late_tolerance: Duration,
+    pub max_in_flight: usize,
+    pub latency_budget: LatencyBudget,
+    pub passivation: PassivationConfig,
+    /// After SIGINT or SIGTERM, how long draining may take before the run gives up.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_deadline: Duration,
+    /// With a state directory, how often customer state and source offsets are checkpointed.
+    #[serde(with = "humantime_serde")]
+    pub checkpoint_interval: Duration,
+}
+
+/// Ingest-to-decision budgets per decision kind: an event that has already waited longer gets
+/// a rules-only decision marked `degraded`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyBudget {
+    /// Payments, which may be frozen or alerted on.
+    #[serde(with = "humantime_serde")]
+    pub fraud: Duration,
+    /// Engagement events, which may get outreach.
+    #[serde(with = "humantime_serde")]
+    pub churn: Duration,
+}
+
+impl LatencyBudget {
+    /// The same budget for every decision kind.
+    pub fn uniform(budget: Duration) -> Self {
+        LatencyBudget {
+            fraud: budget,
+            churn: budget,
+        }
+    }
+}
+
+/// When customer actors are stopped with their state kept in the state store.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassivationConfig {
+    /// An actor that has had no event for this long (wall-clock time) is passivated.
+    #[serde(with = "humantime_serde")]
+    pub idle: Duration,
+    /// Beyond this many live actors, the least recently used are passivated.
+    pub max_active: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsConfig {
+    pub fraud: Option<PathBuf>,
+    pub churn: Option<PathBuf>,
+    /// Challengers: scored beside the champion on every event, acted on never.
+    pub fraud_challenger: Option<PathBuf>,
+    pub churn_challenger: Option<PathBuf>,
+    /// How often the artifact files are checked for a new version; zero turns hot swap off.
+    #[serde(with = "humantime_serde")]
+    pub watch_interval: Duration,
+}
+
+/// The repository's shipped artifacts, used when the configuration names none.
+pub fn shipped_artifact(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../models/artifacts")
+        .join(name)
+}
+
+impl ModelsConfig {
+    pub fn fraud_path(&self) -> PathBuf {
+        self.fraud
+            .clone()
+            .unwrap_or_else(|| shipped_artifact("fraud.json"))
+    }
+
+    pub fn churn_path(&self) -> PathBuf {
+        self.churn
+            .clone()
+            .unwrap_or_else(|| shipped_artifact("churn.json"))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub fraud: FraudThresholds,
+    pub churn: ChurnPolicy,
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
+}
+
+impl PolicyConfig {
+    /// The probability at which a model of `kind` acts: the alert threshold for fraud, the
+    /// outreach threshold for churn. Training and replay evaluate models there.
+    pub fn threshold(&self, kind: ModelKind) -> f64 {
+        match kind {
+            ModelKind::Fraud => self.fraud.alert,
+            ModelKind::Churn => self.churn.outreach,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FraudThresholds {
+    pub freeze: f64,
+    pub alert: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChurnPolicy {
+    pub outreach: f64,
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+}
+
+/// A hard rule over a payment's fraud features.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    pub name: String,
+    pub at_least: DecisionKind,
+    pub when: Vec<ConditionConfig>,
+}
+
+/// `feature > above` and/or `feature < below`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionConfig {
+    pub feature: String,
+    pub above: Option<f64>,
+    pub below: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub listen: SocketAddr,
+}
+
+/// One configuration layer: TOML text and the name errors give it.
+struct Layer {
+    name: String,
+    text: String,
+}
+
+impl Provider for Layer {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.name.clone())
+    }
+
+    fn data(&self) -> std::result::Result<Map<Profile, Dict>, figment::Error> {
+        Toml::string(&self.text).data()
+    }
+}
+
+/// What to layer over the built-in defaults, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Layers {
+    /// `--config FILE`.
+    pub file: Option<PathBuf>,
+    /// `VIGIL_*` variables whose name nests with `__`; others (a script's own) are not
+    /// configuration and are left alone.
+    pub env: Vec<(String, String)>,
+    /// `--set key=value` flags.
+    pub set: Vec<String>,
+}
+
+impl Layers {
+    /// `file` and `set`, with the configuration variables of this process's environment.
+    pub fn from_process(file: Option<PathBuf>, set: Vec<String>) -> Layers {
+        Layers {
+            file,
+            env: std::env::vars()
+                .filter(|(name, _)| {
+                    name.strip_prefix(ENV_PREFIX)
+                        .is_some_and(|key| key.contains("__"))
+                })
+                .collect(),
+            set,
+        }
+    }
+}
+
+/// `key = value` as a TOML line: the value as written when it is a TOML value (a number, a
+/// boolean, a quoted string, an array), else as a string.
+fn assignment(layer: &str, key: &str, value: &str) -> Result<String> {
+    let valid_key = !key.is_empty()
+        && key.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+    if !valid_key {
+        return Err(Error::Config {
+            layer: layer.to_owned(),
+            key: key.to_owned(),
+            reason: "is not a configuration key (dotted words, e.g. engine.max_in_flight)".into(),
+        });
+    }
+    let line = format!("{key} = {value}");
+    if toml::from_str::<toml::Table>(&line).is_ok() {
+        return Ok(line);
+    }
+    Ok(format!("{key} = {}", toml::Value::String(value.to_owned())))
+}
+
+impl Config {
+    /// The built-in configuration.
+    pub fn builtin() -> Config {
+        Self::load(&Layers::default()).expect("the built-in configuration is valid")
+    }
+
+    /// The built-in defaults with `layers` over them.
+    pub fn load(layers: &Layers) -> Result<Config> {
+        let mut figment = Figment::from(Layer {
+            name: "the built-in defaults".into(),
+            text: DEFAULT_CONFIG.into(),
+        });
+        if let Some(path) = &layers.file {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+                path: path.clone(),
+                source,
+            })?;
+            figment = figment.merge(Layer {
+                name: path.display().to_string(),
+                text,
+            });
+        }
+        for (name, value) in &layers.env {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let layer = format!("environment variable {name}");
+            let key = key.to_ascii_lowercase().replace("__", ".");
+            let text = assignment(&layer, &key, value)?;
+            figment = figment.merge(Layer { name: layer, text });
+        }
+        for flag in &layers.set {
+            let layer = format!("--set {flag}");
+            let (key, value) = flag.split_once('=').ok_or_else(|| Error::Config {
+                layer: layer.clone(),
+                key: flag.clone(),
+                reason: "needs a value: --set key=value".into(),
+            })?;
+            let text = assignment(&layer, key.trim(), value.trim())?;
+            figment = figment.merge(Layer { name: layer, text });
+        }
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| Error::ConfigParse(Box::new(e)))?;
+        config.layers = figment;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The name of the layer `key`'s value came from (`policy.rules`, `engine.max_in_flight`).
+    pub fn layer_of(&self, key: &str) -> String {
+        self.layers
+            .find_metadata(key)
+            .map_or_else(|| "the configuration".to_owned(), |m| m.name.to_string())
+    }
+
+    /// A configuration error for `key`, naming the layer its value came from.
+    pub fn invalid(&self, key: &str, reason: String) -> Error {
+        Error::Config {
+            layer: self.layer_of(key),
+            key: key.to_owned(),
+            reason,
+        }
+    }
+
+    /// Configuration text as a file would hold it, over the built-in defaults.
+    pub fn parse_layered(text: &str, origin: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().map_err(|source| Error::Io {
+            what: "cannot create a temporary directory".into(),
+            source,
+        })?;
+        let path = dir.path().join(origin);
+        std::fs::write(&path, text).map_err(|source| Error::Io {
+            what: format!("cannot write {}", path.display()),
+            source,
+        })?;
+        Self::load(&Layers {
+            file: Some(path),
+            ..Layers::default()
+        })
+    }
+
+    /// Checks every value the types allow but the engine cannot run with. Rules' feature
+    /// names are checked where features are known, when the policy is compiled.
+    fn validate(&self) -> Result<()> {
+        let invalid = |key: &str, reason: String| self.invalid(key, reason);
+        let within = |key: &str, value: u64, min: u64, max: u64| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(invalid(key, format!("is {value}, outside {min}..={max}")))
+            }
+        };
+        let duration = |key: &str, value: Duration, min: Duration, max: Duration| {
+            if (min..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    format!(
+                        "is {}, outside {}..={}",
+                        shown(value),
+                        shown(min),
+                        shown(max)
+                    ),
+                ))
+            }
+        };
+        let probability = |key: &str, v: f64| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(invalid(
+                    key,
+                    format!("is {v}, not a probability between 0 and 1"),
+                ))
+            }
+        };
+        const DAY: Duration = Duration::from_secs(86_400);
+        const MS: Duration = Duration::from_millis(1);
+        let e = &self.engine;
+        within(
+            "engine.max_record_bytes",
+            e.max_record_bytes as u64,
+            64,
+            16 << 20,
+        )?;
+        duration(
+            "engine.late_tolerance",
+            e.late_tolerance,
+            Duration::ZERO,
+            30 * DAY,
+        )?;
+        within(
+            "engine.max_in_flight",
+            e.max_in_flight as u64,
+            MAX_BATCH as u64,
+            1 << 24,
+        )?;
+        duration("engine.shutdown_deadline", e.shutdown_deadline, MS, DAY)?;
+        duration(
+            "engine.checkpoint_interval",
+            e.checkpoint_interval,
+            10 * MS,
+            DAY,
+        )?;
+        let hour = Duration::from_secs(3_600);
+        duration(
+            "engine.latency_budget.fraud",
+            e.latency_budget.fraud,
+            Duration::ZERO,
+            hour,
+        )?;
+        duration(
+            "engine.latency_budget.churn",
+            e.latency_budget.churn,
+            Duration::ZERO,
+            hour,
+        )?;
+        duration("engine.passivation.idle", e.passivation.idle, MS, 30 * DAY)?;
+        within(
+            "engine.passivation.max_active",
+            e.passivation.max_active as u64,
+            1,
+            100_000_000,
+        )?;
+        duration(
+            "models.watch_interval",
+            self.models.watch_interval,
+            Duration::ZERO,
+            DAY,
+        )?;
+        probability("policy.fraud.freeze", self.policy.fraud.freeze)?;
+        probability("policy.fraud.alert", self.policy.fraud.alert)?;
+        probability("policy.churn.outreach", self.policy.churn.outreach)?;
+        duration(
+            "policy.churn.cooldown",
+            self.policy.churn.cooldown,
+            Duration::ZERO,
+            366 * DAY,
+        )?;
+        if self.policy.fraud.alert > self.policy.fraud.freeze {
+            return Err(invalid(
+                "policy.fraud.alert",
+                format!(
+                    "({}) is above policy.fraud.freeze ({}); alert must be the lower threshold",
+                    self.policy.fraud.alert, self.policy.fraud.freeze
+                ),
+            ));
+        }
+        for (i, rule) in self.policy.rules.iter().enumerate() {
+            let key = format!("policy.rules[{i}] ({})", rule.name);
+            let invalid = |key: &str, reason: String| Error::Config {
+                layer: self.layer_of("policy.rules"),
+                key: key.to_owned(),
+                reason,
+            };
+            if rule.when.is_empty() {
+                return Err(invalid(&key, "has no conditions in `when`".into()));
+            }
+            if rule.at_least == DecisionKind::Outreach {
+                return Err(invalid(&key, "`at_least` must be alert or freeze".into()));
+            }
+            for c in &rule.when {
+                if c.above.is_none() && c.below.is_none() {
+                    return Err(invalid(
+                        &format!("{key}.when"),
+                        format!("condition on `{}` needs `above` or `below`", c.feature),
+                    ));
+                }
+                if c.above.into_iter().chain(c.below).any(|v| !v.is_finite()) {
+                    return Err(invalid(
+                        &format!("{key}.when"),
+                        format!(
+                            "condition on `{}` has a bound that is not a number",
+                            c.feature
+                        ),
+                    ));
+                }
+            }
+        }
+        let f = &self.fluvio;
+        within("fluvio.batch_size", f.batch_size as u64, 1, 64 << 20)?;
+        duration(
+            "fluvio.linger",
+            f.linger,
+            Duration::ZERO,
+            Duration::from_secs(60),
+        )?;
+        duration("fluvio.commit_interval", f.commit_interval, 10 * MS, DAY)?;
+        Ok(())
+    }
+}
+
+fn shown(d: Duration) -> impl Display {
+    humantime::format_duration(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layered(env: &[(&str, &str)], set: &[&str]) -> Result<Config> {
+        Config::load(&Layers {
+            file: None,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            set: set.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn builtin_configuration_is_valid_and_documented_values_hold() {
+        let c = Config::builtin();
+        assert_eq!(c.engine.max_record_bytes, 65_536);
+        assert_eq!(c.policy.churn.cooldown, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.metrics.listen.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.policy.rules[0].name, "new-country-over-max");
+        assert_eq!(c.fluvio.consumer, "vigil");
+    }
+
+    #[test]
+    fn a_file_overrides_only_what_it_sets() {
+        let c = Config::parse_layered("[policy.fraud]\nfreeze = 0.99\nalert = 0.5\n", "f.toml")
+            .unwrap();
+        assert_eq!((c.policy.fraud.freeze, c.policy.fraud.alert), (0.99, 0.5));
+        assert_eq!(
+            c.policy.churn.outreach,
+            Config::builtin().policy.churn.outreach
+        );
+    }
+
+    #[test]
+    fn environment_then_flags_override_the_file_in_that_order() {
+        let c = layered(
+            &[
+                ("VIGIL_METRICS__LISTEN", "127.0.0.1:9100"),
+                ("VIGIL_ENGINE__MAX_IN_FLIGHT", "2048"),
+            ],
+            &["engine.max_in_flight=8192", "engine.late_tolerance=1m"],
+        )
+        .unwrap();
+        assert_eq!(c.metrics.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(
+            c.engine.max_in_flight, 8192,
+            "--set wins over the environment"
+        );
+        assert_eq!(c.engine.late_tolerance, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_file() {
+        let err = Config::parse_layered("[engine]\nmax_recod_bytes = 5\n", "vigil.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("vigil.toml") && err.contains("max_recod_bytes"),
+            "{err}"
+        );
+        let err = layered(&[], &["engine.max_in_flite=5"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--set engine.max_in_flite=5") && err.contains("max_in_flite"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_key_and_layer() {
+        let err = Config::parse_layered("[policy.churn]\noutreach = 3\n", "v.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("v.toml") && err.contains("`policy.churn.outreach` is 3"),
+            "{err}"
+        );
+        let rule = "[[policy.rules]]\nname = \"x\"\nat_least = \"freeze\"\nwhen = [{ feature = \"amount_over_max\" }]\n";
+        let err = Config::parse_layered(rule, "v.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("v.toml") && err.contains("needs `above` or `below`"),
+            "{err}"
+        );
+        let err = layered(&[("VIGIL_ENGINE__MAX_IN_FLIGHT", "lots")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("VIGIL_ENGINE__MAX_IN_FLIGHT") && err.contains("max_in_flight"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn numbers_out_of_bounds_are_configuration_errors_not_panics() {
+        let err = layered(&[], &["engine.max_in_flight=2305843009213693952"]).unwrap_err();
+        assert_eq!(err.kind(), crate::error::ErrorKind::Configuration);
+        let err = err.to_string();
+        assert!(
+            err.contains("--set engine.max_in_flight=2305843009213693952")
+                && err.contains(
+                    "`engine.max_in_flight` is 2305843009213693952, outside 1024..=16777216"
+                ),
+            "{err}"
+        );
+        let err = layered(&[("VIGIL_ENGINE__CHECKPOINT_INTERVAL", "100000y")], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("engine.checkpoint_interval"), "{err}");
+        assert!(layered(&[], &["engine.max_in_flight=512"]).is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! Decisions: what the engine tells risk teams. A decision carries everything needed to act
+//! on it and audit it: a stable id derived from the event (so redelivery yields the same id
+//! and consumers can de-duplicate), the score and the model that produced it, the top reasons,
+//! the hard rules that fired, whether it was degraded to rules only, and its latency.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// The actions Vigil can ask for, from the fraud score (freeze, alert) or the churn score
+/// (outreach). Ordered by severity for the fraud actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    Outreach,
+    Alert,
+    Freeze,
+}
+
+impl DecisionKind {
+    pub const ALL: [DecisionKind; 3] = [
+        DecisionKind::Freeze,
+        DecisionKind::Alert,
+        DecisionKind::Outreach,
+    ];
+
+    /// Position in `ALL`, for tables indexed by decision kind.
+    pub fn index(self) -> usize {
+        match self {
+            DecisionKind::Freeze => 0,
+            DecisionKind::Alert => 1,
+            DecisionKind::Outreach => 2,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DecisionKind::Freeze => "freeze",
+            DecisionKind::Alert => "alert",
+            DecisionKind::Outreach => "outreach",
+        }
+    }
+}
+
+/// One feature's contribution to a score, in log-odds.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReasonCode {
+    pub feature: String,
+    pub contribution: f64,
+}
+
+/// A decision as published (schema v1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Decision {
+    pub schema: u32,
+    /// `{event_id}/{decision}`: the same event always yields the same id.
+    pub decision_id: String,
+    pub decision: DecisionKind,
+    pub customer_id: String,
+    pub event_id: String,
+    pub event_ts: i64,
+    /// Wall-clock time the decision was made, ms since the epoch.
+    pub decided_ts: i64,
+    /// Model probability; absent when the decision is degraded to rules only.
+    pub score: Option<f64>,
+    /// `name@version` of the model that scored the event.
+    pub model: Option<Arc<str>>,
+    pub reasons: Vec<ReasonCode>,
+    /// Hard rules that fired.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<Arc<str>>,
+    /// True when the latency budget forced a rules-only decision.
+    pub degraded: bool,
+    /// Ingest to decision, microseconds.
+    pub latency_us: u64,
+}
+
+impl Decision {
+    pub fn id_for(event_id: &str, kind: DecisionKind) -> String {
+        format!("{event_id}/{}", kind.name())
+    }
+
+    /// The decision as one JSON line, without the newline.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("decisions always serialize")
+    }
+}

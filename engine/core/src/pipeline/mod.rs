@@ -1,0 +1,339 @@
+//! The pipeline: wires one run together in data-flow order, runs the ingest loop, then drains.
+//!
+//! - `connectors` opens the source and sinks from their specs;
+//! - the publisher (`publish`) and the router (`actors::router`) are started, the router
+//!   feeding the customer actors, whose outcomes reach the publisher;
+//! - `ingest` reads, decodes and routes until the source is exhausted, the duration elapses or
+//!   shutdown is requested, pausing at the checkpoint `barrier`;
+//! - in each case every record already taken in is decided and published before `run`
+//!   returns (within `engine.shutdown_deadline` after a shutdown), and a run that keeps state
+//!   takes a last checkpoint.
+
+mod barrier;
+pub mod connectors;
+mod ingest;
+
+pub use connectors::Connectors;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorRef};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::actors::router::{Router, RouterArgs, RouterMsg};
+use crate::config::Config;
+use crate::decode::Decoder;
+use crate::error::{Error, Result};
+use crate::event::Offsets;
+use crate::outcome::{Audit, Report};
+use crate::publish::{Publisher, RunSummary, Sinks, Tick};
+use crate::scoring::models::{ModelWatcher, WatchCounts};
+use crate::scoring::{AfterFeatures, Scoring};
+use crate::sink::Sink;
+use crate::source::{Source, SourceOptions};
+use crate::state::checkpoint::Checkpoint;
+use crate::state::store::StateStore;
+use crate::telemetry::Telemetry;
+use barrier::Barrier;
+use ingest::{Ingest, Ingested};
+
+/// What to run and where to send it.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub config: Config,
+    /// The sources and sinks specs are looked up in.
+    pub connectors: Connectors,
+    /// Source spec, e.g. `generate:scenarios/demo.toml`, `file:events.jsonl`, `-`.
+    pub source: String,
+    /// Decision sink spec, e.g. `stdout`, `file:decisions.jsonl`.
+    pub sink: String,
+    /// Dead-letter sink spec.
+    pub dead_letter: String,
+    /// Stop reading after this long.
+    pub duration: Option<Duration>,
+    /// Print a one-line summary every second.
+    pub live: bool,
+    /// Where checkpoints are kept; a run with a state directory resumes where the last one
+    /// with the same source stopped.
+    pub state_dir: Option<PathBuf>,
+    /// Stop after taking in this many records.
+    pub max_records: Option<u64>,
+    /// Read only these source partitions (all when `None`).
+    pub partitions: Option<Vec<u32>>,
+    /// Where each second's progress goes, for a caller that follows the run.
+    pub ticks: Option<mpsc::UnboundedSender<Tick>>,
+    /// A column mapping: the `file:` source is CSV history read through it.
+    pub mapping: Option<PathBuf>,
+    /// Where challengers' would-be decisions go (sink spec).
+    pub shadow: String,
+    /// Where each scored event's `Audit` goes, when someone wants them (replay).
+    pub audit: Option<mpsc::UnboundedSender<Audit>>,
+    /// Called on every event once its features are computed; the fault tests' seam.
+    pub after_features: Option<AfterFeatures>,
+}
+
+/// A source or sinks supplied in code rather than by spec: a load-test runner's own decision
+/// sink, or a test's source with a known fault. Any left `None` is opened from its spec.
+#[derive(Default)]
+pub struct Endpoints {
+    pub source: Option<Box<dyn Source>>,
+    pub decisions: Option<Box<dyn Sink>>,
+    pub dead_letters: Option<Box<dyn Sink>>,
+}
+
+impl RunOptions {
+    /// A run from `source` to `sink` with dead letters to `dead_letter`, through the built-in
+    /// connectors, and no live summary, state, record limit, partition choice or duration.
+    pub fn new(config: Config, source: &str, sink: &str, dead_letter: &str) -> Self {
+        RunOptions {
+            config,
+            connectors: Connectors::builtin(),
+            source: source.to_owned(),
+            sink: sink.to_owned(),
+            dead_letter: dead_letter.to_owned(),
+            duration: None,
+            live: false,
+            state_dir: None,
+            max_records: None,
+            partitions: None,
+            ticks: None,
+            mapping: None,
+            shadow: "discard".to_owned(),
+            audit: None,
+            after_features: None,
+        }
+    }
+}
+
+/// Runs the pipeline until the source ends, `duration` passes or `shutdown` resolves.
+pub async fn run(options: RunOptions, shutdown: impl Future<Output = ()>) -> Result<RunSummary> {
+    run_with(options, Endpoints::default(), shutdown).await
+}
+
+/// `run`, with any of the source and sinks supplied in code.
+pub async fn run_with(
+    options: RunOptions,
+    endpoints: Endpoints,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunSummary> {
+    let config = &options.config;
+    let telemetry = Telemetry::new();
+    // Hot swap: the watcher looks at the artifact files before they are loaded, and lives as
+    // long as the run.
+    let watcher = ModelWatcher::new(&config.models, telemetry.clone());
+    let model_changes = watcher.counts();
+    let mut scoring = Scoring::from_config(config, telemetry.clone())?;
+    scoring.audit = options.audit.is_some();
+    scoring.after_features = options.after_features.clone();
+    let scoring = Arc::new(scoring);
+    let _watching = (!config.models.watch_interval.is_zero()).then(|| {
+        let run = watcher.run(scoring.models.clone(), config.models.watch_interval);
+        AbortOnDrop(tokio::spawn(run))
+    });
+
+    let store = Arc::new(StateStore::open(options.state_dir.as_deref())?);
+    // With a state directory, checkpoints live in the store with the customers' state; the
+    // JSON file beside it mirrors them for operators (and is read when the store has none).
+    let checkpoint = options
+        .state_dir
+        .as_ref()
+        .map(|dir| Checkpoint::new(dir, &options.source));
+    let resume = match &checkpoint {
+        Some(file) => match store.offsets(&options.source)? {
+            Some(offsets) => offsets,
+            None => file.load()?,
+        },
+        None => Offsets::new(),
+    };
+    if !resume.is_empty() {
+        tracing::info!(?resume, "Resuming from checkpoint.");
+    }
+    let (committed, committed_rx) = watch::channel(resume.clone());
+    let (source, sinks) = open_endpoints(&options, endpoints, &resume, committed_rx).await?;
+    let decoder = Decoder::for_format(&source.format())?;
+
+    let in_flight = Arc::new(Semaphore::new(config.engine.max_in_flight));
+    let actors = Arc::new(AtomicU64::new(0));
+    let (to_publisher, inbox) = mpsc::unbounded_channel::<Report>();
+    let publisher = tokio::spawn(
+        Publisher {
+            sinks,
+            audit: options.audit.clone(),
+            telemetry: telemetry.clone(),
+            in_flight: in_flight.clone(),
+            live: options.live,
+            ticks: options.ticks.clone(),
+            actors: actors.clone(),
+            committed,
+        }
+        .run(inbox),
+    );
+    let (router, router_task) = Actor::spawn(
+        None,
+        Router,
+        RouterArgs {
+            scoring: scoring.clone(),
+            publisher: to_publisher.clone(),
+            actors,
+            passivation: config.engine.passivation,
+            store,
+            checkpoints: checkpoint.as_ref().map(|_| options.source.clone()),
+        },
+    )
+    .await
+    .map_err(|e| Error::Bug(format!("cannot start the router: {e}")))?;
+
+    tracing::info!(source = %source.describe(), "Reading.");
+    let ingest = Ingest {
+        source,
+        decoder,
+        max_record_bytes: config.engine.max_record_bytes,
+        in_flight,
+        max_in_flight: config.engine.max_in_flight as u32,
+        router: router.clone(),
+        publisher: to_publisher,
+        max_records: options.max_records,
+        deadline: options.duration.map(|d| Instant::now() + d),
+        barrier: Barrier::new(checkpoint, config.engine.checkpoint_interval),
+        telemetry,
+    };
+    let ingested = match ingest.run(resume, shutdown).await {
+        Ok(ingested) => ingested,
+        Err(error) => {
+            router.stop(None);
+            // A publisher that stopped on a sink error is why the ingest loop stopped.
+            return Err(match publisher.is_finished() {
+                true => joined(publisher.await)?.err().unwrap_or(error),
+                false => error,
+            });
+        }
+    };
+    let summary = drain(publisher, &ingested, config).await?;
+    finish(
+        summary,
+        ingested,
+        router,
+        router_task,
+        &scoring,
+        &model_changes,
+    )
+    .await
+}
+
+/// Opens whatever `endpoints` does not supply, from the specs in `options`.
+async fn open_endpoints(
+    options: &RunOptions,
+    endpoints: Endpoints,
+    resume: &Offsets,
+    committed: watch::Receiver<Offsets>,
+) -> Result<(Box<dyn Source>, Sinks)> {
+    let fluvio = &options.config.fluvio;
+    let connectors = &options.connectors;
+    let source = match endpoints.source {
+        Some(source) => source,
+        None => {
+            let source_options = SourceOptions {
+                resume: resume.clone(),
+                partitions: options.partitions.clone(),
+                committed: Some(committed),
+                fluvio: fluvio.clone(),
+                mapping: options.mapping.clone(),
+            };
+            connectors
+                .open_source(&options.source, source_options)
+                .await?
+        }
+    };
+    let decisions = match endpoints.decisions {
+        Some(sink) => sink,
+        None => connectors.open_sink(&options.sink, fluvio).await?,
+    };
+    let dead_letters = match endpoints.dead_letters {
+        Some(sink) => sink,
+        None => connectors.open_sink(&options.dead_letter, fluvio).await?,
+    };
+    // Without a challenger there is nothing to shadow (and no empty file to leave behind).
+    let models = &options.config.models;
+    let challenged = models.fraud_challenger.is_some() || models.churn_challenger.is_some();
+    let shadow_spec = if challenged {
+        &options.shadow
+    } else {
+        "discard"
+    };
+    let shadow = connectors.open_sink(shadow_spec, fluvio).await?;
+    Ok((
+        source,
+        Sinks {
+            decisions,
+            dead_letters,
+            shadow,
+        },
+    ))
+}
+
+/// Waits until the publisher has published everything taken in: after a shutdown request, for
+/// at most `engine.shutdown_deadline`.
+async fn drain(
+    publisher: JoinHandle<Result<RunSummary>>,
+    ingested: &Ingested,
+    config: &Config,
+) -> Result<RunSummary> {
+    if !ingested.stopping {
+        return joined(publisher.await)?;
+    }
+    let grace = config.engine.shutdown_deadline;
+    tracing::info!(deadline = ?grace, "Shutdown requested; draining what is in flight.");
+    let published =
+        tokio::time::timeout(grace, publisher)
+            .await
+            .map_err(|_| Error::ShutdownDeadline {
+                deadline: humantime::format_duration(grace).to_string(),
+            })?;
+    joined(published)?
+}
+
+/// The last checkpoint (everything taken in is published, so it covers all of it), then the
+/// run's figures from the router and the model watcher, then the router stops.
+async fn finish(
+    mut summary: RunSummary,
+    ingested: Ingested,
+    router: ActorRef<RouterMsg>,
+    router_task: JoinHandle<()>,
+    scoring: &Scoring,
+    model_changes: &WatchCounts,
+) -> Result<RunSummary> {
+    let mut barrier = ingested.barrier;
+    if barrier.file.is_some() {
+        barrier
+            .take(&router, &ingested.taken_up_to, &scoring.telemetry)
+            .await?;
+    }
+    (summary.checkpoints, summary.checkpoint_longest) = (barrier.taken, barrier.longest);
+    let stats = ractor::call!(router, RouterMsg::Stats)
+        .map_err(|_| Error::Bug("the router stopped before its figures were read".into()))?;
+    (summary.passivations, summary.restores) = (stats.passivations, stats.restores);
+    summary.model_swaps = model_changes.swaps.load(Ordering::Relaxed);
+    summary.model_rejections = model_changes.rejections.load(Ordering::Relaxed);
+    router.stop(None);
+    router_task.await.ok();
+    Ok(summary)
+}
+
+/// A task's result, with a panic in it reported as the bug it is.
+fn joined<T>(result: std::result::Result<T, tokio::task::JoinError>) -> Result<T> {
+    result.map_err(|e| Error::Bug(format!("the publisher task failed: {e}")))
+}
+
+/// A task that is stopped when its handle goes out of scope.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,332 @@
+//! One event through one customer's state: late check and rolling features, then the fraud or
+//! churn model, then the policy, within the latency budget. An event that already waited past
+//! the budget skips the models and gets a rules-only decision marked `degraded`, counted in
+//! `vigil_budget_exceeded_total`: a budget is never missed silently.
+//!
+//! The event is scored by the one model set in force when it starts, so its decision names
+//! exactly the model version that made it, whatever swap happens meanwhile. When a challenger
+//! of the event's kind is loaded, it scores the same features and the policy is applied to its
+//! score too; that would-be decision is the event's shadow, never acted on.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use vigil_models::{Model, ModelKind, Score};
+
+use super::features::{ChurnVector, CustomerFeatures, FraudVector, Observation};
+use super::models::ModelSet;
+use super::policy::Policy;
+use super::Scoring;
+use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
+use crate::decision::{Decision, DecisionKind, ReasonCode};
+use crate::event::{Event, EventKind, Inbound, SCHEMA_VERSION};
+use crate::outcome::{Audit, Outcome, Shadow};
+use crate::telemetry::{BudgetExceeded, Stage};
+
+/// What one model made of an event: its score and the action the policy takes on it.
+struct Verdict<'m> {
+    model: &'m Model,
+    score: Score,
+    action: Option<DecisionKind>,
+    rules: Vec<Arc<str>>,
+}
+
+/// A customer's state: rolling features and when they were last offered outreach.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CustomerState {
+    features: Option<CustomerFeatures>,
+    last_outreach_ts: Option<i64>,
+}
+
+impl CustomerState {
+    /// The compact form kept in the state store while the customer is passivated.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("customer state always encodes")
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<CustomerState, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+
+    /// Makes this state a copy of `other`, reusing this one's buffers: after the first few
+    /// events, taking a restore point allocates nothing.
+    pub fn copy_from(&mut self, other: &CustomerState) {
+        let CustomerState {
+            features,
+            last_outreach_ts,
+        } = other;
+        match (&mut self.features, features) {
+            (Some(mine), Some(theirs)) => mine.copy_from(theirs),
+            (mine, theirs) => mine.clone_from(theirs),
+        }
+        self.last_outreach_ts = *last_outreach_ts;
+    }
+
+    /// Processes one of this customer's events: the budget check, then features, models and
+    /// policy, then the outcome with its decision, shadow and audit.
+    pub fn process(&mut self, inbound: &Inbound, scoring: &Scoring) -> Outcome {
+        let Inbound {
+            event,
+            position,
+            ingested,
+            raw,
+        } = inbound;
+        let (position, ingested) = (*position, *ingested);
+        let started = Instant::now();
+        let degraded = over_budget(event, ingested, started, scoring);
+
+        let features = self
+            .features
+            .get_or_insert_with(|| CustomerFeatures::new(event.ts));
+        let observation = match features.observe(event, scoring.late_tolerance_ms) {
+            Ok(observation) => observation,
+            Err(late) => {
+                return Outcome::Rejected {
+                    letter: Box::new(DeadLetter {
+                        rejection: Rejection::new(
+                            RejectReason::LateEvent,
+                            Some("ts"),
+                            format!(
+                                "event is {} ms older than the customer's newest event; the tolerance is {} ms",
+                                late.late_by_ms, late.tolerance_ms
+                            ),
+                        ),
+                        raw: raw.clone(),
+                        position,
+                    }),
+                    kind: Some(event.kind.name()),
+                    ingested,
+                }
+            }
+        };
+        if let Some(hook) = &scoring.after_features {
+            hook(event);
+        }
+        let featured = Instant::now();
+        scoring.telemetry.stage(Stage::Features, featured - started);
+
+        let models = scoring.models.current();
+        let judgement = match &observation {
+            Observation::Fraud(v) => judge_fraud(&models, &scoring.policy, v, degraded),
+            Observation::Churn(v) => {
+                self.judge_churn(&models, &scoring.policy, v, event.ts, degraded)
+            }
+        };
+        let decided = Instant::now();
+        scoring.telemetry.stage(Stage::Score, decided - featured);
+
+        let made = |action: Option<DecisionKind>, verdict: Option<&Verdict>, rules: &[Arc<str>]| {
+            action.map(|kind| decision(event, kind, verdict, rules, degraded, ingested, decided))
+        };
+        let shadow = judgement.challenger.as_ref().map(|c| {
+            Box::new(Shadow {
+                kind: judgement.kind,
+                decision: made(c.action, Some(c), &c.rules),
+                disagrees: c.action != judgement.action,
+            })
+        });
+        let audit = scoring
+            .audit
+            .then(|| audit(event, &observation, &judgement));
+        Outcome::Scored {
+            position,
+            kind: event.kind.name(),
+            event_ts: event.ts,
+            ingested,
+            decision: made(
+                judgement.action,
+                judgement.champion.as_ref(),
+                &judgement.rules,
+            ),
+            shadow,
+            audit,
+        }
+    }
+
+    /// The churn model's verdict on an engagement event, and the challenger's; an outreach
+    /// starts the cooldown. Outreach is never urgent: without budget left there is nothing
+    /// rules-only to say.
+    fn judge_churn<'m>(
+        &mut self,
+        models: &'m ModelSet,
+        policy: &Policy,
+        v: &ChurnVector,
+        ts: i64,
+        degraded: bool,
+    ) -> Judgement<'m> {
+        let mut judgement = Judgement {
+            champion: None,
+            action: None,
+            rules: Vec::new(),
+            challenger: None,
+            kind: ModelKind::Churn,
+        };
+        if degraded {
+            return judgement;
+        }
+        let last = self.last_outreach_ts;
+        let verdict = |model: &'m Model| {
+            let score = model.score(v);
+            let outreach = policy.outreach(score.probability, ts, last);
+            Verdict {
+                model,
+                score,
+                action: outreach.then_some(DecisionKind::Outreach),
+                rules: Vec::new(),
+            }
+        };
+        let champion = verdict(&models.churn);
+        if champion.action.is_some() {
+            self.last_outreach_ts = Some(ts);
+        }
+        judgement.action = champion.action;
+        judgement.champion = Some(champion);
+        judgement.challenger = models.churn_challenger.as_ref().map(verdict);
+        judgement
+    }
+}
+
+/// What the models and the policy made of one event.
+struct Judgement<'m> {
+    /// The champion's verdict; none when degraded to rules only.
+    champion: Option<Verdict<'m>>,
+    /// The action taken, from the champion's score and the hard rules.
+    action: Option<DecisionKind>,
+    /// The hard rules that fired, for the decision.
+    rules: Vec<Arc<str>>,
+    /// The challenger's verdict, when one of the event's kind is loaded.
+    challenger: Option<Verdict<'m>>,
+    kind: ModelKind,
+}
+
+/// Whether the event already waited past its kind's budget: then it is decided on rules only.
+fn over_budget(event: &Event, ingested: Instant, started: Instant, scoring: &Scoring) -> bool {
+    let queued = started.duration_since(ingested);
+    scoring.telemetry.stage(Stage::Queue, queued);
+    let budget = match event.kind {
+        EventKind::Payment(_) => scoring.latency_budget.fraud,
+        _ => scoring.latency_budget.churn,
+    };
+    let degraded = queued >= budget;
+    if degraded {
+        scoring.telemetry.emit(BudgetExceeded { waited: queued });
+    }
+    degraded
+}
+
+/// The fraud model's verdict on a payment raised to the hard rules, and the challenger's.
+/// Degraded, the rules alone decide and no model scores.
+fn judge_fraud<'m>(
+    models: &'m ModelSet,
+    policy: &Policy,
+    v: &FraudVector,
+    degraded: bool,
+) -> Judgement<'m> {
+    if degraded {
+        let rules_only = policy.fraud(None, v);
+        return Judgement {
+            champion: None,
+            action: rules_only.action,
+            rules: rules_only.fired,
+            challenger: None,
+            kind: ModelKind::Fraud,
+        };
+    }
+    let verdict = |model: &'m Model| {
+        let score = model.score(v);
+        let fraud = policy.fraud(Some(score.probability), v);
+        (
+            Verdict {
+                model,
+                score,
+                action: fraud.action,
+                rules: Vec::new(),
+            },
+            fraud.fired,
+        )
+    };
+    // The rules that fired go to the decision; the champion's verdict keeps none, so they are
+    // not copied.
+    let (champion, rules) = verdict(&models.fraud);
+    let challenger = models.fraud_challenger.as_ref().map(|model| {
+        let (mut challenger, rules) = verdict(model);
+        challenger.rules = rules;
+        challenger
+    });
+    Judgement {
+        action: champion.action,
+        champion: Some(champion),
+        rules,
+        challenger,
+        kind: ModelKind::Fraud,
+    }
+}
+
+/// Features, label, both scores and both actions, for `vigil replay`.
+fn audit(event: &Event, observation: &Observation, judgement: &Judgement) -> Box<Audit> {
+    let features = match observation {
+        Observation::Fraud(v) => v.to_vec(),
+        Observation::Churn(v) => v.to_vec(),
+    };
+    let label = event.label.and_then(|l| match judgement.kind {
+        ModelKind::Fraud => l.fraud,
+        ModelKind::Churn => l.churn,
+    });
+    let champion = judgement.champion.as_ref();
+    let challenger = judgement.challenger.as_ref();
+    Box::new(Audit {
+        event_id: event.event_id.clone(),
+        customer_id: event.customer_id.clone(),
+        event_ts: event.ts,
+        kind: judgement.kind,
+        label,
+        features,
+        score: champion.map(|v| v.score.probability),
+        model: champion.map(|v| v.model.label()),
+        decision: judgement.action,
+        challenger_score: challenger.map(|v| v.score.probability),
+        challenger_decision: challenger.and_then(|v| v.action),
+    })
+}
+
+/// The decision `kind` on `event`, citing the verdict's model, score and reasons when there is
+/// one (there is none when degraded to rules only).
+fn decision(
+    event: &Event,
+    kind: DecisionKind,
+    verdict: Option<&Verdict>,
+    rules: &[Arc<str>],
+    degraded: bool,
+    ingested: Instant,
+    decided: Instant,
+) -> Box<Decision> {
+    Box::new(Decision {
+        schema: SCHEMA_VERSION,
+        decision_id: Decision::id_for(&event.event_id, kind),
+        decision: kind,
+        customer_id: event.customer_id.clone(),
+        event_id: event.event_id.clone(),
+        event_ts: event.ts,
+        decided_ts: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+        score: verdict.map(|v| v.score.probability),
+        model: verdict.map(|v| v.model.label()),
+        reasons: verdict.map_or(Vec::new(), |v| reason_codes(v.model, &v.score)),
+        rules: rules.to_vec(),
+        degraded,
+        latency_us: (decided - ingested).as_micros() as u64,
+    })
+}
+
+/// The score's top reasons with their feature names, built only when a decision is published.
+fn reason_codes(model: &Model, score: &Score) -> Vec<ReasonCode> {
+    score
+        .reasons()
+        .iter()
+        .map(|r| ReasonCode {
+            feature: model.feature_name(r.feature).to_owned(),
+            contribution: r.contribution,
+        })
+        .collect()
+}

@@ -1,0 +1,325 @@
+//! The engine's models: a champion fraud and churn model, and optionally a challenger for
+//! each, loaded from the configured artifacts and checked against the features this engine
+//! computes before any event is scored.
+//!
+//! The set in force lives behind an `ArcSwap`: each event's actor loads it once (a few
+//! nanoseconds, no lock) and scores with that one version from start to end. The
+//! `ModelWatcher` polls the artifact files and, when one changes, validates the new artifact
+//! (kind, feature names and order, weights, a smoke score) before swapping it in. The stream
+//! never pauses, and a bad artifact is rejected with the reason while the old model keeps
+//! serving.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::{ArcSwap, Guard};
+use vigil_models::{Model, ModelArtifact, ModelKind};
+
+use super::features::{CHURN_FEATURES, FRAUD_FEATURES};
+use crate::config::ModelsConfig;
+use crate::error::{Error, Result};
+use crate::telemetry::{ModelLoaded, ModelRejected, ModelRetired, Telemetry};
+
+/// Whether a model's decisions are acted on (champion) or only compared (challenger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Champion,
+    Challenger,
+}
+
+impl Role {
+    /// The `role` label of `vigil_model_info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Champion => "champion",
+            Role::Challenger => "challenger",
+        }
+    }
+}
+
+/// The models in force at one moment.
+#[derive(Debug, Clone)]
+pub struct ModelSet {
+    pub fraud: Model,
+    pub churn: Model,
+    pub fraud_challenger: Option<Model>,
+    pub churn_challenger: Option<Model>,
+}
+
+impl ModelSet {
+    /// Loads every configured artifact; any that fails stops the engine from starting.
+    pub fn load(config: &ModelsConfig) -> Result<ModelSet> {
+        let optional = |file: Option<ArtifactFile>| file.map(|f| f.load()).transpose();
+        Ok(ModelSet {
+            fraud: ArtifactFile::champion(config, ModelKind::Fraud).load()?,
+            churn: ArtifactFile::champion(config, ModelKind::Churn).load()?,
+            fraud_challenger: optional(ArtifactFile::challenger(config, ModelKind::Fraud))?,
+            churn_challenger: optional(ArtifactFile::challenger(config, ModelKind::Churn))?,
+        })
+    }
+
+    /// Every model with its role, for `vigil_model_info`.
+    pub fn roles(&self) -> impl Iterator<Item = (&Model, Role)> {
+        [
+            Some((&self.fraud, Role::Champion)),
+            Some((&self.churn, Role::Champion)),
+            self.fraud_challenger
+                .as_ref()
+                .map(|m| (m, Role::Challenger)),
+            self.churn_challenger
+                .as_ref()
+                .map(|m| (m, Role::Challenger)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// This set with `model` serving as `kind`'s `role`; returns the model it replaces.
+    fn with(&self, kind: ModelKind, role: Role, model: Model) -> (ModelSet, Option<Model>) {
+        let mut next = self.clone();
+        let replaced = match (kind, role) {
+            (ModelKind::Fraud, Role::Champion) => Some(std::mem::replace(&mut next.fraud, model)),
+            (ModelKind::Churn, Role::Champion) => Some(std::mem::replace(&mut next.churn, model)),
+            (ModelKind::Fraud, Role::Challenger) => next.fraud_challenger.replace(model),
+            (ModelKind::Churn, Role::Challenger) => next.churn_challenger.replace(model),
+        };
+        (next, replaced)
+    }
+}
+
+/// The model set the actors score with, swappable while they run.
+#[derive(Debug)]
+pub struct LiveModels(ArcSwap<ModelSet>);
+
+impl LiveModels {
+    pub fn new(models: ModelSet) -> LiveModels {
+        LiveModels(ArcSwap::from_pointee(models))
+    }
+
+    /// The set in force now; hold it for the whole event so one version scores it.
+    pub fn current(&self) -> Guard<Arc<ModelSet>> {
+        self.0.load()
+    }
+
+    /// Puts `model` in force as `kind`'s `role`; returns the model it replaced.
+    pub fn swap(&self, kind: ModelKind, role: Role, model: Model) -> Option<Model> {
+        let mut replaced = None;
+        self.0.rcu(|set| {
+            let (next, old) = set.with(kind, role, model.clone());
+            replaced = old;
+            next
+        });
+        replaced
+    }
+}
+
+/// One artifact file and the place in the set it fills.
+#[derive(Debug, Clone)]
+struct ArtifactFile {
+    path: PathBuf,
+    kind: ModelKind,
+    role: Role,
+}
+
+impl ArtifactFile {
+    fn champion(config: &ModelsConfig, kind: ModelKind) -> ArtifactFile {
+        let path = match kind {
+            ModelKind::Fraud => config.fraud_path(),
+            ModelKind::Churn => config.churn_path(),
+        };
+        ArtifactFile {
+            path,
+            kind,
+            role: Role::Champion,
+        }
+    }
+
+    fn challenger(config: &ModelsConfig, kind: ModelKind) -> Option<ArtifactFile> {
+        let path = match kind {
+            ModelKind::Fraud => config.fraud_challenger.clone(),
+            ModelKind::Churn => config.churn_challenger.clone(),
+        }?;
+        Some(ArtifactFile {
+            path,
+            kind,
+            role: Role::Challenger,
+        })
+    }
+
+    fn load(&self) -> Result<Model> {
+        load_checked(&self.path, self.kind)
+    }
+}
+
+/// Reads an artifact, checks it against the engine's features and gives it a smoke score:
+/// a feature vector at the training means must score a probability.
+pub fn load_checked(path: &Path, kind: ModelKind) -> Result<Model> {
+    let names: &[&str] = match kind {
+        ModelKind::Fraud => &FRAUD_FEATURES,
+        ModelKind::Churn => &CHURN_FEATURES,
+    };
+    let model = ModelArtifact::load(path, kind, names)?;
+    let typical = &model.artifact().standardizer.mean;
+    let probability = model.score(typical).probability;
+    if !(0.0..=1.0).contains(&probability) {
+        return Err(Error::ModelCheck {
+            path: path.to_owned(),
+            detail: format!("scores {probability} on its own training means, not a probability"),
+        });
+    }
+    Ok(model)
+}
+
+/// Polls the artifact files and swaps in each valid new version.
+pub struct ModelWatcher {
+    files: Vec<(ArtifactFile, Option<FileStamp>)>,
+    telemetry: Telemetry,
+    counts: Arc<WatchCounts>,
+}
+
+/// What a watcher has done so far, for the run summary.
+#[derive(Debug, Default)]
+pub struct WatchCounts {
+    pub swaps: AtomicU64,
+    pub rejections: AtomicU64,
+}
+
+/// What tells a changed file from the one last seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    modified: SystemTime,
+    len: u64,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        modified: meta.modified().ok()?,
+        len: meta.len(),
+    })
+}
+
+impl ModelWatcher {
+    /// Watches the files `config` names, as they are now: made before the models are loaded from
+    /// them, so that a file replaced while they load is loaded again.
+    pub fn new(config: &ModelsConfig, telemetry: Telemetry) -> Self {
+        let files = [
+            Some(ArtifactFile::champion(config, ModelKind::Fraud)),
+            Some(ArtifactFile::champion(config, ModelKind::Churn)),
+            ArtifactFile::challenger(config, ModelKind::Fraud),
+            ArtifactFile::challenger(config, ModelKind::Churn),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|file| {
+            let seen = stamp(&file.path);
+            (file, seen)
+        })
+        .collect();
+        ModelWatcher {
+            files,
+            telemetry,
+            counts: Arc::default(),
+        }
+    }
+
+    /// Counts that stay readable after the watcher is gone.
+    pub fn counts(&self) -> Arc<WatchCounts> {
+        self.counts.clone()
+    }
+
+    /// Checks every `interval`, swapping into `live`, until dropped.
+    pub async fn run(mut self, live: Arc<LiveModels>, interval: Duration) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            self.check(&live);
+        }
+    }
+
+    /// Loads each artifact whose file changed since it was last seen. A rejected file is not
+    /// read again until it changes again.
+    pub fn check(&mut self, live: &LiveModels) {
+        for (file, seen) in &mut self.files {
+            let now = stamp(&file.path);
+            if now.is_none() || now == *seen {
+                continue;
+            }
+            *seen = now;
+            match file.load() {
+                Ok(model) => {
+                    let label = model.label();
+                    let replaced = live.swap(file.kind, file.role, model);
+                    if let Some(old) = replaced.filter(|old| old.label() != label) {
+                        self.telemetry.emit(ModelRetired {
+                            label: &old.label(),
+                            role: file.role.name(),
+                        });
+                    }
+                    self.telemetry.emit(ModelLoaded {
+                        label: &label,
+                        role: file.role.name(),
+                    });
+                    self.counts.swaps.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    self.telemetry.emit(ModelRejected {
+                        path: &file.path,
+                        error: &error,
+                    });
+                    self.counts.rejections.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{shipped_artifact, Config};
+
+    fn write_version(path: &Path, version: u32) {
+        let text = std::fs::read_to_string(shipped_artifact("fraud.json")).unwrap();
+        let mut artifact = ModelArtifact::from_json(&text, "shipped").unwrap();
+        artifact.version = version;
+        artifact.save(path).unwrap();
+    }
+
+    #[test]
+    fn a_rejected_artifact_is_not_retried_until_it_changes_and_the_old_model_serves_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let fraud = dir.path().join("fraud.json");
+        write_version(&fraud, 1);
+        let config = ModelsConfig {
+            fraud: Some(fraud.clone()),
+            ..Config::builtin().models
+        };
+        let mut watcher = ModelWatcher::new(&config, Telemetry::new());
+        let live = LiveModels::new(ModelSet::load(&config).unwrap());
+        let counts = watcher.counts();
+        let serving = || live.current().fraud.label().to_string();
+
+        watcher.check(&live);
+        assert_eq!(counts.swaps.load(Ordering::Relaxed), 0, "unchanged file");
+
+        std::fs::write(&fraud, "{\"name\": \"fraud-lr\"").unwrap();
+        watcher.check(&live);
+        watcher.check(&live);
+        assert_eq!(
+            counts.rejections.load(Ordering::Relaxed),
+            1,
+            "rejected once"
+        );
+        assert_eq!(serving(), "fraud-lr@1");
+
+        write_version(&fraud, 2);
+        watcher.check(&live);
+        assert_eq!(counts.swaps.load(Ordering::Relaxed), 1);
+        assert_eq!(serving(), "fraud-lr@2");
+        assert!(live.current().fraud_challenger.is_none());
+    }
+}

@@ -1,0 +1,77 @@
+//! The Fluvio connector's one error. The client reports failures as `anyhow` chains; they are
+//! kept as text with what was being done, and sorted by what they mean for the engine: a
+//! record the cluster will never take is `InvalidInput` (dead-lettered), a topic or setting
+//! that is wrong is `Configuration` (the run stops), and anything else is `External` (retried).
+
+use vigil_engine::ErrorKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no Fluvio cluster: set FLUVIO_ENDPOINT, create a Fluvio profile, or set fluvio.endpoint in the configuration"
+    )]
+    NoCluster,
+    #[error("cannot connect to Fluvio at {origin}: {detail}")]
+    Connect { origin: String, detail: String },
+    #[error("Fluvio topic `{0}` does not exist")]
+    NoTopic(String),
+    #[error("partition {partition} does not exist; `{topic}` has {count}")]
+    NoPartition {
+        topic: String,
+        partition: u32,
+        count: u32,
+    },
+    /// The cluster refused a setting or a name.
+    #[error("{what}: {detail}")]
+    Refused { what: String, detail: String },
+    /// The cluster will never take this record as it is.
+    #[error("{what}: {detail}")]
+    Unacceptable { what: String, detail: String },
+    /// The client or the cluster failed; trying again may work.
+    #[error("{what}: {detail}")]
+    Client { what: String, detail: String },
+    /// A consumer stream delivered offset `to` when `from` was expected.
+    #[error("the stream skipped offsets {from}..{to}")]
+    Skipped { from: u64, to: u64 },
+    #[error(transparent)]
+    Engine(#[from] vigil_engine::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A client failure while doing `what`.
+    pub fn client(what: impl Into<String>, error: impl std::fmt::Debug) -> Error {
+        Error::Client {
+            what: what.into(),
+            detail: format!("{error:?}"),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NoCluster
+            | Error::NoTopic(_)
+            | Error::NoPartition { .. }
+            | Error::Refused { .. } => ErrorKind::Configuration,
+            Error::Unacceptable { .. } => ErrorKind::InvalidInput,
+            Error::Connect { .. } | Error::Client { .. } | Error::Skipped { .. } => {
+                ErrorKind::External
+            }
+            Error::Engine(e) => e.kind(),
+        }
+    }
+}
+
+impl From<Error> for vigil_engine::Error {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Engine(e) => e,
+            other => vigil_engine::Error::Connector {
+                kind: other.kind(),
+                what: "fluvio".into(),
+                source: Box::new(other),
+            },
+        }
+    }
+}
