@@ -349,154 +349,168 @@ impl Config {
         })
     }
 
-    /// Checks every value the types allow but the engine cannot run with. Rules' feature
-    /// names are checked where features are known, when the policy is compiled.
+    /// Checks every value the types allow but the engine cannot run with: every number
+    /// against its bounds, then the policy's thresholds and rules. Rules' feature names are
+    /// checked where features are known, when the policy is compiled.
     fn validate(&self) -> Result<()> {
-        let invalid = |key: &str, reason: String| self.invalid(key, reason);
-        let within = |key: &str, value: u64, min: u64, max: u64| {
-            if (min..=max).contains(&value) {
-                Ok(())
-            } else {
-                Err(invalid(key, format!("is {value}, outside {min}..={max}")))
+        for (key, value, least, most) in self.counts() {
+            if !(least..=most).contains(&value) {
+                return Err(self.invalid(key, format!("is {value}, outside {least}..={most}")));
             }
-        };
-        let duration = |key: &str, value: Duration, min: Duration, max: Duration| {
-            if (min..=max).contains(&value) {
-                Ok(())
-            } else {
-                Err(invalid(
+        }
+        for (key, value, least, most) in self.durations() {
+            if !(least..=most).contains(&value) {
+                return Err(self.invalid(
                     key,
                     format!(
                         "is {}, outside {}..={}",
                         shown(value),
-                        shown(min),
-                        shown(max)
+                        shown(least),
+                        shown(most)
                     ),
-                ))
+                ));
             }
-        };
-        let probability = |key: &str, v: f64| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(invalid(
-                    key,
-                    format!("is {v}, not a probability between 0 and 1"),
-                ))
-            }
-        };
-        const DAY: Duration = Duration::from_secs(86_400);
-        const MS: Duration = Duration::from_millis(1);
+        }
+        self.validate_policy()
+    }
+
+    /// Every count with its least and greatest allowed value.
+    fn counts(&self) -> [(&'static str, u64, u64, u64); 4] {
         let e = &self.engine;
-        within(
-            "engine.max_record_bytes",
-            e.max_record_bytes as u64,
-            64,
-            16 << 20,
-        )?;
-        duration(
-            "engine.late_tolerance",
-            e.late_tolerance,
-            Duration::ZERO,
-            30 * DAY,
-        )?;
-        within(
-            "engine.max_in_flight",
-            e.max_in_flight as u64,
-            MAX_BATCH as u64,
-            1 << 24,
-        )?;
-        duration("engine.shutdown_deadline", e.shutdown_deadline, MS, DAY)?;
-        duration(
-            "engine.checkpoint_interval",
-            e.checkpoint_interval,
-            10 * MS,
-            DAY,
-        )?;
-        let hour = Duration::from_secs(3_600);
-        duration(
-            "engine.latency_budget.fraud",
-            e.latency_budget.fraud,
-            Duration::ZERO,
-            hour,
-        )?;
-        duration(
-            "engine.latency_budget.churn",
-            e.latency_budget.churn,
-            Duration::ZERO,
-            hour,
-        )?;
-        duration("engine.passivation.idle", e.passivation.idle, MS, 30 * DAY)?;
-        within(
-            "engine.passivation.max_active",
-            e.passivation.max_active as u64,
-            1,
-            100_000_000,
-        )?;
-        duration(
-            "models.watch_interval",
-            self.models.watch_interval,
-            Duration::ZERO,
-            DAY,
-        )?;
-        probability("policy.fraud.freeze", self.policy.fraud.freeze)?;
-        probability("policy.fraud.alert", self.policy.fraud.alert)?;
-        probability("policy.churn.outreach", self.policy.churn.outreach)?;
-        duration(
-            "policy.churn.cooldown",
-            self.policy.churn.cooldown,
-            Duration::ZERO,
-            366 * DAY,
-        )?;
-        if self.policy.fraud.alert > self.policy.fraud.freeze {
-            return Err(invalid(
+        [
+            (
+                "engine.max_record_bytes",
+                e.max_record_bytes as u64,
+                64,
+                16 << 20,
+            ),
+            // A source batch must fit; beyond 16M records in flight is memory, not speed.
+            (
+                "engine.max_in_flight",
+                e.max_in_flight as u64,
+                MAX_BATCH as u64,
+                1 << 24,
+            ),
+            (
+                "engine.passivation.max_active",
+                e.passivation.max_active as u64,
+                1,
+                100_000_000,
+            ),
+            (
+                "fluvio.batch_size",
+                self.fluvio.batch_size as u64,
+                1,
+                64 << 20,
+            ),
+        ]
+    }
+
+    /// Every duration with its least and greatest allowed value; the greatest keeps
+    /// `Instant::now() + d` from overflowing anywhere it is used.
+    fn durations(&self) -> [(&'static str, Duration, Duration, Duration); 10] {
+        const ZERO: Duration = Duration::ZERO;
+        const MS: Duration = Duration::from_millis(1);
+        const MINUTE: Duration = Duration::from_secs(60);
+        const HOUR: Duration = Duration::from_secs(3_600);
+        const DAY: Duration = Duration::from_secs(86_400);
+        let e = &self.engine;
+        [
+            ("engine.late_tolerance", e.late_tolerance, ZERO, 30 * DAY),
+            ("engine.shutdown_deadline", e.shutdown_deadline, MS, DAY),
+            (
+                "engine.checkpoint_interval",
+                e.checkpoint_interval,
+                10 * MS,
+                DAY,
+            ),
+            (
+                "engine.latency_budget.fraud",
+                e.latency_budget.fraud,
+                ZERO,
+                HOUR,
+            ),
+            (
+                "engine.latency_budget.churn",
+                e.latency_budget.churn,
+                ZERO,
+                HOUR,
+            ),
+            ("engine.passivation.idle", e.passivation.idle, MS, 30 * DAY),
+            (
+                "models.watch_interval",
+                self.models.watch_interval,
+                ZERO,
+                DAY,
+            ),
+            (
+                "policy.churn.cooldown",
+                self.policy.churn.cooldown,
+                ZERO,
+                366 * DAY,
+            ),
+            ("fluvio.linger", self.fluvio.linger, ZERO, MINUTE),
+            (
+                "fluvio.commit_interval",
+                self.fluvio.commit_interval,
+                10 * MS,
+                DAY,
+            ),
+        ]
+    }
+
+    /// Thresholds are probabilities, alert is below freeze, and every rule is well formed.
+    fn validate_policy(&self) -> Result<()> {
+        let policy = &self.policy;
+        for (key, value) in [
+            ("policy.fraud.freeze", policy.fraud.freeze),
+            ("policy.fraud.alert", policy.fraud.alert),
+            ("policy.churn.outreach", policy.churn.outreach),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(self.invalid(
+                    key,
+                    format!("is {value}, not a probability between 0 and 1"),
+                ));
+            }
+        }
+        if policy.fraud.alert > policy.fraud.freeze {
+            return Err(self.invalid(
                 "policy.fraud.alert",
                 format!(
                     "({}) is above policy.fraud.freeze ({}); alert must be the lower threshold",
-                    self.policy.fraud.alert, self.policy.fraud.freeze
+                    policy.fraud.alert, policy.fraud.freeze
                 ),
             ));
         }
-        for (i, rule) in self.policy.rules.iter().enumerate() {
+        let invalid = |key: String, reason: String| Error::Config {
+            layer: self.layer_of("policy.rules"),
+            key,
+            reason,
+        };
+        for (i, rule) in policy.rules.iter().enumerate() {
             let key = format!("policy.rules[{i}] ({})", rule.name);
-            let invalid = |key: &str, reason: String| Error::Config {
-                layer: self.layer_of("policy.rules"),
-                key: key.to_owned(),
-                reason,
-            };
             if rule.when.is_empty() {
-                return Err(invalid(&key, "has no conditions in `when`".into()));
+                return Err(invalid(key, "has no conditions in `when`".into()));
             }
             if rule.at_least == DecisionKind::Outreach {
-                return Err(invalid(&key, "`at_least` must be alert or freeze".into()));
+                return Err(invalid(key, "`at_least` must be alert or freeze".into()));
             }
             for c in &rule.when {
-                if c.above.is_none() && c.below.is_none() {
-                    return Err(invalid(
-                        &format!("{key}.when"),
-                        format!("condition on `{}` needs `above` or `below`", c.feature),
-                    ));
-                }
-                if c.above.into_iter().chain(c.below).any(|v| !v.is_finite()) {
-                    return Err(invalid(
-                        &format!("{key}.when"),
-                        format!(
-                            "condition on `{}` has a bound that is not a number",
-                            c.feature
-                        ),
-                    ));
-                }
+                let bounds: Vec<f64> = c.above.into_iter().chain(c.below).collect();
+                let fault = if bounds.is_empty() {
+                    "needs `above` or `below`"
+                } else if bounds.iter().any(|v| !v.is_finite()) {
+                    "has a bound that is not a number"
+                } else {
+                    continue;
+                };
+                return Err(invalid(
+                    format!("{key}.when"),
+                    format!("condition on `{}` {fault}", c.feature),
+                ));
             }
         }
-        let f = &self.fluvio;
-        within("fluvio.batch_size", f.batch_size as u64, 1, 64 << 20)?;
-        duration(
-            "fluvio.linger",
-            f.linger,
-            Duration::ZERO,
-            Duration::from_secs(60),
-        )?;
-        duration("fluvio.commit_interval", f.commit_interval, 10 * MS, DAY)?;
         Ok(())
     }
 }

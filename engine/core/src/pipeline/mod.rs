@@ -123,19 +123,8 @@ pub async fn run_with(
 ) -> Result<RunSummary> {
     let config = &options.config;
     let telemetry = Telemetry::new();
-    // Hot swap: the watcher looks at the artifact files before they are loaded, and lives as
-    // long as the run.
-    let watcher = ModelWatcher::new(&config.models, telemetry.clone());
-    let model_changes = watcher.counts();
-    let mut scoring = Scoring::from_config(config, telemetry.clone())?;
-    scoring.audit = options.audit.is_some();
-    scoring.after_features = options.after_features.clone();
-    let scoring = Arc::new(scoring);
-    let _watching = (!config.models.watch_interval.is_zero()).then(|| {
-        let run = watcher.run(scoring.models.clone(), config.models.watch_interval);
-        AbortOnDrop(tokio::spawn(run))
-    });
-
+    let models = start_models(&options, telemetry.clone())?;
+    let scoring = models.scoring.clone();
     let store = Arc::new(StateStore::open(options.state_dir.as_deref())?);
     // With a state directory, checkpoints live in the store with the customers' state; the
     // JSON file beside it mirrors them for operators (and is read when the store has none).
@@ -143,16 +132,7 @@ pub async fn run_with(
         .state_dir
         .as_ref()
         .map(|dir| Checkpoint::new(dir, &options.source));
-    let resume = match &checkpoint {
-        Some(file) => match store.offsets(&options.source)? {
-            Some(offsets) => offsets,
-            None => file.load()?,
-        },
-        None => Offsets::new(),
-    };
-    if !resume.is_empty() {
-        tracing::info!(?resume, "Resuming from checkpoint.");
-    }
+    let resume = resume_offsets(&store, checkpoint.as_ref(), &options.source)?;
     let (committed, committed_rx) = watch::channel(resume.clone());
     let (source, sinks) = open_endpoints(&options, endpoints, &resume, committed_rx).await?;
     let decoder = Decoder::for_format(&source.format())?;
@@ -214,15 +194,55 @@ pub async fn run_with(
         }
     };
     let summary = drain(publisher, &ingested, config).await?;
-    finish(
-        summary,
-        ingested,
-        router,
-        router_task,
-        &scoring,
-        &model_changes,
-    )
-    .await
+    finish(summary, ingested, router, router_task, &models).await
+}
+
+/// The models and policy every customer scores with, and the watcher that swaps in new
+/// artifacts while the run lasts.
+struct Models {
+    scoring: Arc<Scoring>,
+    changes: Arc<WatchCounts>,
+    /// Stops the watcher when the run ends.
+    _watching: Option<AbortOnDrop>,
+}
+
+fn start_models(options: &RunOptions, telemetry: Telemetry) -> Result<Models> {
+    let config = &options.config;
+    // The watcher looks at the artifact files before they are loaded, so a file replaced
+    // while they load is loaded again.
+    let watcher = ModelWatcher::new(&config.models, telemetry.clone());
+    let changes = watcher.counts();
+    let mut scoring = Scoring::from_config(config, telemetry)?;
+    scoring.audit = options.audit.is_some();
+    scoring.after_features = options.after_features.clone();
+    let scoring = Arc::new(scoring);
+    let interval = config.models.watch_interval;
+    let watching = (!interval.is_zero())
+        .then(|| AbortOnDrop(tokio::spawn(watcher.run(scoring.models.clone(), interval))));
+    Ok(Models {
+        scoring,
+        changes,
+        _watching: watching,
+    })
+}
+
+/// Where the run resumes: the store's checkpoint, else the offsets file, else the beginning.
+fn resume_offsets(
+    store: &StateStore,
+    checkpoint: Option<&Checkpoint>,
+    source: &str,
+) -> Result<Offsets> {
+    let resume = match checkpoint {
+        Some(file) => match store.offsets(source)? {
+            Some(offsets) => offsets,
+            None => file.load()?,
+        },
+        None => Offsets::new(),
+    };
+    if !resume.is_empty() {
+        tracing::info!(?resume, "Resuming from checkpoint.");
+    }
+    Ok(resume)
 }
 
 /// Opens whatever `endpoints` does not supply, from the specs in `options`.
@@ -304,21 +324,20 @@ async fn finish(
     ingested: Ingested,
     router: ActorRef<RouterMsg>,
     router_task: JoinHandle<()>,
-    scoring: &Scoring,
-    model_changes: &WatchCounts,
+    models: &Models,
 ) -> Result<RunSummary> {
     let mut barrier = ingested.barrier;
     if barrier.file.is_some() {
         barrier
-            .take(&router, &ingested.taken_up_to, &scoring.telemetry)
+            .take(&router, &ingested.taken_up_to, &models.scoring.telemetry)
             .await?;
     }
     (summary.checkpoints, summary.checkpoint_longest) = (barrier.taken, barrier.longest);
     let stats = ractor::call!(router, RouterMsg::Stats)
         .map_err(|_| Error::Bug("the router stopped before its figures were read".into()))?;
     (summary.passivations, summary.restores) = (stats.passivations, stats.restores);
-    summary.model_swaps = model_changes.swaps.load(Ordering::Relaxed);
-    summary.model_rejections = model_changes.rejections.load(Ordering::Relaxed);
+    summary.model_swaps = models.changes.swaps.load(Ordering::Relaxed);
+    summary.model_rejections = models.changes.rejections.load(Ordering::Relaxed);
     router.stop(None);
     router_task.await.ok();
     Ok(summary)
