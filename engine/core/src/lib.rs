@@ -15,29 +15,34 @@
 //! its output: outcomes travel down a channel to the publisher, and passivated state travels
 //! back up to the router on a handover channel.
 
+// The types every stage shares.
 pub mod dead_letter;
 pub mod decision;
 pub mod error;
 pub mod event;
 pub mod outcome;
 
+// What every stage may use.
 pub mod config;
 pub mod telemetry;
 
+// The stages, in the order an event travels. Raw records, in batches:
 pub mod source;
-
+// bytes to events, or to dead letters naming the field;
 pub mod decode;
-
+// the router and one actor per customer;
 pub mod actors;
-
+// features, models and policy: one event's outcome;
 pub mod scoring;
-
+// outcomes to sinks, with latency, progress and the resume watermark;
 pub mod publish;
-
+// where decisions, dead letters and shadow decisions go.
 pub mod sink;
 
+// Beside the router: customers' state and the checkpoint file.
 pub mod state;
 
+// One run, wired.
 pub mod pipeline;
 
 pub use error::{Error, ErrorKind, Result};

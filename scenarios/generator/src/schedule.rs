@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::Scenario;
+use crate::scenario::Scenario;
 
 /// One stretch of the rate curve.
 #[derive(Debug, Clone, Copy)]

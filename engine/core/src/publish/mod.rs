@@ -13,7 +13,6 @@ mod progress;
 pub mod records;
 mod summary;
 
-pub use progress::Watermarks;
 pub use summary::{LatencySummary, RunSummary, Tick};
 
 use std::sync::atomic::{AtomicU64, Ordering};

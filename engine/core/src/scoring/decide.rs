@@ -1,5 +1,6 @@
-//! One event through one customer's state: late check and rolling features, then the fraud or
-//! churn model, then the policy, within the latency budget. An event that already waited past
+//! One event through one customer's state, with what every customer shares (`Scoring`): late
+//! check and rolling features, then the fraud or churn model, then the policy, within the
+//! latency budget. An event that already waited past
 //! the budget skips the models and gets a rules-only decision marked `degraded`, counted in
 //! `vigil_budget_exceeded_total`: a budget is never missed silently.
 //!
@@ -14,14 +15,60 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use vigil_models::{Model, ModelKind, Score};
 
 use super::features::{ChurnVector, CustomerFeatures, FraudVector, Observation};
-use super::models::ModelSet;
+use super::models::{LiveModels, ModelSet};
 use super::policy::Policy;
-use super::Scoring;
+use crate::config::{Config, LatencyBudget};
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
 use crate::decision::{Decision, DecisionKind, ReasonCode};
+use crate::error::Result;
 use crate::event::{Event, EventKind, Inbound, SCHEMA_VERSION};
 use crate::outcome::{Audit, Outcome, Shadow};
-use crate::telemetry::{BudgetExceeded, Stage};
+use crate::telemetry::{BudgetExceeded, ModelLoaded, Stage, Telemetry};
+
+/// Called on every event once its features are folded in, before it is scored. The engine
+/// never sets one; the fault tests pass one in to make processing fail on chosen events.
+pub type AfterFeatures = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Everything shared by all customer actors: models, policy and limits.
+pub struct Scoring {
+    pub models: Arc<LiveModels>,
+    pub policy: Policy,
+    pub late_tolerance_ms: i64,
+    pub latency_budget: LatencyBudget,
+    pub telemetry: Telemetry,
+    /// Attach an `Audit` (features, label and both scores) to every scored event, for
+    /// `vigil replay`. Off in live runs: it costs an allocation per event.
+    pub audit: bool,
+    pub after_features: Option<AfterFeatures>,
+}
+
+impl Scoring {
+    /// Scoring with `models` under `config`'s policy and limits; every model is announced in
+    /// its role.
+    pub fn new(models: ModelSet, config: &Config, telemetry: Telemetry) -> Result<Scoring> {
+        let policy = Policy::new(config)?;
+        for (model, role) in models.roles() {
+            telemetry.emit(ModelLoaded {
+                label: &model.label(),
+                role: role.name(),
+            });
+        }
+        Ok(Scoring {
+            models: Arc::new(LiveModels::new(models)),
+            policy,
+            late_tolerance_ms: config.engine.late_tolerance.as_millis() as i64,
+            latency_budget: config.engine.latency_budget,
+            telemetry,
+            audit: false,
+            after_features: None,
+        })
+    }
+
+    /// Loads the configured models and policy.
+    pub fn from_config(config: &Config, telemetry: Telemetry) -> Result<Scoring> {
+        Scoring::new(ModelSet::load(&config.models)?, config, telemetry)
+    }
+}
 
 /// What one model made of an event: its score and the action the policy takes on it.
 struct Verdict<'m> {
@@ -44,7 +91,7 @@ impl CustomerState {
         postcard::to_allocvec(self).expect("customer state always encodes")
     }
 
-    pub fn decode(bytes: &[u8]) -> Result<CustomerState, postcard::Error> {
+    pub fn decode(bytes: &[u8]) -> std::result::Result<CustomerState, postcard::Error> {
         postcard::from_bytes(bytes)
     }
 
