@@ -100,7 +100,7 @@ impl Sink for Down {
     async fn flush(&mut self) -> vigil_engine::Result<()> {
         Err(Error::Io {
             what: "cannot write to sink down".into(),
-            source: std::io::Error::other("broker unavailable"),
+            cause: std::io::Error::other("broker unavailable"),
         })
     }
 

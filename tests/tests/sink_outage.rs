@@ -34,7 +34,7 @@ impl Sink for Outage {
             self.failures.fetch_add(1, Ordering::Relaxed);
             return Err(Error::Io {
                 what: "cannot write to sink outage".into(),
-                source: std::io::Error::other("broker unavailable"),
+                cause: std::io::Error::other("broker unavailable"),
             });
         }
         self.inner.send(&self.unflushed).await?;

@@ -282,7 +282,7 @@ impl Config {
         if let Some(path) = &layers.file {
             let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
             figment = figment.merge(Layer {
                 name: path.display().to_string(),
@@ -308,9 +308,7 @@ impl Config {
             let text = assignment(&layer, key.trim(), value.trim())?;
             figment = figment.merge(Layer { name: layer, text });
         }
-        let mut config: Config = figment
-            .extract()
-            .map_err(|e| Error::ConfigParse(Box::new(e)))?;
+        let mut config: Config = figment.extract().map_err(parse_error)?;
         config.layers = figment;
         config.validate()?;
         Ok(config)
@@ -336,12 +334,12 @@ impl Config {
     pub fn parse_layered(text: &str, origin: &str) -> Result<Config> {
         let dir = tempfile::tempdir().map_err(|source| Error::Io {
             what: "cannot create a temporary directory".into(),
-            source,
+            cause: source,
         })?;
         let path = dir.path().join(origin);
         std::fs::write(&path, text).map_err(|source| Error::Io {
             what: format!("cannot write {}", path.display()),
-            source,
+            cause: source,
         })?;
         Self::load(&Layers {
             file: Some(path),
@@ -512,6 +510,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// A layer that does not parse, or a key that is unknown or of the wrong type, as an error
+/// naming the layer and the key (`engine.max_in_flight`, without figment's profile).
+fn parse_error(error: figment::Error) -> Error {
+    match (&error.metadata, error.path.is_empty()) {
+        (Some(layer), false) => Error::Config {
+            layer: layer.name.to_string(),
+            key: error.path.join("."),
+            reason: format!("is not valid: {}", error.kind),
+        },
+        _ => Error::ConfigParse(Box::new(error)),
     }
 }
 

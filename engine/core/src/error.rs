@@ -3,6 +3,10 @@
 //! refused as `InvalidInput` to the dead-letter output, and stops the run on `Configuration`
 //! or `Bug`. Bad *events* are not errors at all: they are `Rejection`s that become dead
 //! letters (see `dead_letter`).
+//!
+//! Each message is whole on its own, cause included, so a log line that prints it with `{}`
+//! says everything; causes are therefore not also chained as `source()`, which would print
+//! them twice.
 
 use std::path::PathBuf;
 
@@ -34,10 +38,10 @@ pub enum Error {
     /// A configuration layer that does not parse or has an unknown key or a wrong type.
     #[error("invalid configuration: {0}")]
     ConfigParse(Box<figment::Error>),
-    #[error("cannot read configuration {path}: {source}")]
+    #[error("cannot read configuration {path}: {cause}")]
     ConfigRead {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A source or sink spec no connector answers to.
     #[error("unknown {role} `{spec}`: expected {expected}")]
@@ -47,17 +51,11 @@ pub enum Error {
         expected: String,
     },
     /// A file the run was pointed at cannot be opened.
-    #[error("cannot open {what}: {source}")]
-    Open {
-        what: String,
-        source: std::io::Error,
-    },
+    #[error("cannot open {what}: {cause}")]
+    Open { what: String, cause: std::io::Error },
     /// Reading or writing failed part way.
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
+    #[error("{what}: {cause}")]
+    Io { what: String, cause: std::io::Error },
     #[error("column mapping {path}: {detail}")]
     Mapping { path: PathBuf, detail: String },
     #[error(transparent)]
@@ -69,11 +67,11 @@ pub enum Error {
     #[error("checkpoint {path} is not valid: {detail}")]
     CorruptCheckpoint { path: PathBuf, detail: String },
     /// A connector's failure, with the kind the connector gave it.
-    #[error("{what}: {source}")]
+    #[error("{what}: {cause}")]
     Connector {
         kind: ErrorKind,
         what: String,
-        source: BoxError,
+        cause: BoxError,
     },
     #[error("cannot serve metrics on {listen}: {detail}")]
     Metrics { listen: String, detail: String },
@@ -120,14 +118,14 @@ mod tests {
         let refused = Error::Connector {
             kind: ErrorKind::InvalidInput,
             what: "fluvio:decisions".into(),
-            source: "record too large".into(),
+            cause: "record too large".into(),
         };
         assert_eq!(refused.kind(), ErrorKind::InvalidInput);
         assert_eq!(refused.to_string(), "fluvio:decisions: record too large");
         assert_eq!(Error::Bug("x".into()).kind(), ErrorKind::Bug);
         let io = Error::Io {
             what: "cannot write to file:x".into(),
-            source: std::io::Error::other("disk full"),
+            cause: std::io::Error::other("disk full"),
         };
         assert_eq!(io.kind(), ErrorKind::External);
     }

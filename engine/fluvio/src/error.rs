@@ -70,7 +70,7 @@ impl From<Error> for vigil_engine::Error {
             other => vigil_engine::Error::Connector {
                 kind: other.kind(),
                 what: "fluvio".into(),
-                source: Box::new(other),
+                cause: Box::new(other),
             },
         }
     }

@@ -5,15 +5,12 @@ use vigil_engine::ErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read scenario {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("invalid scenario {path}: {source}")]
+    #[error("cannot read scenario {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
+    #[error("invalid scenario {path}: {cause}")]
     Parse {
         path: String,
-        source: Box<toml::de::Error>,
+        cause: Box<toml::de::Error>,
     },
     #[error("invalid scenario {path}: `{key}` {reason}")]
     Invalid {
@@ -30,7 +27,7 @@ impl From<Error> for vigil_engine::Error {
         vigil_engine::Error::Connector {
             kind: ErrorKind::Configuration,
             what: "generate".into(),
-            source: Box::new(error),
+            cause: Box::new(error),
         }
     }
 }

@@ -277,18 +277,18 @@ pub struct Targets {
 
 impl Scenario {
     pub fn load(path: &Path) -> Result<Scenario> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| Error::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Self::parse(&text, &path.display().to_string())
     }
 
     /// Parses scenario text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Scenario> {
-        let mut scenario: Scenario = toml::from_str(text).map_err(|source| Error::Parse {
+        let mut scenario: Scenario = toml::from_str(text).map_err(|cause| Error::Parse {
             path: origin.to_owned(),
-            source: Box::new(source),
+            cause: Box::new(cause),
         })?;
         scenario.validate(origin)?;
         if !scenario.phases.is_empty() {

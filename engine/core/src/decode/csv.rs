@@ -100,7 +100,7 @@ impl Mapping {
     pub fn load(path: &Path) -> crate::error::Result<Mapping> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Open {
             what: format!("mapping file {}", path.display()),
-            source,
+            cause: source,
         })?;
         let mapping: Mapping = toml::from_str(&text).map_err(|source| Error::Mapping {
             path: path.to_owned(),

@@ -95,7 +95,7 @@ mod tests {
                 return Err(Error::Connector {
                     kind: ErrorKind::InvalidInput,
                     what: "recovering".into(),
-                    source: "record larger than the topic allows".into(),
+                    cause: "record larger than the topic allows".into(),
                 });
             }
             self.buffered.extend_from_slice(batch);
@@ -108,7 +108,7 @@ mod tests {
                 self.buffered.clear();
                 return Err(Error::Io {
                     what: "cannot write to sink recovering".into(),
-                    source: std::io::Error::other("broker unavailable"),
+                    cause: std::io::Error::other("broker unavailable"),
                 });
             }
             self.delivered
@@ -176,7 +176,7 @@ mod tests {
                 Err(Error::Connector {
                     kind: ErrorKind::Configuration,
                     what: "misconfigured".into(),
-                    source: "topic does not exist".into(),
+                    cause: "topic does not exist".into(),
                 })
             }
             async fn flush(&mut self) -> Result<()> {

@@ -20,7 +20,7 @@ impl JsonLinesSink {
         let spec = format!("file:{path}");
         let open_error = |source| Error::Open {
             what: format!("sink {spec}"),
-            source,
+            cause: source,
         };
         if let Some(parent) = std::path::Path::new(path).parent() {
             if !parent.as_os_str().is_empty() {
@@ -60,7 +60,7 @@ impl JsonLinesSink {
     fn write_error(&self, source: std::io::Error) -> Error {
         Error::Io {
             what: format!("cannot write to sink {}", self.spec),
-            source,
+            cause: source,
         }
     }
 }

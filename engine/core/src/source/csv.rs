@@ -26,7 +26,7 @@ impl CsvSource {
     pub async fn open(path: &str, mapping: &Path, line: u64) -> Result<Self> {
         let open_error = |source| Error::Open {
             what: format!("source file:{path}"),
-            source,
+            cause: source,
         };
         let mut header = Vec::new();
         std::io::BufReader::new(std::fs::File::open(path).map_err(open_error)?)

@@ -29,7 +29,7 @@ impl LineSource {
             .await
             .map_err(|source| Error::Open {
                 what: format!("source {spec}"),
-                source,
+                cause: source,
             })?;
         Ok(Self::from_reader(file, spec))
     }
@@ -67,7 +67,7 @@ impl Source for LineSource {
                 .await
                 .map_err(|source| Error::Io {
                     what: format!("cannot read source {}", self.spec),
-                    source,
+                    cause: source,
                 })?;
             if read == 0 {
                 return Ok(false);

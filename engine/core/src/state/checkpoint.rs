@@ -62,7 +62,7 @@ impl Checkpoint {
             Err(source) => {
                 return Err(Error::Io {
                     what: format!("cannot read checkpoint {}", self.path.display()),
-                    source,
+                    cause: source,
                 })
             }
         };
@@ -78,7 +78,7 @@ impl Checkpoint {
     pub fn save(&self, resume: &Offsets) -> Result<()> {
         let write_error = |source| Error::Io {
             what: format!("cannot write checkpoint {}", self.path.display()),
-            source,
+            cause: source,
         };
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(write_error)?;
