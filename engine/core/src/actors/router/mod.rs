@@ -15,7 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{
-    Actor, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SupervisionEvent,
+    Actor, ActorId, ActorProcessingErr, ActorRef, DerivedActorRef, MessagingErr, RpcReplyPort,
+    SupervisionEvent,
 };
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -109,6 +110,8 @@ enum CustomerEntry {
 
 pub struct RouterState {
     args: RouterArgs,
+    /// Where customer actors hand their state back: made once, cloned into each actor.
+    handover: DerivedActorRef<Handover>,
     customers: HashMap<Arc<str>, CustomerEntry>,
     by_actor: HashMap<ActorId, Arc<str>>,
     active: usize,
@@ -141,7 +144,7 @@ impl RouterState {
                 state,
                 scoring: self.args.scoring.clone(),
                 publisher: self.args.publisher.clone(),
-                handover: myself.get_derived(),
+                handover: self.handover.clone(),
             },
             myself.get_cell(),
         )
@@ -259,6 +262,7 @@ impl Actor for Router {
         myself.send_interval(SWEEP_EVERY, || RouterMsg::Sweep);
         Ok(RouterState {
             args,
+            handover: myself.get_derived(),
             customers: HashMap::new(),
             by_actor: HashMap::new(),
             active: 0,
