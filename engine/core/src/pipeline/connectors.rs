@@ -27,7 +27,8 @@ use crate::source::csv::CsvSource;
 use crate::source::file::LineSource;
 use crate::source::{Source, SourceOptions};
 
-type Opening<T> = Pin<Box<dyn Future<Output = Result<Box<T>>> + Send>>;
+/// A connector being opened: what its constructor returns.
+pub type Opening<T> = Pin<Box<dyn Future<Output = Result<Box<T>>> + Send>>;
 /// Opens a source from the part of its spec after the prefix.
 pub type OpenSource = Arc<dyn Fn(String, SourceOptions) -> Opening<dyn Source> + Send + Sync>;
 /// Opens a sink from the part of its spec after the prefix.
