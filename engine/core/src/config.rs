@@ -275,19 +275,36 @@ impl Config {
 
     /// The built-in defaults with `layers` over them.
     pub fn load(layers: &Layers) -> Result<Config> {
+        let file = match &layers.file {
+            Some(path) => Some(Layer {
+                name: path.display().to_string(),
+                text: std::fs::read_to_string(path).map_err(|cause| Error::ConfigRead {
+                    path: path.clone(),
+                    cause,
+                })?,
+            }),
+            None => None,
+        };
+        Self::layered(file, layers)
+    }
+
+    /// Configuration text as a file named `origin` would hold it, over the built-in defaults.
+    pub fn parse_layered(text: &str, origin: &str) -> Result<Config> {
+        let file = Layer {
+            name: origin.to_owned(),
+            text: text.to_owned(),
+        };
+        Self::layered(Some(file), &Layers::default())
+    }
+
+    /// The defaults, then `file`, then `layers`' environment and flags.
+    fn layered(file: Option<Layer>, layers: &Layers) -> Result<Config> {
         let mut figment = Figment::from(Layer {
             name: "the built-in defaults".into(),
             text: DEFAULT_CONFIG.into(),
         });
-        if let Some(path) = &layers.file {
-            let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
-                path: path.clone(),
-                cause: source,
-            })?;
-            figment = figment.merge(Layer {
-                name: path.display().to_string(),
-                text,
-            });
+        if let Some(file) = file {
+            figment = figment.merge(file);
         }
         for (name, value) in &layers.env {
             let Some(key) = name.strip_prefix(ENV_PREFIX) else {
@@ -314,10 +331,12 @@ impl Config {
         Ok(config)
     }
 
-    /// The name of the layer `key`'s value came from (`policy.rules`, `engine.max_in_flight`).
+    /// The name of the layer `key`'s value came from. An array (`policy.rules`) comes whole
+    /// from one layer, so a key inside one (`policy.rules[0] (x).when`) is its array's.
     pub fn layer_of(&self, key: &str) -> String {
+        let path = key.split('[').next().unwrap_or(key);
         self.layers
-            .find_metadata(key)
+            .find_metadata(path)
             .map_or_else(|| "the configuration".to_owned(), |m| m.name.to_string())
     }
 
@@ -328,23 +347,6 @@ impl Config {
             key: key.to_owned(),
             reason,
         }
-    }
-
-    /// Configuration text as a file would hold it, over the built-in defaults.
-    pub fn parse_layered(text: &str, origin: &str) -> Result<Config> {
-        let dir = tempfile::tempdir().map_err(|source| Error::Io {
-            what: "cannot create a temporary directory".into(),
-            cause: source,
-        })?;
-        let path = dir.path().join(origin);
-        std::fs::write(&path, text).map_err(|source| Error::Io {
-            what: format!("cannot write {}", path.display()),
-            cause: source,
-        })?;
-        Self::load(&Layers {
-            file: Some(path),
-            ..Layers::default()
-        })
     }
 
     /// Checks every value the types allow but the engine cannot run with: every number
@@ -481,18 +483,13 @@ impl Config {
                 ),
             ));
         }
-        let invalid = |key: String, reason: String| Error::Config {
-            layer: self.layer_of("policy.rules"),
-            key,
-            reason,
-        };
         for (i, rule) in policy.rules.iter().enumerate() {
             let key = format!("policy.rules[{i}] ({})", rule.name);
             if rule.when.is_empty() {
-                return Err(invalid(key, "has no conditions in `when`".into()));
+                return Err(self.invalid(&key, "has no conditions in `when`".into()));
             }
             if rule.at_least == DecisionKind::Outreach {
-                return Err(invalid(key, "`at_least` must be alert or freeze".into()));
+                return Err(self.invalid(&key, "`at_least` must be alert or freeze".into()));
             }
             for c in &rule.when {
                 let bounds: Vec<f64> = c.above.into_iter().chain(c.below).collect();
@@ -503,8 +500,8 @@ impl Config {
                 } else {
                     continue;
                 };
-                return Err(invalid(
-                    format!("{key}.when"),
+                return Err(self.invalid(
+                    &format!("{key}.when"),
                     format!("condition on `{}` {fault}", c.feature),
                 ));
             }

@@ -40,11 +40,11 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// A client failure while doing `what`.
-    pub fn client(what: impl Into<String>, error: impl std::fmt::Debug) -> Error {
+    /// A client failure while doing `what`, with its whole cause chain on one line.
+    pub fn client(what: impl Into<String>, error: impl std::fmt::Display) -> Error {
         Error::Client {
             what: what.into(),
-            detail: format!("{error:?}"),
+            detail: format!("{error:#}"),
         }
     }
 

@@ -173,7 +173,7 @@ pub async fn run_with(
         source,
         decoder,
         max_record_bytes: config.engine.max_record_bytes,
-        in_flight,
+        in_flight: in_flight.clone(),
         max_in_flight: config.engine.max_in_flight as u32,
         router: router.clone(),
         publisher: to_publisher,
@@ -186,11 +186,12 @@ pub async fn run_with(
         Ok(ingested) => ingested,
         Err(error) => {
             router.stop(None);
-            // A publisher that stopped on a sink error is why the ingest loop stopped.
-            return Err(match publisher.is_finished() {
-                true => joined(publisher.await)?.err().unwrap_or(error),
-                false => error,
-            });
+            // The publisher closes the limiter only when it stops on a sink error, and returns
+            // that error at once: it is why the ingest loop stopped.
+            if in_flight.is_closed() {
+                return Err(joined(publisher.await)?.err().unwrap_or(error));
+            }
+            return Err(error);
         }
     };
     let summary = drain(publisher, &ingested, config).await?;

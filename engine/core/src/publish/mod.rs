@@ -87,8 +87,9 @@ struct Run {
     interval: Histogram<u64>,
     progress: Progress,
     decisions: Outgoing,
-    letters: Outgoing,
     shadows: Outgoing,
+    /// Dead letters have nowhere further to go, so their positions are not kept.
+    letters: Vec<SinkRecord>,
     /// Ingest times of the scored records in the current batch.
     published: Vec<Instant>,
     rejected_by_reason: Vec<(RejectReason, u64)>,
@@ -114,7 +115,7 @@ impl Publisher {
             interval: latency_histogram(),
             progress: Progress::default(),
             decisions: Outgoing::default(),
-            letters: Outgoing::default(),
+            letters: Vec::new(),
             shadows: Outgoing::default(),
             published: Vec::with_capacity(BATCH),
             rejected_by_reason: Vec::new(),
@@ -219,8 +220,7 @@ impl Publisher {
                 run.progress.published(letter.position, None);
                 self.telemetry.events(kind, EventOutcome::Rejected, 1);
                 count_rejection(run, letter.rejection.reason);
-                run.letters
-                    .push(dead_letter_record(&letter), letter.position);
+                run.letters.push(dead_letter_record(&letter));
             }
         }
     }
@@ -254,13 +254,12 @@ impl Publisher {
         for letter in refused {
             count_rejection(run, RejectReason::Undeliverable);
             run.summary.dead_letters += 1;
-            run.letters
-                .push(dead_letter_record(&letter), letter.position);
+            run.letters.push(dead_letter_record(&letter));
         }
-        if !run.letters.records.is_empty() {
+        if !run.letters.is_empty() {
             let refused = deliver(
                 self.sinks.dead_letters.as_mut(),
-                &run.letters.records,
+                &run.letters,
                 &self.telemetry,
             )
             .await?;

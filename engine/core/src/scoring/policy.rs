@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::features::{fraud_feature_index, FraudVector, FRAUD_FEATURES};
 use crate::config::Config;
 use crate::decision::DecisionKind;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 #[derive(Debug, Clone)]
 struct Condition {
@@ -55,11 +55,7 @@ impl Policy {
                         c.feature,
                         FRAUD_FEATURES.join(", ")
                     );
-                    Error::Config {
-                        layer: config.layer_of("policy.rules"),
-                        key,
-                        reason,
-                    }
+                    config.invalid(&key, reason)
                 })?;
                 when.push(Condition {
                     feature,
