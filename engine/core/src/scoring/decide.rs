@@ -1,8 +1,8 @@
 //! One event through one customer's state, with what every customer shares (`Scoring`): late
 //! check and rolling features, then the fraud or churn model, then the policy, within the
-//! latency budget. An event that already waited past
-//! the budget skips the models and gets a rules-only decision marked `degraded`, counted in
-//! `vigil_budget_exceeded_total`: a budget is never missed silently.
+//! latency budget. An event that already waited past the budget skips the models and gets a
+//! rules-only decision marked `degraded`, counted in `vigil_budget_exceeded_total`: a budget is
+//! never missed silently.
 //!
 //! The event is scored by the one model set in force when it starts, so its decision names
 //! exactly the model version that made it, whatever swap happens meanwhile. When a challenger
