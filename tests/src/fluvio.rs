@@ -22,7 +22,10 @@ pub fn endpoint() -> Option<String> {
     match std::env::var("FLUVIO_ENDPOINT") {
         Ok(e) if !e.is_empty() => Some(e),
         _ => {
-            eprintln!("skipped: FLUVIO_ENDPOINT is not set (start ../shared/fluvio/cluster.sh to run the live Fluvio tests)");
+            eprintln!(
+                "skipped: FLUVIO_ENDPOINT is not set, so the live Fluvio tests did not run. {}",
+                client::GET_A_CLUSTER
+            );
             None
         }
     }

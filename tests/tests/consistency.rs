@@ -71,8 +71,7 @@ async fn sparkov_csv_features_match_bit_for_bit() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let input = format!(
         "file:{}",
-        root.join("../shared/fixtures/sparkov/fraud_sample_train.csv")
-            .display()
+        fixture("sparkov/fraud_sample_train.csv").display()
     );
     let mapping = Some(root.join("models/mappings/sparkov.toml"));
     let ([fraud, _], _) = live(&input, mapping.clone()).await;

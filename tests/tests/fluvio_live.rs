@@ -1,5 +1,5 @@
-//! The Fluvio adapter against a live cluster (`FLUVIO_ENDPOINT`, e.g. the one `.ci/run` starts
-//! from ../shared/fluvio): round trip, restart, and two instances splitting the partitions.
+//! The Fluvio adapter against a live cluster (`FLUVIO_ENDPOINT`, e.g. the one `.ci/run` starts):
+//! round trip, restart, and two instances splitting the partitions.
 //! Skipped, saying so, when `FLUVIO_ENDPOINT` is unset.
 
 use std::collections::{BTreeSet, HashMap};

@@ -1,4 +1,4 @@
-//! A data scientist's loop on the real Sparkov rows in `../shared/fixtures/sparkov/`: train a
+//! A data scientist's loop on the Sparkov samples in `tests/fixtures/sparkov/`: train a
 //! fraud model on the train sample through the Sparkov column mapping, then replay the test
 //! sample through the full engine with it as champion and the shipped model as challenger.
 
@@ -8,17 +8,14 @@ use std::path::{Path, PathBuf};
 use vigil::replay::{self, ReplayOptions};
 use vigil::train::{self, TrainOptions};
 use vigil_models::{Family, ModelKind};
-use vigil_tests::{read_lines, test_config};
+use vigil_tests::{fixture, read_lines, test_config};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
 
 fn sparkov(name: &str) -> String {
-    format!(
-        "file:{}",
-        repo(&format!("../shared/fixtures/sparkov/{name}")).display()
-    )
+    format!("file:{}", fixture(&format!("sparkov/{name}")).display())
 }
 
 fn mapping() -> Option<PathBuf> {

@@ -8,7 +8,8 @@ use vigil_engine::ErrorKind;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "no Fluvio cluster: set FLUVIO_ENDPOINT, create a Fluvio profile, or set fluvio.endpoint in the configuration"
+        "no Fluvio cluster: set FLUVIO_ENDPOINT, create a Fluvio profile, or set fluvio.endpoint in the configuration. {}",
+        crate::client::GET_A_CLUSTER
     )]
     NoCluster,
     #[error("cannot connect to Fluvio at {origin}: {detail}")]
