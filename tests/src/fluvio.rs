@@ -9,14 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::{fixture, run_to_files};
-use fluvio::consumer::ConsumerConfigExtBuilder;
-use fluvio::{Fluvio, Offset};
-use futures_util::StreamExt;
+use fluvio::Fluvio;
 use vigil_engine::config::Config;
 use vigil_engine::decision::Decision;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
 use vigil_fluvio::client;
+use vigil_fluvio::reader::{PartitionReader, Start};
 
 pub fn endpoint() -> Option<String> {
     match std::env::var("FLUVIO_ENDPOINT") {
@@ -65,40 +64,24 @@ pub async fn load_scenario(prefix: &str, config: &Config) -> (Arc<Fluvio>, u64) 
 /// A topic's records per partition: (key, value).
 pub type TopicRecords = BTreeMap<u32, Vec<(Vec<u8>, Vec<u8>)>>;
 
-/// Every record of a topic, per partition: (key, value). Partition end offsets in the
-/// cluster's metadata trail the SPU by a moment, so a partition is read until it stays quiet.
-pub async fn read_topic(fluvio: &Fluvio, topic: &str) -> TopicRecords {
+/// Every record of a topic, per partition: (key, value), through the gap-free reader.
+/// Partition end offsets in the cluster's metadata trail the SPU by a moment, so a partition is
+/// read until it stays quiet.
+pub async fn read_topic(fluvio: &Arc<Fluvio>, topic: &str) -> TopicRecords {
     const QUIET: Duration = Duration::from_secs(3);
     let partitions = client::partition_count(fluvio, topic).await.unwrap();
+    let starts = client::start_offsets(fluvio, topic).await.unwrap();
     let mut all = BTreeMap::new();
     for partition in 0..partitions {
-        let open = |from: u64| {
-            let config = ConsumerConfigExtBuilder::default()
-                .topic(topic.to_owned())
-                .partition(partition)
-                .offset_start(Offset::absolute(from as i64).unwrap())
-                .build()
-                .unwrap();
-            fluvio.consumer_with_config(config)
-        };
+        let start = Start::At(starts.get(&partition).copied().unwrap_or(0));
+        let mut reader = PartitionReader::new(fluvio.clone(), topic, partition, start, None);
         let mut records = Vec::new();
-        let mut stream = Box::pin(open(0).await.unwrap());
-        let mut expected = 0u64;
-        while let Ok(Some(item)) = tokio::time::timeout(QUIET, stream.next()).await {
-            let record = item.unwrap();
-            let offset = record.offset() as u64;
-            if offset > expected {
-                // A fetch skipped records (see source/fluvio.rs): read again from the gap.
-                stream = Box::pin(open(expected).await.unwrap());
-                continue;
-            }
-            if offset == expected {
-                records.push((
-                    record.key().unwrap_or_default().to_vec(),
-                    record.value().to_vec(),
-                ));
-                expected += 1;
-            }
+        while let Ok(read) = tokio::time::timeout(QUIET, reader.next()).await {
+            let record = read.unwrap();
+            records.push((
+                record.key().unwrap_or_default().to_vec(),
+                record.value().to_vec(),
+            ));
         }
         all.insert(partition, records);
     }
@@ -147,7 +130,7 @@ pub fn without_source(letter: &serde_json::Value) -> String {
     letter.to_string()
 }
 
-pub async fn dead_letters(fluvio: &Fluvio, topic: &str) -> Vec<String> {
+pub async fn dead_letters(fluvio: &Arc<Fluvio>, topic: &str) -> Vec<String> {
     read_topic(fluvio, topic)
         .await
         .values()

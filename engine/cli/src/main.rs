@@ -38,7 +38,7 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Load events (JSON lines or a scenario) into a Fluvio topic, keyed by customer id.
     Produce(produce::ProduceArgs),
-    /// Follow a decision topic in a readable form.
+    /// Follow a decision topic without gaps: readable or JSON, filtered, resumable.
     Tail(tail::TailArgs),
     /// Manage the Fluvio topics Vigil uses.
     Topics {
@@ -49,10 +49,6 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     // No subcommand means `vigil run` with its defaults.
     let command = cli.command.unwrap_or_else(|| {
@@ -60,6 +56,14 @@ async fn main() {
             .command
             .expect("`run` parses to a command")
     });
+    let log_filter = match &command {
+        Command::Tail(args) => args.log_filter(),
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| log_filter.into()))
+        .with_writer(std::io::stderr)
+        .init();
     let result = match command {
         Command::Run(args) => run::execute(args).await,
         Command::Train(args) => train::execute(args).await,

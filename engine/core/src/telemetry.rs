@@ -39,6 +39,8 @@ pub const MODEL_REJECTIONS: &str = "vigil_model_rejections_total";
 pub const MODEL_DISAGREEMENTS: &str = "vigil_model_disagreements_total";
 pub const SHADOW_EVENTS: &str = "vigil_shadow_events_total";
 pub const SINK_FAILURES: &str = "vigil_sink_failures_total";
+pub const SOURCE_REREADS: &str = "vigil_source_rereads_total";
+pub const SOURCE_RECORDS_LOST: &str = "vigil_source_records_lost_total";
 
 /// Latency buckets in seconds, 50 µs to 5 s.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -181,6 +183,14 @@ fn describe() {
     describe_counter!(
         SINK_FAILURES,
         "Failed attempts to deliver a batch to a sink, by sink; each is retried."
+    );
+    describe_counter!(
+        SOURCE_REREADS,
+        "Times a source stream skipped records and was reopened to read them, by source and partition."
+    );
+    describe_counter!(
+        SOURCE_RECORDS_LOST,
+        "Records gone from a source partition (retention) before they could be read, by source and partition."
     );
 }
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use fluvio::config::ConfigFile;
-use fluvio::metadata::partition::PartitionSpec;
+use fluvio::metadata::partition::{PartitionSpec, PartitionStatus};
 use fluvio::metadata::topic::TopicSpec;
 use fluvio::{Fluvio, FluvioClusterConfig};
 use vigil_engine::config::FluvioConfig;
@@ -99,6 +99,20 @@ pub async fn partition_count(fluvio: &Fluvio, topic: &str) -> Result<u32> {
 
 /// Each partition's end: the leader's high watermark, one past its last readable offset.
 pub async fn end_offsets(fluvio: &Fluvio, topic: &str) -> Result<Offsets> {
+    partition_offsets(fluvio, topic, |status| status.leader.hw).await
+}
+
+/// Each partition's start: the first offset still in its log (above 0 once retention has
+/// removed older segments).
+pub async fn start_offsets(fluvio: &Fluvio, topic: &str) -> Result<Offsets> {
+    partition_offsets(fluvio, topic, |status| status.base_offset).await
+}
+
+async fn partition_offsets(
+    fluvio: &Fluvio,
+    topic: &str,
+    offset: impl Fn(&PartitionStatus) -> i64,
+) -> Result<Offsets> {
     let partitions = fluvio
         .admin()
         .await
@@ -110,7 +124,7 @@ pub async fn end_offsets(fluvio: &Fluvio, topic: &str) -> Result<Offsets> {
         .into_iter()
         .filter_map(|p| {
             let partition: u32 = p.name.strip_prefix(&prefix)?.parse().ok()?;
-            Some((partition, p.status.leader.hw.max(0) as u64))
+            Some((partition, offset(&p.status).max(0) as u64))
         })
         .collect())
 }

@@ -31,9 +31,9 @@ pub enum Error {
     /// The client or the cluster failed; trying again may work.
     #[error("{what}: {detail}")]
     Client { what: String, detail: String },
-    /// A consumer stream delivered offset `to` when `from` was expected.
-    #[error("the stream skipped offsets {from}..{to}")]
-    Skipped { from: u64, to: u64 },
+    /// Writing decisions out (e.g. `tail`'s standard output) failed.
+    #[error("cannot write decisions: {0}")]
+    Output(std::io::Error),
     #[error(transparent)]
     Engine(#[from] vigil_engine::Error),
 }
@@ -56,9 +56,7 @@ impl Error {
             | Error::NoPartition { .. }
             | Error::Refused { .. } => ErrorKind::Configuration,
             Error::Unacceptable { .. } => ErrorKind::InvalidInput,
-            Error::Connect { .. } | Error::Client { .. } | Error::Skipped { .. } => {
-                ErrorKind::External
-            }
+            Error::Connect { .. } | Error::Client { .. } | Error::Output(_) => ErrorKind::External,
             Error::Engine(e) => e.kind(),
         }
     }

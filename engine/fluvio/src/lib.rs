@@ -1,6 +1,7 @@
 //! Vigil's Fluvio connector: the one place the engine talks to a Fluvio cluster. `client`
-//! resolves the endpoint and connects; `source` reads a topic (one stream per partition, with
-//! consumer offsets committed only behind published decisions); `sink` produces to a topic
+//! resolves the endpoint and connects; `reader` reads one partition without gaps, for every
+//! reader here; `source` reads a topic (one reader per partition, with consumer offsets
+//! committed only behind published decisions); `sink` produces to a topic
 //! keyed by customer id; `produce`, `tail` and `topics` do the work of the commands of the
 //! same names. `register` adds the `fluvio:TOPIC` source and sink to an engine's connectors.
 //!
@@ -9,6 +10,7 @@
 pub mod client;
 mod error;
 pub mod produce;
+pub mod reader;
 pub mod sink;
 pub mod source;
 pub mod tail;
