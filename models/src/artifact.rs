@@ -12,8 +12,13 @@ use std::path::Path;
 use linfa_logistic::FittedLogisticRegression;
 use serde::{Deserialize, Serialize};
 
+use crate::gbdt::Gbdt;
 use crate::tree::CompiledTree;
 use crate::{Error, Evaluation, Model, Result, MAX_FEATURES};
+
+/// Most nodes a boosted model may have: 300 trees of 255 leaves is under 160k, and a corrupt or
+/// hostile artifact must not take the engine's memory.
+pub const MAX_FOREST_NODES: usize = 1_000_000;
 
 /// What a model predicts, and so which decisions it drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +51,8 @@ pub enum Algorithm {
     /// A decision tree (linfa-trees) over standardised features, compiled with per-node
     /// log-odds so that it scores probabilities and explains them by its decision path.
     DecisionTree { tree: CompiledTree },
+    /// Gradient-boosted trees (`gbdt`) over standardised features, explained by their paths.
+    GradientBoosting { trees: Gbdt },
 }
 
 impl Algorithm {
@@ -54,6 +61,7 @@ impl Algorithm {
         match self {
             Algorithm::LogisticRegression { .. } => "logistic",
             Algorithm::DecisionTree { .. } => "tree",
+            Algorithm::GradientBoosting { .. } => "gbdt",
         }
     }
 }
@@ -184,6 +192,9 @@ impl ModelArtifact {
                 }
             }
             Algorithm::DecisionTree { tree } => tree.check(n).map_err(inconsistent)?,
+            Algorithm::GradientBoosting { trees } => {
+                trees.check(n, MAX_FOREST_NODES).map_err(inconsistent)?
+            }
         }
         Ok(Model::new(self))
     }

@@ -9,6 +9,7 @@
 
 mod artifact;
 mod evaluation;
+pub mod gbdt;
 mod scorer;
 mod train;
 mod tree;

@@ -91,6 +91,7 @@ impl Model {
         match &self.artifact.algorithm {
             Algorithm::LogisticRegression { fitted } => self.sign * fitted.intercept(),
             Algorithm::DecisionTree { tree } => tree.base_log_odds(),
+            Algorithm::GradientBoosting { trees } => trees.intercept(),
         }
     }
 
@@ -109,6 +110,9 @@ impl Model {
             }
             Algorithm::DecisionTree { tree } => {
                 tree.walk(&standardized[..n], out);
+            }
+            Algorithm::GradientBoosting { trees } => {
+                trees.walk(&standardized[..n], out);
             }
         }
     }
@@ -146,6 +150,10 @@ impl Model {
             }
             Algorithm::DecisionTree { tree } => {
                 let log_odds = tree.walk(&standardized[..n], &mut contributions[..n]);
+                1.0 / (1.0 + (-log_odds).exp())
+            }
+            Algorithm::GradientBoosting { trees } => {
+                let log_odds = trees.walk(&standardized[..n], &mut contributions[..n]);
                 1.0 / (1.0 + (-log_odds).exp())
             }
         };

@@ -1,6 +1,7 @@
-//! Training: fits a linfa logistic regression or decision tree on a feature matrix the engine
-//! built with its own feature code, standardising inputs and weighting the rare positive
-//! class, and returns an artifact carrying its evaluation on the training rows and a holdout.
+//! Training: fits a linfa logistic regression, decision tree or gradient-boosted trees on a
+//! feature matrix the engine built with its own feature code, standardising inputs and
+//! weighting the rare positive class, and returns an artifact carrying its evaluation on the
+//! training rows and a holdout.
 //!
 //! Building the matrix (replaying history through the feature code) is the engine's job; this
 //! module starts from rows and labels.
@@ -11,6 +12,7 @@ use linfa_trees::DecisionTree;
 use ndarray::{Array1, Array2, Axis};
 
 use crate::artifact::TrainingMetrics;
+use crate::gbdt::GbdtParams;
 use crate::tree::CompiledTree;
 use crate::{Algorithm, Error, Evaluation, ModelArtifact, ModelKind, Result, Standardizer};
 
@@ -76,6 +78,15 @@ pub enum Family {
     Logistic { alpha: f64 },
     /// A decision tree at most this deep, with at least `min_leaf` (weighted) rows per leaf.
     Tree { max_depth: usize, min_leaf: f64 },
+    /// Gradient-boosted trees: up to `max_rounds` trees of at most `max_leaves` leaves and
+    /// `max_depth` levels, each shrunk by `learning_rate`; the last tenth of the training rows
+    /// decides when to stop.
+    Gbdt {
+        learning_rate: f64,
+        max_rounds: usize,
+        max_leaves: usize,
+        max_depth: usize,
+    },
 }
 
 /// Upper bound on a positive row's weight relative to a negative one's.
@@ -160,6 +171,31 @@ pub fn train(
             Algorithm::DecisionTree {
                 tree: CompiledTree::compile(&fitted, &standardized, width, &train.labels, &weights),
             }
+        }
+        Family::Gbdt {
+            learning_rate,
+            max_rounds,
+            max_leaves,
+            max_depth,
+        } => {
+            let x = Array2::from_shape_vec((train.len(), width), standardized)
+                .expect("rows are width-aligned");
+            let weights = train
+                .labels
+                .iter()
+                .map(|&y| if y { weight as f32 } else { 1.0 });
+            let dataset = Dataset::new(x, Array1::from(train.labels.clone()))
+                .with_weights(Array1::from_iter(weights));
+            let trees = GbdtParams::default()
+                .learning_rate(learning_rate)
+                .max_rounds(max_rounds)
+                .max_leaves(max_leaves)
+                .max_depth(max_depth)
+                .check()
+                .map_err(|e| fail(e.to_string()))?
+                .fit(&dataset)
+                .map_err(|e| fail(e.to_string()))?;
+            Algorithm::GradientBoosting { trees }
         }
     };
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use vigil::train::{self, TrainOptions};
 use vigil_engine::config::{Config, LatencyBudget};
 use vigil_engine::decision::Decision;
+use vigil_engine::outcome::Audit;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
 use vigil_models::{Family, ModelKind};
@@ -41,6 +42,31 @@ pub fn run_options(config: Config, source: &str, sink: &str, dead_letter: &str) 
         connectors: vigil::connectors(),
         ..RunOptions::new(config, source, sink, dead_letter)
     }
+}
+
+/// Runs the generated scenario `fixture` with `config` to `decisions` (a JSON-lines file),
+/// discarding dead letters, and returns the summary with every scored event's audit record.
+pub async fn run_audited(
+    config: Config,
+    fixture_name: &str,
+    decisions: &Path,
+) -> (RunSummary, Vec<Audit>) {
+    let mut options = run_options(
+        config,
+        &format!("generate:{}", fixture(fixture_name).display()),
+        &format!("file:{}", decisions.display()),
+        "discard",
+    );
+    let (audits, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    options.audit = Some(audits);
+    let summary = pipeline::run(options, std::future::pending())
+        .await
+        .expect("pipeline run");
+    let mut audits = Vec::new();
+    while let Some(audit) = rx.recv().await {
+        audits.push(audit);
+    }
+    (summary, audits)
 }
 
 /// Runs the pipeline from `source` to files in `dir` with the test configuration.

@@ -7,13 +7,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use vigil_engine::config::Config;
 use vigil_engine::outcome::Audit;
-use vigil_engine::pipeline;
 use vigil_engine::publish::RunSummary;
 use vigil_models::{ModelArtifact, ModelKind};
-use vigil_tests::{fixture, read_lines, test_config};
+use vigil_tests::{read_lines, run_audited, test_config};
 
 /// The shipped fraud model as `fraud-live@{version}`.
 fn write_version(path: &Path, version: u32) {
@@ -36,21 +34,7 @@ struct Run {
 
 async fn run(config: Config, dir: &Path) -> Run {
     let decisions = dir.join("decisions.jsonl");
-    let mut options = vigil_tests::run_options(
-        config,
-        &format!("generate:{}", fixture("hot-swap.toml").display()),
-        &format!("file:{}", decisions.display()),
-        "discard",
-    );
-    let (audits, mut rx) = mpsc::unbounded_channel();
-    options.audit = Some(audits);
-    let summary = pipeline::run(options, std::future::pending())
-        .await
-        .unwrap();
-    let mut audits = Vec::new();
-    while let Some(audit) = rx.recv().await {
-        audits.push(audit);
-    }
+    let (summary, audits) = run_audited(config, "hot-swap.toml", &decisions).await;
     Run {
         summary,
         audits,

@@ -79,6 +79,7 @@ pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
         .unwrap_or_else(|| match options.family {
             Family::Logistic { .. } => format!("{}-lr", options.kind),
             Family::Tree { .. } => format!("{}-tree", options.kind),
+            Family::Gbdt { .. } => format!("{}-gbdt", options.kind),
         });
     let plan = TrainingPlan {
         version: options
