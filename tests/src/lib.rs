@@ -127,6 +127,7 @@ pub async fn offline_features(
         holdout: 0.2,
         holdout_from: None,
         mapping,
+        export_features: None,
         config: test_config(),
     };
     let mut features = FeatureBits::new();

@@ -33,6 +33,7 @@ async fn train_gbdt(out: &Path) -> ModelArtifact {
         mapping: Some(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/mappings/sparkov.toml"),
         ),
+        export_features: None,
         config: test_config(),
     })
     .await

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use vigil::replay::{self, ReplayOptions};
 use vigil::train::{self, TrainOptions};
-use vigil_models::{Family, ModelKind};
+use vigil_engine::scoring::features::FRAUD_FEATURES;
+use vigil_models::{Family, ModelArtifact, ModelKind};
 use vigil_tests::{fixture, read_lines, test_config};
 
 fn repo(path: &str) -> PathBuf {
@@ -36,6 +37,7 @@ async fn train_on_sparkov_then_replay_the_test_sample_with_a_challenger() {
         holdout: 0.2,
         holdout_from: Some(1_546_473_600_000), // 2019-01-03 00:00:00 UTC
         mapping: mapping(),
+        export_features: Some(dir.path().join("features.csv")),
         config: test_config(),
     })
     .await
@@ -49,6 +51,28 @@ async fn train_on_sparkov_then_replay_the_test_sample_with_a_challenger() {
     let holdout = metrics.holdout.as_ref().unwrap();
     assert!(holdout.roc_auc > 0.8, "{holdout:?}");
     assert_eq!(artifact.version, 1);
+
+    // The export is the matrix trained and evaluated on, with the model's own scores.
+    let export = read_lines(&dir.path().join("features.csv"));
+    let header: Vec<&str> = export[0].split(',').collect();
+    assert_eq!(header[..FRAUD_FEATURES.len()], FRAUD_FEATURES);
+    assert_eq!(
+        header[FRAUD_FEATURES.len()..],
+        ["label", "event_ts", "customer_id", "holdout", "vigil_score"]
+    );
+    assert_eq!(export.len() - 1, 5039);
+    let loaded = ModelArtifact::load(&model, ModelKind::Fraud, &FRAUD_FEATURES).unwrap();
+    let (mut held, mut positives) = (0, 0);
+    for line in &export[1..] {
+        let fields: Vec<&str> = line.split(',').collect();
+        let n = FRAUD_FEATURES.len();
+        let features: Vec<f64> = fields[..n].iter().map(|v| v.parse().unwrap()).collect();
+        let score: f64 = fields[n + 4].parse().unwrap();
+        assert_eq!(score, loaded.score(&features).probability);
+        positives += usize::from(fields[n] == "1");
+        held += usize::from(fields[n + 3] == "1");
+    }
+    assert_eq!((held, positives), (metrics.holdout_rows, 22));
 
     let report_path = dir.path().join("replay.json");
     let report = replay::replay(ReplayOptions {

@@ -43,14 +43,17 @@ pub struct TrainOptions {
     pub holdout_from: Option<i64>,
     /// A column mapping: the `file:` input is CSV history read through it.
     pub mapping: Option<PathBuf>,
+    /// Also write the exact matrix trained and evaluated on here, as CSV.
+    pub export_features: Option<PathBuf>,
     pub config: Config,
 }
 
-/// Labelled feature rows in stream order, with their event times.
+/// Labelled feature rows in stream order, with their event times and customers.
 struct History {
     rows: Vec<f64>,
     labels: Vec<bool>,
     times: Vec<i64>,
+    customers: Vec<String>,
     width: usize,
     rejected: u64,
 }
@@ -67,7 +70,8 @@ pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
             "Some history records were invalid and skipped."
         );
     }
-    let (train, holdout) = split(&history, options.holdout, options.holdout_from);
+    let cut = cutoff(&history, options.holdout, options.holdout_from);
+    let (train, holdout) = split(&history, cut);
     anyhow::ensure!(
         !train.is_empty(),
         "no labelled rows before the holdout cut in {}",
@@ -95,7 +99,41 @@ pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
     };
     let artifact = vigil_models::train(plan, &train, &holdout)?;
     artifact.save(&options.out)?;
+    if let Some(path) = &options.export_features {
+        export(path, names, &history, cut, &artifact)
+            .with_context(|| format!("cannot write the feature export {}", path.display()))?;
+    }
     Ok(artifact)
+}
+
+/// Writes every labelled row as CSV: the features in model order, then `label`, `event_ts`
+/// (ms), `customer_id`, `holdout` (1 for rows at or after the cut) and `vigil_score`, the
+/// trained model's probability, so another tool can be held to the same rows.
+fn export(
+    path: &std::path::Path,
+    names: &[&str],
+    history: &History,
+    cut: i64,
+    artifact: &ModelArtifact,
+) -> anyhow::Result<()> {
+    let model = artifact.clone().into_model(artifact.kind, names)?;
+    let mut out = csv::Writer::from_path(path)?;
+    let header = ["label", "event_ts", "customer_id", "holdout", "vigil_score"];
+    out.write_record(names.iter().chain(&header))?;
+    let rows = history.rows.chunks_exact(history.width);
+    for (i, row) in rows.enumerate() {
+        let mut record: Vec<String> = row.iter().map(f64::to_string).collect();
+        record.extend([
+            u8::from(history.labels[i]).to_string(),
+            history.times[i].to_string(),
+            history.customers[i].clone(),
+            u8::from(history.times[i] >= cut).to_string(),
+            model.score(row).probability.to_string(),
+        ]);
+        out.write_record(&record)?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History> {
@@ -103,6 +141,7 @@ async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History>
         rows: Vec::new(),
         labels: Vec::new(),
         times: Vec::new(),
+        customers: Vec::new(),
         width,
         rejected: 0,
     };
@@ -111,6 +150,9 @@ async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History>
             history.rows.extend_from_slice(values);
             history.labels.push(label);
             history.times.push(event.ts);
+            if options.export_features.is_some() {
+                history.customers.push(event.customer_id.clone());
+            }
         }
     })
     .await?;
@@ -186,15 +228,19 @@ pub async fn featurize(
     Ok(rejected)
 }
 
-/// Splits at `holdout_from`, or else at the event time below which `1 - holdout` of the rows
-/// fall: rows at or after the cut are held out.
-fn split(history: &History, holdout: f64, holdout_from: Option<i64>) -> (TrainingSet, TrainingSet) {
-    let cutoff = holdout_from.unwrap_or_else(|| {
+/// The event time from which rows are held out: `holdout_from`, or else the time below which
+/// `1 - holdout` of the rows fall.
+fn cutoff(history: &History, holdout: f64, holdout_from: Option<i64>) -> i64 {
+    holdout_from.unwrap_or_else(|| {
         let mut times = history.times.clone();
         times.sort_unstable();
         let cut_index = ((times.len() as f64) * (1.0 - holdout.clamp(0.0, 0.9))) as usize;
         times.get(cut_index).copied().unwrap_or(i64::MAX)
-    });
+    })
+}
+
+/// Rows before `cutoff` train; rows at or after it are held out.
+fn split(history: &History, cutoff: i64) -> (TrainingSet, TrainingSet) {
     let mut train = TrainingSet::new(history.width);
     let mut held = TrainingSet::new(history.width);
     for ((row, &label), &ts) in history

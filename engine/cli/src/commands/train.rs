@@ -67,6 +67,10 @@ pub struct TrainArgs {
     /// Column mapping (TOML) for a CSV --input file:PATH, e.g. models/mappings/sparkov.toml.
     #[arg(long)]
     mapping: Option<PathBuf>,
+    /// Also write the matrix trained and evaluated on as CSV: features, label, event time,
+    /// customer, holdout flag and the trained model's score (see models/compare/).
+    #[arg(long, value_name = "PATH.csv")]
+    export_features: Option<PathBuf>,
     /// Late tolerance, and the thresholds the evaluation reports at.
     #[command(flatten)]
     config: ConfigArgs,
@@ -112,6 +116,7 @@ pub async fn execute(args: TrainArgs) -> anyhow::Result<()> {
         holdout: args.holdout,
         holdout_from: args.holdout_from,
         mapping: args.mapping,
+        export_features: args.export_features,
         config: args.config.load()?,
     };
     let artifact = train::train(options).await.context("training failed")?;
