@@ -108,11 +108,6 @@ impl PartitionReader {
         self.partition
     }
 
-    /// The next offset this reader will return, once it knows it.
-    pub fn next_offset(&self) -> Option<u64> {
-        self.expected
-    }
-
     /// How often a stream skipped records and was reopened to read them.
     pub fn rereads(&self) -> u64 {
         self.rereads
