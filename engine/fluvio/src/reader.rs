@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 /// Wait before reopening a stream that failed.
 const REOPEN_BACKOFF: Duration = Duration::from_millis(500);
 /// How long a periodic commit waits for the cluster's acknowledgement (see above).
-pub const COMMIT_WAIT: Duration = Duration::from_secs(1);
+const COMMIT_WAIT: Duration = Duration::from_secs(1);
 /// How long the last commit before a reader stops waits for it.
 const FINAL_COMMIT_WAIT: Duration = Duration::from_secs(1);
 /// Reopens at the same offset that skipped again before the log's start is checked.
