@@ -50,8 +50,6 @@ const SKIPS_BEFORE_RETENTION_CHECK: u32 = 2;
 pub enum Start {
     /// The consumer's stored offset when it has one, else the start of the log.
     StoredOrBeginning,
-    /// The consumer's stored offset when it has one, else the end of the log (new records only).
-    StoredOrEnd,
     /// This offset, whatever is stored.
     At(u64),
 }
@@ -215,7 +213,6 @@ impl PartitionReader {
             (Some(offset), _) => {
                 Offset::absolute(offset as i64).map_err(|e| Error::client("bad start offset", e))?
             }
-            (None, Start::StoredOrEnd) => Offset::end(),
             (None, _) => Offset::beginning(),
         };
         let mut config = ConsumerConfigExtBuilder::default();
@@ -283,8 +280,8 @@ pub struct Follow<T> {
     /// moves only behind it; without it, the reader never commits.
     pub done: Option<watch::Receiver<Offsets>>,
     pub commit_interval: Duration,
-    /// One past the offset of the last record handed on, for lag.
-    pub next: Arc<AtomicU64>,
+    /// One past the offset of the last record handed on, for whoever measures lag.
+    pub next: Option<Arc<AtomicU64>>,
     /// When it turns true the reader stops reading, waits until what it handed on is done,
     /// commits, and returns.
     pub stop: Option<watch::Receiver<bool>>,
@@ -292,12 +289,12 @@ pub struct Follow<T> {
 
 impl PartitionReader {
     /// Reads for as long as the receiver of `to.records` lives (or until `to.stop`), retrying
-    /// failed streams, with each record turned into a `T` by `convert`. Gives the reader back
-    /// for its counts.
+    /// failed streams, with each record turned into a `T` by `convert` (given its partition and
+    /// offset). Gives the reader back for its counts.
     pub async fn follow<T>(
         mut self,
         mut to: Follow<T>,
-        convert: impl Fn(u32, Record) -> T,
+        convert: impl Fn(u32, u64, Record) -> T,
     ) -> Self {
         let mut last_commit = Instant::now();
         let mut handed: Option<u64> = None;
@@ -322,14 +319,16 @@ impl PartitionReader {
             let offset = record.offset().max(0) as u64;
             if to
                 .records
-                .send(convert(self.partition, record))
+                .send(convert(self.partition, offset, record))
                 .await
                 .is_err()
             {
                 return self;
             }
             handed = Some(offset);
-            to.next.store(offset + 1, Ordering::Relaxed);
+            if let Some(next) = &to.next {
+                next.store(offset + 1, Ordering::Relaxed);
+            }
             if last_commit.elapsed() >= to.commit_interval {
                 if !self
                     .commit_when_done(&mut to.done, offset, COMMIT_WAIT)

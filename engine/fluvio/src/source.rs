@@ -84,18 +84,17 @@ impl FluvioSource {
                 records: tx.clone(),
                 done: options.committed.clone(),
                 commit_interval: options.fluvio.commit_interval,
-                next,
+                next: Some(next),
                 stop: None,
             };
             tasks.push(
-                tokio::spawn(reader.follow(follow, |partition, record| SourceRecord {
-                    position: Position {
-                        partition,
-                        offset: record.offset().max(0) as u64,
-                    },
-                    payload: Bytes::copy_from_slice(record.value()),
-                    ingested: Instant::now(),
-                }))
+                tokio::spawn(
+                    reader.follow(follow, |partition, offset, record| SourceRecord {
+                        position: Position { partition, offset },
+                        payload: Bytes::copy_from_slice(record.value()),
+                        ingested: Instant::now(),
+                    }),
+                )
                 .abort_handle(),
             );
         }

@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 use std::io::Write;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -224,8 +223,8 @@ pub async fn tail<W: Write>(
     let fluvio = client::connect(settings).await?;
     let topic = options.topic.as_str();
     let partitions = client::partition_count(&fluvio, topic).await?;
-    let starts = start_offsets(&fluvio, options, partitions).await?;
     let ends = client::end_offsets(&fluvio, topic).await?;
+    let starts = start_offsets(&fluvio, options, partitions, &ends).await?;
     tracing::info!(topic, ?starts, ?ends, "Tailing.");
 
     let (records_tx, mut records) = mpsc::channel(CHANNEL_CAPACITY);
@@ -244,16 +243,17 @@ pub async fn tail<W: Write>(
             records: records_tx.clone(),
             done: options.consumer.as_ref().map(|_| done.clone()),
             commit_interval: options.commit_interval,
-            next: Arc::new(AtomicU64::new(start)),
+            next: None,
             stop: Some(stop_rx.clone()),
         };
-        readers.push(tokio::spawn(reader.follow(follow, |partition, record| {
-            Received {
+        readers.push(tokio::spawn(reader.follow(
+            follow,
+            |partition, offset, record| Received {
                 partition,
-                offset: record.offset().max(0) as u64,
+                offset,
                 value: Bytes::copy_from_slice(record.value()),
-            }
-        })));
+            },
+        )));
     }
     drop(records_tx);
 
@@ -362,16 +362,16 @@ fn output_error(error: std::io::Error) -> Error {
     Error::Output(error)
 }
 
-/// Where each partition starts, settled before any reading so that a named consumer, a time
-/// and `to_end` all mean one thing.
+/// Where each partition starts, given where each ends, settled before any reading so that a
+/// named consumer, a time and `to_end` all mean one thing.
 async fn start_offsets(
     fluvio: &Arc<Fluvio>,
     options: &TailOptions,
     partitions: u32,
+    ends: &Offsets,
 ) -> Result<Offsets> {
     let topic = options.topic.as_str();
     let log_starts = client::start_offsets(fluvio, topic).await?;
-    let ends = client::end_offsets(fluvio, topic).await?;
     let stored: BTreeMap<u32, u64> = match (&options.consumer, options.since) {
         (Some(consumer), Since::Resume) => fluvio
             .consumer_offsets()
