@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion};
 use linfa::prelude::*;
 use ndarray::{Array1, Array2};
+use vigil_bench::runner::peak_rss_mib;
 use vigil_models::gbdt::{Gbdt, GbdtParams};
 
 /// Rows whose label depends on a few features and their interactions, with the rest noise,
@@ -41,13 +42,6 @@ fn fit(x: Array2<f64>, y: Array1<bool>, rounds: usize, depth: usize, leaves: usi
         .unwrap()
         .fit(&Dataset::new(x, y))
         .unwrap()
-}
-
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 fn gbdt(c: &mut Criterion) {

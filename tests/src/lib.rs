@@ -12,7 +12,7 @@ use vigil_engine::decision::Decision;
 use vigil_engine::outcome::Audit;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
-use vigil_models::{Family, ModelKind};
+use vigil_models::{Family, ModelArtifact, ModelKind};
 
 /// A test fixture's path.
 pub fn fixture(name: &str) -> PathBuf {
@@ -42,6 +42,19 @@ pub fn run_options(config: Config, source: &str, sink: &str, dead_letter: &str) 
         connectors: vigil::connectors(),
         ..RunOptions::new(config, source, sink, dead_letter)
     }
+}
+
+/// The shipped fraud model written to `path` as `{name}@{version}`, through a rename so that a
+/// watching engine never sees half a file.
+pub fn write_shipped_fraud(path: &Path, name: &str, version: u32) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/artifacts/fraud.json");
+    let text = std::fs::read_to_string(shipped).expect("shipped fraud artifact");
+    let mut artifact = ModelArtifact::from_json(&text, "shipped").expect("shipped artifact parses");
+    artifact.name = name.into();
+    artifact.version = version;
+    let staging = path.with_extension("staging");
+    artifact.save(&staging).expect("write staging artifact");
+    std::fs::rename(staging, path).expect("rename artifact into place");
 }
 
 /// Runs the generated scenario `fixture` with `config` to `decisions` (a JSON-lines file),

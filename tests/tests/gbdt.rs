@@ -12,7 +12,7 @@ use vigil_engine::config::Config;
 use vigil_engine::outcome::Audit;
 use vigil_engine::scoring::features::FRAUD_FEATURES;
 use vigil_models::{Algorithm, Family, ModelArtifact, ModelKind};
-use vigil_tests::{fixture, run_audited, test_config};
+use vigil_tests::{fixture, run_audited, test_config, write_shipped_fraud};
 
 async fn train_gbdt(out: &Path) -> ModelArtifact {
     let sparkov = fixture("sparkov/fraud_sample_train.csv");
@@ -90,15 +90,6 @@ async fn gbdt_reasons_add_up_and_a_corrupt_artifact_is_refused_by_name() {
     );
 }
 
-fn logistic_v1(path: &Path) {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/artifacts/fraud.json");
-    let mut artifact =
-        ModelArtifact::from_json(&std::fs::read_to_string(shipped).unwrap(), "shipped").unwrap();
-    artifact.name = "fraud-gbdt".into();
-    artifact.version = 1;
-    artifact.save(path).unwrap();
-}
-
 #[tokio::test]
 async fn a_gbdt_artifact_swapped_in_mid_stream_takes_over() {
     let dir = tempfile::tempdir().unwrap();
@@ -107,7 +98,7 @@ async fn a_gbdt_artifact_swapped_in_mid_stream_takes_over() {
     let models = dir.path().join("models");
     std::fs::create_dir(&models).unwrap();
     let fraud: PathBuf = models.join("fraud.json");
-    logistic_v1(&fraud);
+    write_shipped_fraud(&fraud, "fraud-gbdt", 1);
 
     let mut config: Config = test_config();
     config.models.fraud = Some(fraud.clone());

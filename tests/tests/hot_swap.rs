@@ -10,20 +10,12 @@ use std::time::Duration;
 use vigil_engine::config::Config;
 use vigil_engine::outcome::Audit;
 use vigil_engine::publish::RunSummary;
-use vigil_models::{ModelArtifact, ModelKind};
-use vigil_tests::{read_lines, run_audited, test_config};
+use vigil_models::ModelKind;
+use vigil_tests::{read_lines, run_audited, test_config, write_shipped_fraud};
 
 /// The shipped fraud model as `fraud-live@{version}`.
 fn write_version(path: &Path, version: u32) {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/artifacts/fraud.json");
-    let text = std::fs::read_to_string(shipped).unwrap();
-    let mut artifact = ModelArtifact::from_json(&text, "shipped").unwrap();
-    artifact.name = "fraud-live".into();
-    artifact.version = version;
-    // Write elsewhere, then rename over: the watcher never sees half a file.
-    let staging = path.with_extension("staging");
-    artifact.save(&staging).unwrap();
-    std::fs::rename(staging, path).unwrap();
+    write_shipped_fraud(path, "fraud-live", version);
 }
 
 struct Run {
