@@ -12,7 +12,7 @@ use ndarray::ArrayView2;
 use crate::{Algorithm, ModelArtifact, ModelKind};
 
 /// Upper bound on a model's feature count, so standardisation fits a stack buffer.
-pub const MAX_FEATURES: usize = 32;
+pub const MAX_FEATURES: usize = 48;
 
 /// How many reasons a score carries.
 pub const TOP_REASONS: usize = 3;

@@ -10,10 +10,17 @@
 //! customer's newest by more than the late tolerance is refused, a later-but-tolerated one is
 //! placed in time order.
 
+mod fixed_array;
+mod place;
+mod recent;
 mod seen;
+mod sketch;
 mod window;
 
+pub use place::{haversine_km, Centroid};
+pub use recent::{RecentPayment, RecentPayments};
 pub use seen::SeenSet;
+pub use sketch::AmountSketch;
 pub use window::RollingWindow;
 
 use crate::event::{Event, EventKind, GeoPoint, Payment};
@@ -23,24 +30,42 @@ const MINUTE: i64 = 60 * SECOND;
 const HOUR: i64 = 60 * MINUTE;
 const DAY: i64 = 24 * HOUR;
 
-/// Fraud features, in the order fraud models take them.
-pub const FRAUD_FEATURES: [&str; 17] = [
+/// Fraud features, in the order fraud models take them. Every one describes the payment
+/// against the customer's own history, never against the calendar, so a model trained on one
+/// period carries over to the next.
+pub const FRAUD_FEATURES: [&str; 33] = [
     "log_amount",
     "payments_1m",
     "payments_1h",
     "payments_24h",
+    "payments_7d",
     "log_amount_sum_1m",
     "log_amount_sum_1h",
     "log_amount_sum_24h",
+    "log_amount_sum_7d",
+    "log_rate_24h_vs_30d",
     "amount_over_max",
+    "amount_over_median",
+    "amount_over_p95",
     "amount_zscore",
     "new_country",
     "new_merchant",
     "new_mcc",
+    "merchants_1h",
+    "merchants_24h",
+    "mccs_1h",
+    "mccs_24h",
+    "log_secs_since_same_merchant",
+    "log_secs_since_same_mcc",
+    "mcc_share",
     "log_distance_km",
     "log_speed_kmh",
+    "log_centroid_km",
     "log_secs_since_last_payment",
-    "unusual_hour",
+    "hour_share",
+    "night_share_24h",
+    "night_share_7d",
+    "small_before_24h",
     "log_prior_payments",
 ];
 
@@ -84,12 +109,30 @@ pub struct LateEvent {
 const MAX_GAP_SECS: f64 = 30.0 * 86_400.0;
 const MAX_DAYS: f64 = 90.0;
 const MAX_TENURE_DAYS: f64 = 365.0;
+/// Past this many payments a history is simply long: the count stops growing, so it cannot
+/// stand in for the date.
+const MAX_PRIOR_PAYMENTS: f64 = 100.0;
 /// Fastest plausible travel between two card-present payments (a long-haul flight).
 const MAX_SPEED_KMH: f64 = 20_000.0;
-/// How many past events make an hour-of-day profile worth trusting.
-const MIN_HOUR_PROFILE: u32 = 20;
-/// An hour holding less than this share of the customer's past events is unusual for them.
-const UNUSUAL_HOUR_SHARE: f64 = 0.03;
+/// Pseudo-events spread evenly over the day that smooth the hour-of-day profile, so a short
+/// history calls no hour unusual.
+const HOUR_PROFILE_PRIOR: f64 = 8.0;
+/// Pseudo-payments at one e-fold of spread that smooth the amount z-score, so it stays sane
+/// with 1 to 3 prior payments.
+const ZSCORE_PRIOR: f64 = 4.0;
+/// Night: 22:00 to 06:00 on the event-time clock.
+const NIGHT_FROM_HOUR: usize = 22;
+const NIGHT_TO_HOUR: usize = 6;
+/// A payment this many times smaller than the current one is "small" before it.
+const SMALL_FACTOR: f64 = 5.0;
+
+/// Payment window horizons, widest first, and their indices.
+const PAYMENT_WINDOWS: [i64; 5] = [30 * DAY, 7 * DAY, DAY, HOUR, MINUTE];
+const W30D: usize = 0;
+const W7D: usize = 1;
+const W24H: usize = 2;
+const W1H: usize = 3;
+const W1M: usize = 4;
 
 /// Everything the engine remembers about one customer's behaviour.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -97,13 +140,20 @@ pub struct CustomerFeatures {
     /// Newest event time seen; the "now" of every window.
     newest_ts: i64,
     first_ts: i64,
-    /// Payment amounts over 24 h, 1 h and 1 min.
-    payments: RollingWindow<3>,
+    /// Payment amounts over `PAYMENT_WINDOWS`.
+    payments: RollingWindow<5>,
+    /// Night payments over 7 days and 24 hours.
+    night_payments: RollingWindow<2>,
+    /// The last day of payments in detail.
+    recent: RecentPayments,
     payment_count: u64,
-    amount_mean: f64,
-    amount_m2: f64,
+    /// Running mean and sum of squares of `ln(1 + amount)`.
+    log_amount_mean: f64,
+    log_amount_m2: f64,
     max_amount: f64,
+    amounts: AmountSketch,
     last_payment: Option<(i64, Option<GeoPoint>)>,
+    usual_place: Centroid,
     countries: SeenSet,
     merchants: SeenSet,
     mccs: SeenSet,
@@ -125,12 +175,16 @@ impl CustomerFeatures {
         CustomerFeatures {
             newest_ts: first_ts,
             first_ts,
-            payments: RollingWindow::new([DAY, HOUR, MINUTE]),
+            payments: RollingWindow::new(PAYMENT_WINDOWS),
+            night_payments: RollingWindow::new([7 * DAY, DAY]),
+            recent: RecentPayments::default(),
             payment_count: 0,
-            amount_mean: 0.0,
-            amount_m2: 0.0,
+            log_amount_mean: 0.0,
+            log_amount_m2: 0.0,
             max_amount: 0.0,
+            amounts: AmountSketch::default(),
             last_payment: None,
+            usual_place: Centroid::default(),
             countries: SeenSet::default(),
             merchants: SeenSet::default(),
             mccs: SeenSet::default(),
@@ -153,11 +207,15 @@ impl CustomerFeatures {
             newest_ts,
             first_ts,
             payments,
+            night_payments,
+            recent,
             payment_count,
-            amount_mean,
-            amount_m2,
+            log_amount_mean,
+            log_amount_m2,
             max_amount,
+            amounts,
             last_payment,
+            usual_place,
             countries,
             merchants,
             mccs,
@@ -174,11 +232,15 @@ impl CustomerFeatures {
         self.newest_ts = *newest_ts;
         self.first_ts = *first_ts;
         self.payments.copy_from(payments);
+        self.night_payments.copy_from(night_payments);
+        self.recent.copy_from(recent);
         self.payment_count = *payment_count;
-        self.amount_mean = *amount_mean;
-        self.amount_m2 = *amount_m2;
+        self.log_amount_mean = *log_amount_mean;
+        self.log_amount_m2 = *log_amount_m2;
         self.max_amount = *max_amount;
+        self.amounts = amounts.clone();
         self.last_payment = *last_payment;
+        self.usual_place = *usual_place;
         self.countries.copy_from(countries);
         self.merchants.copy_from(merchants);
         self.mccs.copy_from(mccs);
@@ -217,16 +279,16 @@ impl CustomerFeatures {
             window.advance(now);
         }
         self.payments.advance(now);
+        self.night_payments.advance(now);
+        self.recent.advance(now - DAY);
         self.logins.advance(now);
 
-        let unusual_hour = self.unusual_hour(ts);
-        self.hours[hour_of_day(ts)] += 1;
+        let hour_share = self.hour_share(ts);
+        self.hours[hour_of_day(ts)] = self.hours[hour_of_day(ts)].saturating_add(1);
 
         match &event.kind {
             EventKind::Payment(payment) => Ok(Observation::Fraud(self.observe_payment(
-                ts,
-                payment,
-                unusual_hour,
+                ts, payment, hour_share,
             ))),
             other => {
                 match other {
@@ -256,29 +318,43 @@ impl CustomerFeatures {
         }
     }
 
-    fn observe_payment(&mut self, ts: i64, p: &Payment, unusual_hour: bool) -> FraudVector {
+    fn observe_payment(&mut self, ts: i64, p: &Payment, hour_share: f64) -> FraudVector {
         let now = self.newest_ts;
         let has_history = self.payment_count > 0;
+        let prior_payments = self.payment_count as f64;
+        let log_amount = p.amount.ln_1p();
+
+        // The payment against what came before it.
         let flag = |seen: &SeenSet, value: &str| f64::from(has_history && !seen.contains(value));
         let (new_country, new_merchant, new_mcc) = (
             flag(&self.countries, &p.country),
             flag(&self.merchants, &p.merchant),
             flag(&self.mccs, &p.mcc),
         );
-        let amount_over_max = if has_history {
-            ((1.0 + p.amount) / (1.0 + self.max_amount)).ln()
+        let over = |reference: Option<f64>| {
+            reference.map_or(0.0, |r| log_amount - r.max(0.0).ln_1p())
+        };
+        let amount_over_max = over(has_history.then_some(self.max_amount));
+        let amount_over_median = over(self.amounts.quantile(0.5));
+        let amount_over_p95 = over(self.amounts.quantile(0.95));
+        let amount_zscore = if has_history {
+            let spread = (self.log_amount_m2 + ZSCORE_PRIOR) / (prior_payments - 1.0 + ZSCORE_PRIOR);
+            ((log_amount - self.log_amount_mean) / spread.sqrt()).clamp(-10.0, 10.0)
         } else {
             0.0
         };
-        let amount_zscore = if self.payment_count >= 2 {
-            let sd = (self.amount_m2 / (self.payment_count - 1) as f64).sqrt();
-            ((p.amount - self.amount_mean) / sd.max(1.0)).clamp(-10.0, 50.0)
-        } else {
-            0.0
+        let secs_since = |seen: &SeenSet, value: &str| {
+            seen.get(value).map_or(MAX_GAP_SECS, |s| secs(ts - s.last_ts))
         };
+        let since_same_merchant = secs_since(&self.merchants, &p.merchant);
+        let since_same_mcc = secs_since(&self.mccs, &p.mcc);
+        let mcc_share = self
+            .mccs
+            .get(&p.mcc)
+            .map_or(0.0, |s| f64::from(s.uses) / (prior_payments + 1.0));
         let (distance_km, speed_kmh, gap_secs) = match self.last_payment {
             Some((last_ts, last_place)) => {
-                let gap_secs = ((ts - last_ts).max(0) as f64 / 1_000.0).min(MAX_GAP_SECS);
+                let gap_secs = secs(ts - last_ts);
                 let distance = match (last_place, p.location) {
                     (Some(a), Some(b)) => haversine_km(a, b),
                     _ => 0.0,
@@ -288,39 +364,86 @@ impl CustomerFeatures {
             }
             None => (0.0, 0.0, MAX_GAP_SECS),
         };
-        let prior_payments = self.payment_count as f64;
+        let centroid_km = p
+            .location
+            .and_then(|at| self.usual_place.distance_km(at))
+            .unwrap_or(0.0);
+        let small_before = self.recent.smaller_than(p.amount, SMALL_FACTOR) as f64;
 
+        // Fold the payment in.
+        let night = is_night(ts);
         self.payments.insert(now, ts, p.amount);
+        if night {
+            self.night_payments.insert(now, ts, 1.0);
+        }
+        let (merchant, category) = (seen::fnv1a(&p.merchant), seen::fnv1a(&p.mcc));
+        self.recent.insert(RecentPayment {
+            ts,
+            amount: p.amount,
+            merchant,
+            category,
+        });
         self.payment_count += 1;
-        let delta = p.amount - self.amount_mean;
-        self.amount_mean += delta / self.payment_count as f64;
-        self.amount_m2 += delta * (p.amount - self.amount_mean);
+        let delta = log_amount - self.log_amount_mean;
+        self.log_amount_mean += delta / self.payment_count as f64;
+        self.log_amount_m2 += delta * (log_amount - self.log_amount_mean);
         self.max_amount = self.max_amount.max(p.amount);
+        self.amounts.insert(p.amount);
         if self.last_payment.is_none_or(|(last_ts, _)| ts >= last_ts) {
             self.last_payment = Some((ts, p.location));
         }
-        self.countries.insert(&p.country);
-        self.merchants.insert(&p.merchant);
-        self.mccs.insert(&p.mcc);
+        if let Some(at) = p.location {
+            self.usual_place.add(at);
+        }
+        self.countries.record(&p.country, ts);
+        self.merchants.record(&p.merchant, ts);
+        self.mccs.record(&p.mcc, ts);
+
+        // Windows, which count the payment itself.
+        let count = |h: usize| self.payments.count(h) as f64;
+        let log_sum = |h: usize| self.payments.sum(h).max(0.0).ln_1p();
+        let history_days = days(now - self.first_ts).clamp(1.0, 30.0);
+        let daily_rate_30d = count(W30D) / history_days;
+        let night_share = |h: usize, window: usize| {
+            self.night_payments.count(h) as f64 / count(window).max(1.0)
+        };
+        let (merchants_1h, mccs_1h) = self.recent.distinct_since(now - HOUR);
+        let (merchants_24h, mccs_24h) = self.recent.distinct_since(now - DAY);
 
         [
-            p.amount.ln_1p(),
-            self.payments.count(2) as f64,
-            self.payments.count(1) as f64,
-            self.payments.count(0) as f64,
-            self.payments.sum(2).max(0.0).ln_1p(),
-            self.payments.sum(1).max(0.0).ln_1p(),
-            self.payments.sum(0).max(0.0).ln_1p(),
+            log_amount,
+            count(W1M),
+            count(W1H),
+            count(W24H),
+            count(W7D),
+            log_sum(W1M),
+            log_sum(W1H),
+            log_sum(W24H),
+            log_sum(W7D),
+            (count(W24H) + 1.0).ln() - (daily_rate_30d + 1.0).ln(),
             amount_over_max,
+            amount_over_median,
+            amount_over_p95,
             amount_zscore,
             new_country,
             new_merchant,
             new_mcc,
+            merchants_1h as f64,
+            merchants_24h as f64,
+            mccs_1h as f64,
+            mccs_24h as f64,
+            since_same_merchant.ln_1p(),
+            since_same_mcc.ln_1p(),
+            mcc_share,
             distance_km.ln_1p(),
             speed_kmh.ln_1p(),
+            centroid_km.ln_1p(),
             gap_secs.ln_1p(),
-            f64::from(unusual_hour),
-            prior_payments.ln_1p(),
+            hour_share,
+            night_share(1, W24H),
+            night_share(0, W7D),
+            small_before,
+            prior_payments.min(MAX_PRIOR_PAYMENTS).ln_1p(),
         ]
     }
 
@@ -354,15 +477,15 @@ impl CustomerFeatures {
         ]
     }
 
-    fn unusual_hour(&self, ts: i64) -> bool {
+    /// The share of the customer's past events in this hour of day and its neighbours (so a
+    /// habit at 21:55 covers 22:05), smoothed towards an even day: 0.125 for a short history,
+    /// near 0 for an hour the customer never uses.
+    fn hour_share(&self, ts: i64) -> f64 {
         let total: u32 = self.hours.iter().sum();
-        if total < MIN_HOUR_PROFILE {
-            return false;
-        }
         let h = hour_of_day(ts);
-        // The hour and its neighbours, so a habit at 21:55 covers 22:05.
         let near = self.hours[(h + 23) % 24] + self.hours[h] + self.hours[(h + 1) % 24];
-        f64::from(near) / f64::from(total) < UNUSUAL_HOUR_SHARE
+        (f64::from(near) + HOUR_PROFILE_PRIOR * 3.0 / 24.0)
+            / (f64::from(total) + HOUR_PROFILE_PRIOR)
     }
 }
 
@@ -378,14 +501,14 @@ fn hour_of_day(ts: i64) -> usize {
     (ts.rem_euclid(DAY) / HOUR) as usize
 }
 
-/// Great-circle distance in kilometres.
-pub fn haversine_km(a: GeoPoint, b: GeoPoint) -> f64 {
-    const EARTH_RADIUS_KM: f64 = 6_371.0;
-    let (la1, la2) = (a.lat.to_radians(), b.lat.to_radians());
-    let dlat = la2 - la1;
-    let dlon = (b.lon - a.lon).to_radians();
-    let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlon / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_KM * h.sqrt().min(1.0).asin()
+fn is_night(ts: i64) -> bool {
+    let h = hour_of_day(ts);
+    h >= NIGHT_FROM_HOUR || h < NIGHT_TO_HOUR
+}
+
+/// Seconds from an event-time difference, capped; a negative difference (a late event) is 0.
+fn secs(ms: i64) -> f64 {
+    (ms.max(0) as f64 / 1_000.0).min(MAX_GAP_SECS)
 }
 
 #[cfg(test)]

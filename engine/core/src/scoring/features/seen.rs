@@ -1,6 +1,6 @@
-//! `SeenSet`: the values (countries, merchants, MCCs) a customer has used before, stored as
-//! sorted 64-bit FNV-1a hashes so the set is compact, stable across runs and cheap to
-//! snapshot.
+//! `SeenSet`: the values (countries, merchants, categories) a customer has used before, each
+//! with when it was last used and how often, stored sorted by a 64-bit FNV-1a hash of the
+//! value so the set is compact, stable across runs and cheap to snapshot.
 
 /// How many distinct values one set remembers; a customer past this is no longer "new" to
 /// anything it has not seen, which errs towards not flagging.
@@ -8,38 +8,76 @@ const CAPACITY: usize = 512;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SeenSet {
-    hashes: Vec<u64>,
+    /// Sorted by hash.
+    values: Vec<Seen>,
+}
+
+/// One remembered value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    hash: u64,
+    /// Newest event time the value was used at.
+    pub last_ts: i64,
+    /// Times it was used (saturating).
+    pub uses: u32,
 }
 
 impl SeenSet {
     /// Makes this a copy of `other`, reusing this one's buffer.
     pub fn copy_from(&mut self, other: &SeenSet) {
-        self.hashes.clone_from(&other.hashes);
+        self.values.clone_from(&other.values);
     }
 
+    /// Whether `value` was used before, or the set is too full to tell.
     pub fn contains(&self, value: &str) -> bool {
-        self.hashes.len() >= CAPACITY || self.hashes.binary_search(&fnv1a(value)).is_ok()
+        self.is_full() || self.get(value).is_some()
     }
 
-    pub fn insert(&mut self, value: &str) {
+    /// What is remembered of `value`.
+    pub fn get(&self, value: &str) -> Option<Seen> {
         let hash = fnv1a(value);
-        if let Err(at) = self.hashes.binary_search(&hash) {
-            if self.hashes.len() < CAPACITY {
-                self.hashes.insert(at, hash);
+        self.values
+            .binary_search_by_key(&hash, |s| s.hash)
+            .ok()
+            .map(|at| self.values[at])
+    }
+
+    /// Records a use of `value` at event time `ts`.
+    pub fn record(&mut self, value: &str, ts: i64) {
+        let hash = fnv1a(value);
+        match self.values.binary_search_by_key(&hash, |s| s.hash) {
+            Ok(at) => {
+                let seen = &mut self.values[at];
+                seen.last_ts = seen.last_ts.max(ts);
+                seen.uses = seen.uses.saturating_add(1);
             }
+            Err(at) if !self.is_full() => self.values.insert(
+                at,
+                Seen {
+                    hash,
+                    last_ts: ts,
+                    uses: 1,
+                },
+            ),
+            Err(_) => {}
         }
     }
 
     pub fn len(&self) -> usize {
-        self.hashes.len()
+        self.values.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
+        self.values.is_empty()
+    }
+
+    fn is_full(&self) -> bool {
+        self.values.len() >= CAPACITY
     }
 }
 
-fn fnv1a(value: &str) -> u64 {
+/// The 64-bit FNV-1a hash the sets and the recent-payment list identify values by.
+pub fn fnv1a(value: &str) -> u64 {
     value.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
@@ -50,22 +88,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn remembers_what_it_saw_and_nothing_else() {
+    fn remembers_what_it_saw_when_and_how_often() {
         let mut set = SeenSet::default();
-        set.insert("FR");
-        set.insert("FR");
+        set.record("FR", 20);
+        set.record("FR", 10);
         assert!(set.contains("FR"));
         assert!(!set.contains("DE"));
         assert_eq!(set.len(), 1);
+        let fr = set.get("FR").unwrap();
+        assert_eq!((fr.last_ts, fr.uses), (20, 2), "a late use keeps the newest time");
     }
 
     #[test]
     fn a_full_set_stops_calling_values_new() {
         let mut set = SeenSet::default();
         for i in 0..CAPACITY + 10 {
-            set.insert(&format!("m-{i}"));
+            set.record(&format!("m-{i}"), 0);
         }
         assert_eq!(set.len(), CAPACITY);
         assert!(set.contains("never-seen"));
+        assert_eq!(set.get("never-seen"), None);
     }
 }

@@ -101,9 +101,19 @@ fn amount_against_the_customers_own_history() {
         );
     }
     let v = fraud(&mut f, &payment(T0 + 3 * HOUR, 130.0, "FR", "m-1", PARIS));
-    // Previous max 30; mean 20, sample sd 10.
-    assert_eq!(get(&v, "amount_over_max"), (131.0_f64 / 31.0).ln());
-    assert_eq!(get(&v, "amount_zscore"), 11.0);
+    // Previous max 30.
+    assert_eq!(get(&v, "amount_over_max"), 130.0_f64.ln_1p() - 30.0_f64.ln_1p());
+    // On the log scale: the mean of ln(11), ln(21), ln(31), and their sum of squared
+    // deviations plus four pseudo-payments at unit spread, over 2 + 4 degrees of freedom.
+    let logs = [11.0_f64.ln(), 21.0_f64.ln(), 31.0_f64.ln()];
+    let mean = logs.iter().sum::<f64>() / 3.0;
+    let m2: f64 = logs.iter().map(|l| (l - mean).powi(2)).sum();
+    let z = (131.0_f64.ln() - mean) / ((m2 + 4.0) / 6.0).sqrt();
+    assert!((get(&v, "amount_zscore") - z).abs() < 1e-12);
+    // The median of 10, 20, 30 is 20, give or take its sketch bucket.
+    let over_median = get(&v, "amount_over_median");
+    assert!((over_median - (131.0_f64 / 21.0).ln()).abs() < 0.25, "{over_median}");
+    assert!(get(&v, "amount_over_p95") < over_median);
     assert_eq!(get(&v, "log_prior_payments"), 3.0_f64.ln_1p());
     assert_eq!(get(&v, "log_secs_since_last_payment"), 3600.0_f64.ln_1p());
 }
@@ -141,27 +151,89 @@ fn never_seen_values_and_travel_speed() {
 }
 
 #[test]
-fn unusual_hour_once_the_customer_has_a_rhythm() {
+fn hour_share_follows_the_customers_own_rhythm() {
     let mut f = CustomerFeatures::new(T0);
-    for day in 0..MIN_HOUR_PROFILE as i64 {
-        let v = fraud(&mut f, &payment(T0 + day * DAY, 10.0, "FR", "m-1", PARIS));
-        assert_eq!(get(&v, "unusual_hour"), 0.0);
+    let v = fraud(&mut f, &payment(T0, 10.0, "FR", "m-1", PARIS));
+    assert_eq!(get(&v, "hour_share"), 0.125, "no history: an even day");
+    for day in 1..40 {
+        fraud(&mut f, &payment(T0 + day * DAY, 10.0, "FR", "m-1", PARIS));
     }
-    let at_3am = T0 + 20 * DAY - 7 * HOUR;
+    // 40 payments at 10:00 and 8 pseudo-events spread over the day.
+    let at_3am = T0 + 40 * DAY - 7 * HOUR;
+    let v = fraud(&mut f, &payment(at_3am, 10.0, "FR", "m-1", PARIS));
+    assert_eq!(get(&v, "hour_share"), 1.0 / 48.0);
+    let at_11am = T0 + 41 * DAY + HOUR;
+    let v = fraud(&mut f, &payment(at_11am, 10.0, "FR", "m-1", PARIS));
+    assert_eq!(get(&v, "hour_share"), 41.0 / 49.0);
+}
+
+#[test]
+fn night_share_distinct_merchants_and_small_amounts_before_a_large_one() {
+    let mut f = CustomerFeatures::new(T0);
+    // 10:00, then three small night payments at different merchants, then a large one.
+    fraud(&mut f, &payment(T0, 50.0, "FR", "m-1", PARIS));
+    let night = T0 + 13 * HOUR; // 23:00
+    for (i, merchant) in ["m-2", "m-3", "m-2"].into_iter().enumerate() {
+        fraud(
+            &mut f,
+            &payment(night + i as i64 * MINUTE, 2.0, "FR", merchant, PARIS),
+        );
+    }
+    let v = fraud(&mut f, &payment(night + 10 * MINUTE, 400.0, "FR", "m-4", PARIS));
+    assert_eq!(get(&v, "night_share_24h"), 4.0 / 5.0);
+    assert_eq!(get(&v, "night_share_7d"), 4.0 / 5.0);
+    assert_eq!(get(&v, "merchants_1h"), 3.0);
+    assert_eq!(get(&v, "merchants_24h"), 4.0);
+    assert_eq!(get(&v, "mccs_24h"), 1.0);
+    // All four before it are under a fifth of 400.
+    assert_eq!(get(&v, "small_before_24h"), 4.0);
+    assert_eq!(get(&v, "log_secs_since_same_merchant"), MAX_GAP_SECS.ln_1p());
+    let v = fraud(&mut f, &payment(night + 20 * MINUTE, 5.0, "FR", "m-3", PARIS));
+    assert_eq!(get(&v, "log_secs_since_same_merchant"), (19.0_f64 * 60.0).ln_1p());
+    assert_eq!(get(&v, "log_secs_since_same_mcc"), 600.0_f64.ln_1p());
+    assert_eq!(get(&v, "mcc_share"), 5.0 / 6.0);
+    assert_eq!(get(&v, "small_before_24h"), 0.0);
+    // A day after the 10:00 payment, it has left the 24 h window; the 7 d one keeps it.
+    let v = fraud(&mut f, &payment(T0 + DAY, 50.0, "FR", "m-1", PARIS));
+    assert_eq!(get(&v, "payments_24h"), 6.0);
+    assert_eq!(get(&v, "payments_7d"), 7.0);
+    assert_eq!(get(&v, "night_share_24h"), 5.0 / 6.0);
+}
+
+#[test]
+fn distance_from_the_usual_place() {
+    let mut f = CustomerFeatures::new(T0);
+    for i in 0..10 {
+        fraud(&mut f, &payment(T0 + i * HOUR, 10.0, "FR", "m-1", PARIS));
+    }
+    let v = fraud(&mut f, &payment(T0 + 10 * HOUR, 10.0, "GB", "m-2", LONDON));
+    let paris_london = get(&v, "log_centroid_km").exp_m1();
+    assert!((paris_london - 343.5).abs() < 1.0, "{paris_london}");
+    // Back in Paris, a payment is near the usual place though far from the last one.
+    let v = fraud(&mut f, &payment(T0 + 11 * HOUR, 10.0, "FR", "m-1", PARIS));
+    assert!(get(&v, "log_centroid_km").exp_m1() < 40.0);
+    assert!(get(&v, "log_distance_km").exp_m1() > 340.0);
+}
+
+#[test]
+fn the_payment_rate_against_the_last_30_days() {
+    let mut f = CustomerFeatures::new(T0);
+    // One payment a day for 30 days, then five in an hour.
+    for day in 0..30 {
+        fraud(&mut f, &payment(T0 + day * DAY, 10.0, "FR", "m-1", PARIS));
+    }
+    let burst = T0 + 30 * DAY - MINUTE;
+    let mut v = [0.0; FRAUD_FEATURES.len()];
+    for i in 0..5 {
+        v = fraud(&mut f, &payment(burst + i * SECOND, 10.0, "FR", "m-1", PARIS));
+    }
+    // 24 h: the day-29 payment and the five; 30 d: all 35, over the 30 days less 56
+    // seconds of history there are.
+    assert_eq!(get(&v, "payments_24h"), 6.0);
+    let history_days = (30 * DAY - MINUTE + 4 * SECOND) as f64 / DAY as f64;
     assert_eq!(
-        get(
-            &fraud(&mut f, &payment(at_3am, 10.0, "FR", "m-1", PARIS)),
-            "unusual_hour"
-        ),
-        1.0
-    );
-    let at_11am = T0 + 21 * DAY + HOUR;
-    assert_eq!(
-        get(
-            &fraud(&mut f, &payment(at_11am, 10.0, "FR", "m-1", PARIS)),
-            "unusual_hour"
-        ),
-        0.0
+        get(&v, "log_rate_24h_vs_30d"),
+        7.0_f64.ln() - (35.0 / history_days + 1.0).ln()
     );
 }
 

@@ -13,37 +13,14 @@ pub struct RollingWindow<const H: usize> {
     /// Time-ordered entries no older than the widest horizon.
     entries: VecDeque<(i64, f64)>,
     /// Widths in milliseconds, widest first.
-    #[serde(with = "per_horizon")]
+    #[serde(with = "super::fixed_array")]
     widths: [i64; H],
     /// Index of the first entry inside each horizon.
-    #[serde(with = "per_horizon")]
+    #[serde(with = "super::fixed_array")]
     starts: [usize; H],
     /// Running sums, stored exactly so a restored window goes on bit for bit.
-    #[serde(with = "per_horizon")]
+    #[serde(with = "super::fixed_array")]
     sums: [f64; H],
-}
-
-/// Serde for one value per horizon (serde has no impls for const-generic arrays).
-mod per_horizon {
-    use serde::de::Error;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer, T: Serialize, const H: usize>(
-        values: &[T; H],
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        values.as_slice().serialize(serializer)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>, const H: usize>(
-        deserializer: D,
-    ) -> Result<[T; H], D::Error> {
-        let values = Vec::<T>::deserialize(deserializer)?;
-        let n = values.len();
-        values
-            .try_into()
-            .map_err(|_| D::Error::invalid_length(n, &"one value per horizon"))
-    }
 }
 
 impl<const H: usize> RollingWindow<H> {
