@@ -60,7 +60,7 @@ fn hot_path(c: &mut Criterion) {
         )
     });
 
-    let models = ModelSet::load(&config.models).unwrap();
+    let models = ModelSet::load(&config).unwrap();
     let Observation::Fraud(vector) = warm.clone().observe(&event, tolerance).unwrap() else {
         unreachable!("a payment gives fraud features")
     };

@@ -12,6 +12,8 @@ use std::path::Path;
 use linfa_logistic::FittedLogisticRegression;
 use serde::{Deserialize, Serialize};
 
+use crate::calibration::Calibration;
+use crate::evaluation::AlertBudgetPoint;
 use crate::gbdt::Gbdt;
 use crate::tree::CompiledTree;
 use crate::{Error, Evaluation, Model, Result, MAX_FEATURES};
@@ -92,6 +94,14 @@ pub struct ModelArtifact {
     pub training_metrics: TrainingMetrics,
     pub standardizer: Standardizer,
     pub algorithm: Algorithm,
+    /// The map from the fitted model's log-odds to a probability; absent in artifacts trained
+    /// before calibration, or when the calibration rows held only one class.
+    #[serde(default)]
+    pub calibration: Option<Calibration>,
+    /// Calibrated score thresholds for alert rates on good traffic, measured on the
+    /// calibration rows: what a policy's `at_alert_rate` resolves to.
+    #[serde(default)]
+    pub alert_budgets: Vec<AlertBudgetPoint>,
 }
 
 /// Row counts and evaluation of a training run.
@@ -131,6 +141,17 @@ impl ModelArtifact {
             path: path.to_owned(),
             source,
         })
+    }
+
+    /// The calibrated score threshold recorded for an alert rate on good traffic, when the
+    /// artifact records one for that rate.
+    pub fn threshold_at(&self, alert_rate: f64) -> Option<f64> {
+        // Budgets are written and read as decimals (0.0005): equal up to float noise is equal.
+        let same = |rate: f64| (rate - alert_rate).abs() <= 1e-9 * rate.abs().max(alert_rate.abs());
+        self.alert_budgets
+            .iter()
+            .find(|b| same(b.max_alert_rate))
+            .and_then(|b| b.threshold)
     }
 
     /// `name@version`, as decisions cite it.
@@ -177,6 +198,24 @@ impl ModelArtifact {
                 "standardizer scale of `{}` is {}, not a positive number",
                 self.feature_names[i], self.standardizer.scale[i]
             )));
+        }
+        if let Some(c) = &self.calibration {
+            if !(c.slope.is_finite() && c.slope > 0.0 && c.offset.is_finite()) {
+                return Err(inconsistent(format!(
+                    "calibration slope {} and offset {} are not a positive slope and a finite offset",
+                    c.slope, c.offset
+                )));
+            }
+        }
+        for budget in &self.alert_budgets {
+            let rate_ok = budget.max_alert_rate > 0.0 && budget.max_alert_rate < 1.0;
+            let threshold_ok = budget.threshold.is_none_or(|t| (0.0..=1.0).contains(&t));
+            if !rate_ok || !threshold_ok {
+                return Err(inconsistent(format!(
+                    "alert budget {} has threshold {:?}: a budget is a rate in (0, 1) with a probability threshold",
+                    budget.max_alert_rate, budget.threshold
+                )));
+            }
         }
         match &self.algorithm {
             Algorithm::LogisticRegression { fitted } => {

@@ -1,13 +1,15 @@
 //! Vigil's models: the scoring interface the engine calls on every event, linfa training
-//! (logistic regression and decision trees, both explained by reason codes), and the JSON
-//! artifact format that carries a fitted model with everything needed to trust it (name,
-//! version, kind, ordered feature names, training time and evaluation).
+//! (logistic regression, decision trees and gradient-boosted trees, all explained by reason
+//! codes and calibrated to probabilities), and the JSON artifact format that carries a fitted
+//! model with everything needed to trust it (name, version, kind, ordered feature names,
+//! training time and evaluation, calibration and alert-budget thresholds).
 //!
 //! This crate knows nothing about events, customers or streams: it maps an ordered feature
 //! vector to a probability and per-feature reasons. The engine owns the feature code; the
 //! artifact's feature names are how the two agree.
 
 mod artifact;
+mod calibration;
 mod evaluation;
 pub mod gbdt;
 mod scorer;
@@ -15,6 +17,9 @@ mod train;
 mod tree;
 
 pub use artifact::{Algorithm, ModelArtifact, ModelKind, Standardizer};
+pub use calibration::{
+    AlertRate, Calibration, Threshold, CALIBRATION_FRACTION, STANDARD_BUDGETS,
+};
 pub use evaluation::{AlertBudgetPoint, Evaluation};
 pub use scorer::{Model, Reason, Score, MAX_FEATURES, TOP_REASONS};
 pub use train::{train, Family, TrainingPlan, TrainingSet};

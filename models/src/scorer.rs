@@ -1,15 +1,14 @@
 //! The scoring interface: a loaded, validated model that maps one feature vector to a
 //! probability and the features that pushed it up the most, for either model family.
 //!
-//! Scoring runs once per event on the engine's hot path, so it works on a stack buffer and
-//! returns a fixed-size `Score` with no heap allocation of its own beyond linfa's one-row
-//! prediction.
+//! Scoring runs once per event on the engine's hot path, so it works on stack buffers and
+//! returns a fixed-size `Score` with no heap allocation. Every family first gives log-odds
+//! and per-feature contributions; the artifact's calibration then maps both, so the
+//! probability is calibrated and the reasons still add up to its logit.
 
 use std::sync::Arc;
 
-use ndarray::ArrayView2;
-
-use crate::{Algorithm, ModelArtifact, ModelKind};
+use crate::{Algorithm, Calibration, ModelArtifact, ModelKind};
 
 /// Upper bound on a model's feature count, so standardisation fits a stack buffer.
 pub const MAX_FEATURES: usize = 48;
@@ -85,35 +84,48 @@ impl Model {
         &self.artifact.feature_names[index]
     }
 
-    /// The model's log-odds before any feature speaks: the logistic regression's bias, or the
-    /// tree root's log-odds. With the contributions, it sums to the score's logit.
+    /// The model's log-odds before any feature speaks (the logistic regression's bias, a
+    /// tree's root log-odds, the boosted base and roots), calibrated. With the contributions,
+    /// it sums to the score's logit.
     pub fn intercept(&self) -> f64 {
-        match &self.artifact.algorithm {
+        let raw = match &self.artifact.algorithm {
             Algorithm::LogisticRegression { fitted } => self.sign * fitted.intercept(),
             Algorithm::DecisionTree { tree } => tree.base_log_odds(),
             Algorithm::GradientBoosting { trees } => trees.intercept(),
-        }
+        };
+        self.artifact.calibration.map_or(raw, |c| c.logit(raw))
     }
 
     /// Each feature's contribution in log-odds, written into `out`: weight times standardised
-    /// value for logistic regression, the moves along the decision path for a tree.
+    /// value for logistic regression, the moves along the decision paths for trees; scaled by
+    /// the calibration's slope.
     pub fn contributions(&self, features: &[f64], out: &mut [f64]) {
         let n = self.artifact.feature_names.len();
         let mut standardized = [0.0; MAX_FEATURES];
         self.standardize(features, &mut standardized[..n]);
         out[..n].fill(0.0);
+        self.raw_log_odds(&standardized[..n], &mut out[..n]);
+        if let Some(c) = &self.artifact.calibration {
+            for contribution in &mut out[..n] {
+                *contribution *= c.slope;
+            }
+        }
+    }
+
+    /// The uncalibrated log-odds of standardised features, with each feature's share written
+    /// into `contributions` (which must start at zero).
+    fn raw_log_odds(&self, standardized: &[f64], contributions: &mut [f64]) -> f64 {
         match &self.artifact.algorithm {
             Algorithm::LogisticRegression { fitted } => {
-                for (i, (z, w)) in standardized[..n].iter().zip(fitted.params()).enumerate() {
-                    out[i] = self.sign * w * z;
+                let mut log_odds = self.sign * fitted.intercept();
+                for ((c, z), w) in contributions.iter_mut().zip(standardized).zip(fitted.params()) {
+                    *c = self.sign * w * z;
+                    log_odds += *c;
                 }
+                log_odds
             }
-            Algorithm::DecisionTree { tree } => {
-                tree.walk(&standardized[..n], out);
-            }
-            Algorithm::GradientBoosting { trees } => {
-                trees.walk(&standardized[..n], out);
-            }
+            Algorithm::DecisionTree { tree } => tree.walk(standardized, contributions),
+            Algorithm::GradientBoosting { trees } => trees.walk(standardized, contributions),
         }
     }
 
@@ -122,6 +134,16 @@ impl Model {
         for (i, z) in out.iter_mut().enumerate() {
             *z = (features[i] - s.mean[i]) / s.scale[i];
         }
+    }
+
+    /// The score's calibrated log-odds alone, for one feature vector in the artifact's order.
+    pub fn log_odds(&self, features: &[f64]) -> f64 {
+        let n = self.artifact.feature_names.len();
+        let mut standardized = [0.0; MAX_FEATURES];
+        self.standardize(features, &mut standardized[..n]);
+        let mut contributions = [0.0; MAX_FEATURES];
+        let raw = self.raw_log_odds(&standardized[..n], &mut contributions[..n]);
+        self.artifact.calibration.map_or(raw, |c| c.logit(raw))
     }
 
     /// Scores one feature vector, ordered as the artifact's feature names.
@@ -135,29 +157,16 @@ impl Model {
         let mut standardized = [0.0; MAX_FEATURES];
         self.standardize(features, &mut standardized[..n]);
         let mut contributions = [0.0; MAX_FEATURES];
-        let probability = match &self.artifact.algorithm {
-            Algorithm::LogisticRegression { fitted } => {
-                let row = ArrayView2::from_shape((1, n), &standardized[..n]).expect("one row of n");
-                let linfa_probability = fitted.predict_probabilities(&row)[0];
-                for (i, (z, w)) in standardized[..n].iter().zip(fitted.params()).enumerate() {
-                    contributions[i] = self.sign * z * w;
-                }
-                if self.sign > 0.0 {
-                    linfa_probability
-                } else {
-                    1.0 - linfa_probability
-                }
+        let raw = self.raw_log_odds(&standardized[..n], &mut contributions[..n]);
+        let calibration: Option<&Calibration> = self.artifact.calibration.as_ref();
+        let log_odds = calibration.map_or(raw, |c| c.logit(raw));
+        let probability = 1.0 / (1.0 + (-log_odds).exp());
+        let (mut reasons, reason_count) = top_reasons(&contributions[..n]);
+        if let Some(c) = calibration {
+            for reason in &mut reasons[..reason_count] {
+                reason.contribution *= c.slope;
             }
-            Algorithm::DecisionTree { tree } => {
-                let log_odds = tree.walk(&standardized[..n], &mut contributions[..n]);
-                1.0 / (1.0 + (-log_odds).exp())
-            }
-            Algorithm::GradientBoosting { trees } => {
-                let log_odds = trees.walk(&standardized[..n], &mut contributions[..n]);
-                1.0 / (1.0 + (-log_odds).exp())
-            }
-        };
-        let (reasons, reason_count) = top_reasons(&contributions[..n]);
+        }
         Score {
             probability,
             reasons,

@@ -12,9 +12,12 @@ use linfa_trees::DecisionTree;
 use ndarray::{Array1, Array2, Axis};
 
 use crate::artifact::TrainingMetrics;
+use crate::calibration::{alert_budgets, Calibration, CALIBRATION_FRACTION};
 use crate::gbdt::GbdtParams;
 use crate::tree::CompiledTree;
-use crate::{Algorithm, Error, Evaluation, ModelArtifact, ModelKind, Result, Standardizer};
+use crate::{
+    Algorithm, Error, Evaluation, Model, ModelArtifact, ModelKind, Result, Standardizer, Threshold,
+};
 
 /// Labelled rows in feature-name order, appended one at a time.
 #[derive(Debug, Clone, Default)]
@@ -66,9 +69,11 @@ pub struct TrainingPlan {
     pub training_data: String,
     /// RFC 3339 time recorded as the training time.
     pub trained_at: String,
-    /// Probability at which the evaluation's operating point is measured.
-    pub threshold: f64,
+    /// Where the evaluation's operating point is measured: the policy's action threshold.
+    pub threshold: Threshold,
     pub family: Family,
+    /// Alert rates on good traffic to record calibrated thresholds for.
+    pub alert_budgets: Vec<f64>,
 }
 
 /// Which model family to fit, with its settings.
@@ -109,11 +114,16 @@ pub fn train(
             train.width
         )));
     }
-    let positives = train.positives();
-    let negatives = train.len() - positives;
+    // The last tenth (by event time) is never fitted: it calibrates, sets the alert-budget
+    // thresholds and, for boosting, decides when to stop.
+    let tail = (train.len() as f64 * CALIBRATION_FRACTION) as usize;
+    let fit_rows = train.len() - tail;
+    let positives = train.labels[..fit_rows].iter().filter(|y| **y).count();
+    let negatives = fit_rows - positives;
     if positives == 0 || negatives == 0 {
         return Err(fail(format!(
-            "training rows need both classes, found {positives} positive and {negatives} negative"
+            "training rows need both classes, found {positives} positive and {negatives} negative \
+             (the last {tail} rows are kept for calibration)"
         )));
     }
 
@@ -135,7 +145,8 @@ pub fn train(
             let mut x = Array2::zeros((weighted_rows, width));
             let mut y = Array1::from_elem(weighted_rows, false);
             let mut r = 0;
-            for (row, &label) in standardized.chunks_exact(width).zip(&train.labels) {
+            let fitted_rows = standardized.chunks_exact(width).take(fit_rows);
+            for (row, &label) in fitted_rows.zip(&train.labels) {
                 for _ in 0..if label { weight } else { 1 } {
                     x.row_mut(r).assign(&ndarray::ArrayView1::from(row));
                     y[r] = label;
@@ -153,14 +164,15 @@ pub fn train(
             max_depth,
             min_leaf,
         } => {
-            let weights: Vec<f64> = train
-                .labels
+            let labels = &train.labels[..fit_rows];
+            let weights: Vec<f64> = labels
                 .iter()
                 .map(|&y| if y { weight as f64 } else { 1.0 })
                 .collect();
-            let x = Array2::from_shape_vec((train.len(), width), standardized.clone())
+            let fitted_values = &standardized[..fit_rows * width];
+            let x = Array2::from_shape_vec((fit_rows, width), fitted_values.to_vec())
                 .expect("rows are width-aligned");
-            let y = Array1::from(train.labels.clone());
+            let y = Array1::from(labels.to_vec());
             let dataset = Dataset::new(x, y)
                 .with_weights(Array1::from_iter(weights.iter().map(|&w| w as f32)));
             let fitted = DecisionTree::params()
@@ -169,7 +181,7 @@ pub fn train(
                 .fit(&dataset)
                 .map_err(|e| fail(format!("linfa-trees failed to fit: {e}")))?;
             Algorithm::DecisionTree {
-                tree: CompiledTree::compile(&fitted, &standardized, width, &train.labels, &weights),
+                tree: CompiledTree::compile(&fitted, fitted_values, width, labels, &weights),
             }
         }
         Family::Gbdt {
@@ -191,6 +203,7 @@ pub fn train(
                 .max_rounds(max_rounds)
                 .max_leaves(max_leaves)
                 .max_depth(max_depth)
+                .validation_fraction(CALIBRATION_FRACTION)
                 .check()
                 .map_err(|e| fail(e.to_string()))?
                 .fit(&dataset)
@@ -199,7 +212,7 @@ pub fn train(
         }
     };
 
-    let artifact = ModelArtifact {
+    let fitted = ModelArtifact {
         name: plan.name,
         version: plan.version,
         kind: plan.kind,
@@ -207,30 +220,54 @@ pub fn train(
         trained_at: plan.trained_at,
         training_data: plan.training_data,
         training_metrics: TrainingMetrics {
-            train_rows: train.len(),
+            train_rows: fit_rows,
             train_positives: positives,
             holdout_rows: holdout.len(),
             holdout_positives: holdout.positives(),
-            train: Evaluation::of(&[], plan.threshold),
+            train: Evaluation::of(&[], 1.0),
             holdout: None,
         },
         standardizer,
         algorithm,
+        calibration: None,
+        alert_budgets: Vec::new(),
     };
-    let names: Vec<String> = artifact.feature_names.clone();
+    let names: Vec<String> = fitted.feature_names.clone();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let model = artifact.into_model(plan.kind, &names)?;
-    let evaluate = |set: &TrainingSet| {
-        let scored: Vec<(f64, bool)> = set
-            .rows()
+    let scored = |model: &Model, rows: std::ops::Range<usize>, set: &TrainingSet| {
+        set.rows()
             .zip(&set.labels)
+            .skip(rows.start)
+            .take(rows.len())
             .map(|(row, &label)| (model.score(row).probability, label))
-            .collect();
-        Evaluation::of(&scored, plan.threshold)
+            .collect::<Vec<_>>()
     };
+
+    let uncalibrated = fitted.into_model(plan.kind, &names)?;
+    let tail_rows = fit_rows..train.len();
+    let raw: Vec<(f64, bool)> = train
+        .rows()
+        .zip(&train.labels)
+        .skip(fit_rows)
+        .map(|(row, &label)| (uncalibrated.log_odds(row), label))
+        .collect();
+    let mut artifact = uncalibrated.artifact().clone();
+    artifact.calibration = Calibration::fit(&raw);
+    let model = artifact.into_model(plan.kind, &names)?;
     let mut artifact = model.artifact().clone();
-    artifact.training_metrics.train = evaluate(train);
-    artifact.training_metrics.holdout = (!holdout.is_empty()).then(|| evaluate(holdout));
+    let mut budgets = plan.alert_budgets.clone();
+    budgets.extend(plan.threshold.budget());
+    budgets.sort_by(f64::total_cmp);
+    budgets.dedup();
+    artifact.alert_budgets = alert_budgets(&scored(&model, tail_rows, train), &budgets);
+    let model = artifact.into_model(plan.kind, &names)?;
+    // A budget too strict for the calibration rows has no threshold: nothing is flagged.
+    let threshold = plan.threshold.resolve(model.artifact()).unwrap_or(1.0);
+    let mut artifact = model.artifact().clone();
+    artifact.training_metrics.train =
+        Evaluation::of(&scored(&model, 0..fit_rows, train), threshold);
+    artifact.training_metrics.holdout = (!holdout.is_empty())
+        .then(|| Evaluation::of(&scored(&model, 0..holdout.len(), holdout), threshold));
     Ok(artifact)
 }
 
@@ -259,8 +296,9 @@ mod tests {
             feature_names: vec!["signal".into(), "noise".into()],
             training_data: "unit test".into(),
             trained_at: "2026-11-22T00:00:00Z".into(),
-            threshold: 0.5,
+            threshold: Threshold::Probability(0.5),
             family: Family::Logistic { alpha: 1.0 },
+            alert_budgets: crate::STANDARD_BUDGETS.to_vec(),
         }
     }
 
@@ -281,7 +319,10 @@ mod tests {
         let holdout = artifact.training_metrics.holdout.as_ref().unwrap();
         assert!(holdout.roc_auc > 0.99, "{holdout:?}");
         assert!(holdout.recall > 0.95, "{holdout:?}");
-        assert_eq!(artifact.training_metrics.train_positives, 200);
+        // The last 200 rows, with 20 positives, are kept out of fitting for calibration.
+        assert_eq!(artifact.training_metrics.train_positives, 180);
+        let calibration = artifact.calibration.unwrap();
+        assert_eq!((calibration.rows, calibration.positives), (200, 20));
 
         let model = artifact
             .into_model(ModelKind::Fraud, &["signal", "noise"])
@@ -304,6 +345,70 @@ mod tests {
                 assert_eq!(reason.contribution, c[reason.feature]);
             }
         }
+    }
+
+    #[test]
+    fn budget_thresholds_hold_on_the_calibration_rows_for_every_family() {
+        let set = noisy_rows(5000);
+        let tail = 500;
+        for family in [
+            Family::Logistic { alpha: 1.0 },
+            Family::Tree {
+                max_depth: 4,
+                min_leaf: 1.0,
+            },
+            Family::Gbdt {
+                learning_rate: 0.1,
+                max_rounds: 50,
+                max_leaves: 8,
+                max_depth: 4,
+            },
+        ] {
+            let plan = TrainingPlan { family, ..plan() };
+            let model = train(plan, &set, &TrainingSet::new(2))
+                .unwrap()
+                .into_model(ModelKind::Fraud, &["signal", "noise"])
+                .unwrap();
+            let calibration = model.artifact().calibration.expect("both classes in the tail");
+            assert_eq!(calibration.rows, tail);
+            let tail_scores: Vec<(f64, bool)> = set
+                .rows()
+                .zip(&set.labels)
+                .skip(set.len() - tail)
+                .map(|(row, &y)| (model.score(row).probability, y))
+                .collect();
+            let negatives = tail_scores.iter().filter(|(_, y)| !*y).count() as f64;
+            assert_eq!(model.artifact().alert_budgets.len(), crate::STANDARD_BUDGETS.len());
+            for budget in &model.artifact().alert_budgets {
+                let Some(threshold) = budget.threshold else { continue };
+                assert_eq!(
+                    model.artifact().threshold_at(budget.max_alert_rate),
+                    Some(threshold)
+                );
+                let alerted = tail_scores.iter().filter(|(p, y)| !*y && *p >= threshold).count();
+                assert!(
+                    alerted as f64 / negatives <= budget.max_alert_rate,
+                    "{family:?}: {alerted} of {negatives} good rows at {budget:?}"
+                );
+            }
+            // A calibrated model's mean probability on the calibration rows is near their
+            // positive rate, whatever the class weights did to the raw scores.
+            let mean = tail_scores.iter().map(|(p, _)| p).sum::<f64>() / tail as f64;
+            let rate = calibration.positives as f64 / tail as f64;
+            assert!((mean - rate).abs() < 0.03, "{family:?}: mean {mean} against rate {rate}");
+        }
+    }
+
+    /// Rows where `signal` raises the odds of a positive without deciding it.
+    fn noisy_rows(n: usize) -> TrainingSet {
+        let mut set = TrainingSet::new(2);
+        for i in 0..n {
+            let signal = (i % 17) as f64 / 4.0;
+            let u = (i as f64 * 0.618_033_988_75) % 1.0;
+            let positive = u < 1.0 / (1.0 + (6.0 - signal).exp());
+            set.push(&[signal, (i % 13) as f64], positive);
+        }
+        set
     }
 
     #[test]

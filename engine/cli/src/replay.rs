@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 use tokio::sync::mpsc;
-use vigil_models::{AlertBudgetPoint, Evaluation, ModelArtifact, ModelKind};
+use vigil_models::{AlertBudgetPoint, Evaluation, ModelArtifact, ModelKind, Threshold};
 
 use vigil_engine::config::Config;
 use vigil_engine::decision::DecisionKind;
@@ -78,11 +78,28 @@ pub struct Quality {
     /// Ranking quality, and the operating point at the configured alert (fraud) or outreach
     /// (churn) threshold.
     pub evaluation: Evaluation,
-    /// Recall when at most 1% of good events may alert.
+    /// Recall when at most 1% of good events may alert, at the best threshold in hindsight.
     pub at_alert_budget: AlertBudgetPoint,
+    /// The model's own alert-budget thresholds (chosen on its calibration rows at training)
+    /// applied to the replay: how far the budgets held, and what they caught.
+    pub at_model_budgets: Vec<BudgetReplay>,
     /// Labelled positives the model froze or alerted on, of all labelled positives.
     pub positives_actioned: u64,
     pub positives: u64,
+}
+
+/// One of the model's recorded alert budgets, on the replayed events.
+#[derive(Debug, Serialize)]
+pub struct BudgetReplay {
+    /// The budget: the share of good traffic the threshold was chosen to alert on.
+    pub max_alert_rate: f64,
+    pub threshold: f64,
+    /// The share of good replayed events at or above the threshold.
+    pub alert_rate: f64,
+    pub precision: f64,
+    pub recall: f64,
+    /// Recall at this threshold on the calibration rows, when it was chosen.
+    pub validation_recall: f64,
 }
 
 /// How the challenger would have decided differently.
@@ -111,17 +128,19 @@ pub struct Change {
 
 /// Runs the replay and writes its report and outputs.
 pub async fn replay(options: ReplayOptions) -> anyhow::Result<ReplayReport> {
-    let (kind, champion_label) = identify(&options.model)?;
-    let mut labels = (champion_label, None);
-    if let Some(challenger) = &options.challenger {
-        let (challenger_kind, challenger_label) = identify(challenger)?;
-        labels.1 = Some(challenger_label);
+    let champion = read_artifact(&options.model)?;
+    let kind = champion.kind;
+    let mut artifacts = (champion, None);
+    if let Some(path) = &options.challenger {
+        let challenger = read_artifact(path)?;
         anyhow::ensure!(
-            challenger_kind == kind,
-            "the challenger {} is a {challenger_kind} model, the champion {} a {kind} model",
-            challenger.display(),
+            challenger.kind == kind,
+            "the challenger {} is a {} model, the champion {} a {kind} model",
+            path.display(),
+            challenger.kind,
             options.model.display()
         );
+        artifacts.1 = Some(challenger);
     }
     let mut config = options.config.clone();
     let models = &mut config.models;
@@ -179,7 +198,7 @@ pub async fn replay(options: ReplayOptions) -> anyhow::Result<ReplayReport> {
     let report = build_report(
         &options,
         kind,
-        labels,
+        (&artifacts.0, artifacts.1.as_ref()),
         &summary,
         &audits,
         (decisions_file, shadow_file, dead_letters_file),
@@ -190,12 +209,12 @@ pub async fn replay(options: ReplayOptions) -> anyhow::Result<ReplayReport> {
     Ok(report)
 }
 
-/// An artifact's kind and `name@version`.
-fn identify(path: &Path) -> anyhow::Result<(ModelKind, String)> {
+/// An artifact, for its kind, `name@version` and alert budgets; the engine checks it fully
+/// when it loads it.
+fn read_artifact(path: &Path) -> anyhow::Result<ModelArtifact> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read model artifact {}", path.display()))?;
-    let artifact = ModelArtifact::from_json(&text, &path.display().to_string())?;
-    Ok((artifact.kind, artifact.label()))
+    Ok(ModelArtifact::from_json(&text, &path.display().to_string())?)
 }
 
 fn remove_if_present(path: &Path) -> anyhow::Result<()> {
@@ -210,7 +229,7 @@ fn remove_if_present(path: &Path) -> anyhow::Result<()> {
 fn build_report(
     options: &ReplayOptions,
     kind: ModelKind,
-    (champion_label, challenger_label): (String, Option<String>),
+    (champion_artifact, challenger_artifact): (&ModelArtifact, Option<&ModelArtifact>),
     summary: &RunSummary,
     audits: &[Audit],
     (decisions_file, shadow_file, dead_letters_file): (PathBuf, Option<PathBuf>, PathBuf),
@@ -219,15 +238,15 @@ fn build_report(
     let audits: Vec<&Audit> = audits.iter().filter(|a| a.kind == kind).collect();
     let threshold = options.config.policy.threshold(kind);
     let champion = model_report(
-        champion_label,
+        champion_artifact,
         threshold,
         &audits,
         |a| a.score,
         |a| a.decision,
     );
-    let challenger = challenger_label.map(|label| {
+    let challenger = challenger_artifact.map(|artifact| {
         model_report(
-            label,
+            artifact,
             threshold,
             &audits,
             |a| a.challenger_score,
@@ -255,8 +274,8 @@ fn build_report(
 }
 
 fn model_report(
-    model: String,
-    threshold: f64,
+    artifact: &ModelArtifact,
+    threshold: Threshold,
     audits: &[&Audit],
     score: impl Fn(&Audit) -> Option<f64>,
     decision: impl Fn(&Audit) -> Option<DecisionKind>,
@@ -275,14 +294,32 @@ fn model_report(
         .iter()
         .filter(|a| a.label == Some(true) && decision(a).is_some())
         .count() as u64;
+    // A budget the artifact has no threshold for flags nothing (the engine would not load it).
+    let threshold = threshold.resolve(artifact).unwrap_or(1.0);
     let quality = (!scored.is_empty()).then(|| Quality {
         evaluation: Evaluation::of(&scored, threshold),
         at_alert_budget: AlertBudgetPoint::of(&scored, MAX_ALERT_RATE),
+        at_model_budgets: artifact
+            .alert_budgets
+            .iter()
+            .filter_map(|budget| {
+                let threshold = budget.threshold?;
+                let replayed = Evaluation::of(&scored, threshold);
+                Some(BudgetReplay {
+                    max_alert_rate: budget.max_alert_rate,
+                    threshold,
+                    alert_rate: replayed.negative_alert_rate,
+                    precision: replayed.precision,
+                    recall: replayed.recall,
+                    validation_recall: budget.recall,
+                })
+            })
+            .collect(),
         positives_actioned,
         positives,
     });
     ModelReport {
-        model,
+        model: artifact.label(),
         decisions: DecisionKind::ALL
             .iter()
             .map(|d| (d.name(), counts[d.index()]))

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use vigil_models::{Family, ModelArtifact, ModelKind, TrainingPlan, TrainingSet};
+use vigil_models::{Family, ModelArtifact, ModelKind, TrainingPlan, TrainingSet, STANDARD_BUDGETS};
 
 use vigil_engine::config::Config;
 use vigil_engine::decode::Decoder;
@@ -96,6 +96,11 @@ pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
         trained_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         threshold: options.config.policy.threshold(options.kind),
         family: options.family,
+        // The standard grid, and whatever the configured policy asks for beyond it.
+        alert_budgets: STANDARD_BUDGETS
+            .into_iter()
+            .chain(options.config.policy.fraud_budgets().map(|(_, rate)| rate))
+            .collect(),
     };
     let artifact = vigil_models::train(plan, &train, &holdout)?;
     artifact.save(&options.out)?;
@@ -270,8 +275,8 @@ fn next_version(out: &std::path::Path, name: &str) -> u32 {
 pub fn describe(artifact: &ModelArtifact) -> anyhow::Result<String> {
     let m = &artifact.training_metrics;
     let holdout = m.holdout.as_ref().context("no holdout rows")?;
-    Ok(format!(
-        "{} ({} {}): {} training rows ({} positive), {} holdout rows ({} positive); holdout AUPRC {:.3}, ROC AUC {:.3}, at {:.2}: precision {:.3}, recall {:.3}, alert rate on negatives {:.5}",
+    let mut text = format!(
+        "{} ({} {}): {} training rows ({} positive), {} holdout rows ({} positive); holdout AUPRC {:.3}, ROC AUC {:.3}, at {:.4}: precision {:.3}, recall {:.3}, alert rate on negatives {:.5}",
         artifact.label(),
         artifact.kind,
         artifact.algorithm.family(),
@@ -285,5 +290,24 @@ pub fn describe(artifact: &ModelArtifact) -> anyhow::Result<String> {
         holdout.precision,
         holdout.recall,
         holdout.negative_alert_rate,
-    ))
+    );
+    match &artifact.calibration {
+        Some(c) => text += &format!(
+            "\ncalibrated on the last {} training rows ({} positive), kept out of fitting: probability = σ({:.4} × log-odds {:+.4})",
+            c.rows, c.positives, c.slope, c.offset
+        ),
+        None => text += "\nnot calibrated: the last tenth of the training rows holds only one class, so scores are the class-weighted model's",
+    }
+    let budgets: Vec<String> = artifact
+        .alert_budgets
+        .iter()
+        .map(|b| match b.threshold {
+            Some(t) => format!("{}% → {t:.4} (recall {:.3})", b.max_alert_rate * 100.0, b.recall),
+            None => format!("{}% → none", b.max_alert_rate * 100.0),
+        })
+        .collect();
+    if !budgets.is_empty() {
+        text += &format!("\nalert budgets on good traffic there: {}", budgets.join(", "));
+    }
+    Ok(text)
 }

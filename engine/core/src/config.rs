@@ -16,7 +16,7 @@ use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
-use vigil_models::ModelKind;
+use vigil_models::{ModelKind, Threshold};
 
 use crate::decision::DecisionKind;
 use crate::error::{Error, Result};
@@ -150,21 +150,33 @@ pub struct PolicyConfig {
 }
 
 impl PolicyConfig {
-    /// The probability at which a model of `kind` acts: the alert threshold for fraud, the
-    /// outreach threshold for churn. Training and replay evaluate models there.
-    pub fn threshold(&self, kind: ModelKind) -> f64 {
+    /// Where a model of `kind` acts: the alert threshold for fraud, the outreach threshold for
+    /// churn. Training and replay evaluate models there.
+    pub fn threshold(&self, kind: ModelKind) -> Threshold {
         match kind {
             ModelKind::Fraud => self.fraud.alert,
-            ModelKind::Churn => self.churn.outreach,
+            ModelKind::Churn => Threshold::Probability(self.churn.outreach),
         }
+    }
+
+    /// The alert rates the fraud thresholds ask every fraud model to record, with their keys.
+    pub fn fraud_budgets(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        [
+            ("policy.fraud.freeze", self.fraud.freeze),
+            ("policy.fraud.alert", self.fraud.alert),
+        ]
+        .into_iter()
+        .filter_map(|(key, t)| t.budget().map(|rate| (key, rate)))
     }
 }
 
+/// Fraud thresholds: each a probability, or `{ at_alert_rate = RATE }` for the threshold the
+/// model in force recorded for that share of good traffic.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FraudThresholds {
-    pub freeze: f64,
-    pub alert: f64,
+    pub freeze: Threshold,
+    pub alert: Threshold,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -462,24 +474,39 @@ impl Config {
     /// Thresholds are probabilities, alert is below freeze, and every rule is well formed.
     fn validate_policy(&self) -> Result<()> {
         let policy = &self.policy;
-        for (key, value) in [
+        for (key, threshold) in [
             ("policy.fraud.freeze", policy.fraud.freeze),
             ("policy.fraud.alert", policy.fraud.alert),
-            ("policy.churn.outreach", policy.churn.outreach),
+            ("policy.churn.outreach", Threshold::Probability(policy.churn.outreach)),
         ] {
-            if !(0.0..=1.0).contains(&value) {
-                return Err(self.invalid(
-                    key,
-                    format!("is {value}, not a probability between 0 and 1"),
-                ));
+            match threshold {
+                Threshold::Probability(p) if !(0.0..=1.0).contains(&p) => {
+                    return Err(
+                        self.invalid(key, format!("is {p}, not a probability between 0 and 1"))
+                    );
+                }
+                Threshold::Budget(b) if !(b.at_alert_rate > 0.0 && b.at_alert_rate < 1.0) => {
+                    return Err(self.invalid(
+                        &format!("{key}.at_alert_rate"),
+                        format!("is {}, not a share of good traffic between 0 and 1", b.at_alert_rate),
+                    ));
+                }
+                _ => {}
             }
         }
-        if policy.fraud.alert > policy.fraud.freeze {
+        // Alert must act on at least as much as freeze: a lower probability, or a larger
+        // budget. A probability against a budget depends on the model; loading checks it.
+        let (alert, freeze) = (policy.fraud.alert, policy.fraud.freeze);
+        let inverted = match (alert, freeze) {
+            (Threshold::Probability(a), Threshold::Probability(f)) => a > f,
+            (Threshold::Budget(a), Threshold::Budget(f)) => a.at_alert_rate < f.at_alert_rate,
+            _ => false,
+        };
+        if inverted {
             return Err(self.invalid(
                 "policy.fraud.alert",
                 format!(
-                    "({}) is above policy.fraud.freeze ({}); alert must be the lower threshold",
-                    policy.fraud.alert, policy.fraud.freeze
+                    "({alert}) acts on less than policy.fraud.freeze ({freeze}); alert must be the wider threshold"
                 ),
             ));
         }
@@ -556,7 +583,10 @@ mod tests {
     fn a_file_overrides_only_what_it_sets() {
         let c = Config::parse_layered("[policy.fraud]\nfreeze = 0.99\nalert = 0.5\n", "f.toml")
             .unwrap();
-        assert_eq!((c.policy.fraud.freeze, c.policy.fraud.alert), (0.99, 0.5));
+        assert_eq!(
+            (c.policy.fraud.freeze, c.policy.fraud.alert),
+            (Threshold::Probability(0.99), Threshold::Probability(0.5))
+        );
         assert_eq!(
             c.policy.churn.outreach,
             Config::builtin().policy.churn.outreach

@@ -211,7 +211,7 @@ fn start_models(options: &RunOptions, telemetry: Telemetry) -> Result<Models> {
     let config = &options.config;
     // The watcher looks at the artifact files before they are loaded, so a file replaced
     // while they load is loaded again.
-    let watcher = ModelWatcher::new(&config.models, telemetry.clone());
+    let watcher = ModelWatcher::new(config, telemetry.clone());
     let changes = watcher.counts();
     let mut scoring = Scoring::from_config(config, telemetry)?;
     scoring.audit = options.audit.is_some();

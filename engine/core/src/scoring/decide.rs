@@ -66,7 +66,7 @@ impl Scoring {
 
     /// Loads the configured models and policy.
     pub fn from_config(config: &Config, telemetry: Telemetry) -> Result<Scoring> {
-        Scoring::new(ModelSet::load(&config.models)?, config, telemetry)
+        Scoring::new(ModelSet::load(config)?, config, telemetry)
     }
 }
 
@@ -281,7 +281,7 @@ fn judge_fraud<'m>(
     }
     let verdict = |model: &'m Model| {
         let score = model.score(v);
-        let fraud = policy.fraud(Some(score.probability), v);
+        let fraud = policy.fraud(Some((model, score.probability)), v);
         (
             Verdict {
                 model,

@@ -5,7 +5,8 @@
 //! The set in force lives behind an `ArcSwap`: each event's actor loads it once (a few
 //! nanoseconds, no lock) and scores with that one version from start to end. The
 //! `ModelWatcher` polls the artifact files and, when one changes, validates the new artifact
-//! (kind, feature names and order, weights, a smoke score) before swapping it in. The stream
+//! (kind, feature names and order, weights, a smoke score, a threshold for every alert budget
+//! the policy names) before swapping it in. The stream
 //! never pauses, and a bad artifact is rejected with the reason while the old model keeps
 //! serving.
 
@@ -18,7 +19,7 @@ use arc_swap::{ArcSwap, Guard};
 use vigil_models::{Model, ModelArtifact, ModelKind};
 
 use super::features::{CHURN_FEATURES, FRAUD_FEATURES};
-use crate::config::ModelsConfig;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::telemetry::{ModelLoaded, ModelRejected, ModelRetired, Telemetry};
 
@@ -50,7 +51,7 @@ pub struct ModelSet {
 
 impl ModelSet {
     /// Loads every configured artifact; any that fails stops the engine from starting.
-    pub fn load(config: &ModelsConfig) -> Result<ModelSet> {
+    pub fn load(config: &Config) -> Result<ModelSet> {
         let optional = |file: Option<ArtifactFile>| file.map(|f| f.load()).transpose();
         Ok(ModelSet {
             fraud: ArtifactFile::champion(config, ModelKind::Fraud).load()?,
@@ -115,47 +116,55 @@ impl LiveModels {
     }
 }
 
-/// One artifact file and the place in the set it fills.
+/// One artifact file, the place in the set it fills, and the alert budgets (with the policy
+/// keys that name them) it must record.
 #[derive(Debug, Clone)]
 struct ArtifactFile {
     path: PathBuf,
     kind: ModelKind,
     role: Role,
+    budgets: Vec<(&'static str, f64)>,
 }
 
 impl ArtifactFile {
-    fn champion(config: &ModelsConfig, kind: ModelKind) -> ArtifactFile {
+    fn champion(config: &Config, kind: ModelKind) -> ArtifactFile {
         let path = match kind {
-            ModelKind::Fraud => config.fraud_path(),
-            ModelKind::Churn => config.churn_path(),
+            ModelKind::Fraud => config.models.fraud_path(),
+            ModelKind::Churn => config.models.churn_path(),
+        };
+        ArtifactFile::new(config, path, kind, Role::Champion)
+    }
+
+    fn challenger(config: &Config, kind: ModelKind) -> Option<ArtifactFile> {
+        let path = match kind {
+            ModelKind::Fraud => config.models.fraud_challenger.clone(),
+            ModelKind::Churn => config.models.churn_challenger.clone(),
+        }?;
+        Some(ArtifactFile::new(config, path, kind, Role::Challenger))
+    }
+
+    fn new(config: &Config, path: PathBuf, kind: ModelKind, role: Role) -> ArtifactFile {
+        let budgets = match kind {
+            ModelKind::Fraud => config.policy.fraud_budgets().collect(),
+            ModelKind::Churn => Vec::new(),
         };
         ArtifactFile {
             path,
             kind,
-            role: Role::Champion,
+            role,
+            budgets,
         }
     }
 
-    fn challenger(config: &ModelsConfig, kind: ModelKind) -> Option<ArtifactFile> {
-        let path = match kind {
-            ModelKind::Fraud => config.fraud_challenger.clone(),
-            ModelKind::Churn => config.churn_challenger.clone(),
-        }?;
-        Some(ArtifactFile {
-            path,
-            kind,
-            role: Role::Challenger,
-        })
-    }
-
     fn load(&self) -> Result<Model> {
-        load_checked(&self.path, self.kind)
+        load_checked(&self.path, self.kind, &self.budgets)
     }
 }
 
-/// Reads an artifact, checks it against the engine's features and gives it a smoke score:
-/// a feature vector at the training means must score a probability.
-pub fn load_checked(path: &Path, kind: ModelKind) -> Result<Model> {
+/// Reads an artifact, checks it against the engine's features and gives it a smoke score (a
+/// feature vector at the training means must score a probability), and makes sure it records
+/// a threshold for each alert budget in `budgets` (policy key, rate).
+pub fn load_checked(path: &Path, kind: ModelKind, budgets: &[(&str, f64)]) -> Result<Model> {
     let names: &[&str] = match kind {
         ModelKind::Fraud => &FRAUD_FEATURES,
         ModelKind::Churn => &CHURN_FEATURES,
@@ -168,6 +177,25 @@ pub fn load_checked(path: &Path, kind: ModelKind) -> Result<Model> {
             path: path.to_owned(),
             detail: format!("scores {probability} on its own training means, not a probability"),
         });
+    }
+    for &(key, rate) in budgets {
+        if model.artifact().threshold_at(rate).is_none() {
+            let recorded: Vec<String> = model
+                .artifact()
+                .alert_budgets
+                .iter()
+                .filter(|b| b.threshold.is_some())
+                .map(|b| b.max_alert_rate.to_string())
+                .collect();
+            return Err(Error::ModelCheck {
+                path: path.to_owned(),
+                detail: format!(
+                    "{key} asks for alert rate {rate}, and the model records no threshold for it \
+                     (it records: {}); retrain it with that budget or set a probability",
+                    if recorded.is_empty() { "none".into() } else { recorded.join(", ") }
+                ),
+            });
+        }
     }
     Ok(model)
 }
@@ -204,7 +232,7 @@ fn stamp(path: &Path) -> Option<FileStamp> {
 impl ModelWatcher {
     /// Watches the files `config` names, as they are now: made before the models are loaded from
     /// them, so that a file replaced while they load is loaded again.
-    pub fn new(config: &ModelsConfig, telemetry: Telemetry) -> Self {
+    pub fn new(config: &Config, telemetry: Telemetry) -> Self {
         let files = [
             Some(ArtifactFile::champion(config, ModelKind::Fraud)),
             Some(ArtifactFile::champion(config, ModelKind::Churn)),
@@ -280,7 +308,7 @@ impl ModelWatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{shipped_artifact, Config};
+    use crate::config::shipped_artifact;
 
     fn write_version(path: &Path, version: u32) {
         let text = std::fs::read_to_string(shipped_artifact("fraud.json")).unwrap();
@@ -294,10 +322,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fraud = dir.path().join("fraud.json");
         write_version(&fraud, 1);
-        let config = ModelsConfig {
-            fraud: Some(fraud.clone()),
-            ..Config::builtin().models
-        };
+        let mut config = Config::builtin();
+        config.models.fraud = Some(fraud.clone());
         let mut watcher = ModelWatcher::new(&config, Telemetry::new());
         let live = LiveModels::new(ModelSet::load(&config).unwrap());
         let counts = watcher.counts();

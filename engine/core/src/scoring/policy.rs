@@ -1,10 +1,13 @@
 //! The decision policy: thresholds on the fraud and churn scores, the outreach cooldown and
 //! the hard rules, compiled from configuration once so that applying them per event is a few
-//! comparisons.
+//! comparisons. A fraud threshold given as an alert budget is the scoring model's own: each
+//! model (champion or challenger) acts at the threshold it recorded for that budget.
 
 use std::sync::Arc;
 
 use super::features::{fraud_feature_index, FraudVector, FRAUD_FEATURES};
+use vigil_models::{Model, Threshold};
+
 use crate::config::Config;
 use crate::decision::DecisionKind;
 use crate::error::Result;
@@ -32,8 +35,8 @@ pub struct FraudVerdict {
 
 #[derive(Debug, Clone)]
 pub struct Policy {
-    freeze: f64,
-    alert: f64,
+    freeze: Threshold,
+    alert: Threshold,
     outreach: f64,
     cooldown_ms: i64,
     rules: Vec<Rule>,
@@ -78,13 +81,16 @@ impl Policy {
         })
     }
 
-    /// The fraud action: the score's threshold action (when there is a score) raised to the
+    /// The fraud action: the score's threshold action (when a model scored) raised to the
     /// strongest hard rule that fired.
-    pub fn fraud(&self, score: Option<f64>, features: &FraudVector) -> FraudVerdict {
-        let mut action = score.and_then(|p| {
-            if p >= self.freeze {
+    pub fn fraud(&self, scored: Option<(&Model, f64)>, features: &FraudVector) -> FraudVerdict {
+        let mut action = scored.and_then(|(model, p)| {
+            // Loading refuses a model without the budgets the policy names (`required`), so
+            // the fallback, never acting, is not reached.
+            let at = |t: &Threshold| t.resolve(model.artifact()).unwrap_or(f64::INFINITY);
+            if p >= at(&self.freeze) {
                 Some(DecisionKind::Freeze)
-            } else if p >= self.alert {
+            } else if p >= at(&self.alert) {
                 Some(DecisionKind::Alert)
             } else {
                 None
@@ -113,6 +119,8 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::shipped_artifact;
+    use vigil_models::{AlertBudgetPoint, ModelArtifact, ModelKind};
 
     fn features(set: &[(&str, f64)]) -> FraudVector {
         let mut v = [0.0; FRAUD_FEATURES.len()];
@@ -160,32 +168,71 @@ mod tests {
 
     #[test]
     fn thresholds_map_scores_to_actions() {
-        let p = policy();
+        let (p, m) = (policy(), model(&[]));
         let none = features(&[]);
         assert_eq!(
-            p.fraud(Some(0.99), &none).action,
+            p.fraud(Some((&m, 0.99)), &none).action,
             Some(DecisionKind::Freeze)
         );
-        assert_eq!(p.fraud(Some(0.95), &none).action, Some(DecisionKind::Alert));
-        assert_eq!(p.fraud(Some(0.2), &none).action, None);
+        assert_eq!(p.fraud(Some((&m, 0.95)), &none).action, Some(DecisionKind::Alert));
+        assert_eq!(p.fraud(Some((&m, 0.2)), &none).action, None);
         assert_eq!(p.fraud(None, &none).action, None);
     }
 
     #[test]
     fn new_country_over_max_is_at_least_an_alert_even_with_a_low_score() {
-        let p = policy();
+        let (p, m) = (policy(), model(&[]));
         let ato = features(&[("new_country", 1.0), ("amount_over_max", 0.7)]);
-        let v = p.fraud(Some(0.01), &ato);
+        let v = p.fraud(Some((&m, 0.01)), &ato);
         assert_eq!(v.action, Some(DecisionKind::Alert));
         assert_eq!(v.fired, vec![Arc::<str>::from("new-country-over-max")]);
         // A rule never lowers what the score asked for.
         assert_eq!(
-            p.fraud(Some(0.995), &ato).action,
+            p.fraud(Some((&m, 0.995)), &ato).action,
             Some(DecisionKind::Freeze)
         );
         // Exactly at the margin is not over it.
         let at_margin = features(&[("new_country", 1.0), ("amount_over_max", 0.4)]);
-        assert_eq!(p.fraud(Some(0.01), &at_margin).action, None);
+        assert_eq!(p.fraud(Some((&m, 0.01)), &at_margin).action, None);
+    }
+
+    /// The shipped fraud model, recording the given (alert rate, threshold) budgets.
+    fn model(budgets: &[(f64, f64)]) -> Model {
+        let text = std::fs::read_to_string(shipped_artifact("fraud.json")).unwrap();
+        let mut artifact = ModelArtifact::from_json(&text, "shipped").unwrap();
+        artifact.alert_budgets = budgets
+            .iter()
+            .map(|&(rate, threshold)| AlertBudgetPoint {
+                max_alert_rate: rate,
+                threshold: Some(threshold),
+                recall: 0.5,
+                precision: 0.5,
+                alert_rate: rate,
+            })
+            .collect();
+        artifact
+            .into_model(ModelKind::Fraud, &FRAUD_FEATURES)
+            .unwrap()
+    }
+
+    #[test]
+    fn budget_thresholds_are_each_models_own() {
+        let config = Config::parse_layered(
+            "[policy.fraud]\nfreeze = { at_alert_rate = 0.0005 }\nalert = { at_alert_rate = 0.005 }\n",
+            "budgets.toml",
+        )
+        .unwrap();
+        let p = Policy::new(&config).unwrap();
+        let none = features(&[]);
+        let strict = model(&[(0.0005, 0.9), (0.005, 0.6)]);
+        let lenient = model(&[(0.0005, 0.5), (0.005, 0.2)]);
+        let act = |m: &Model, score| p.fraud(Some((m, score)), &none).action;
+        assert_eq!(act(&strict, 0.7), Some(DecisionKind::Alert));
+        assert_eq!(act(&lenient, 0.7), Some(DecisionKind::Freeze));
+        assert_eq!(act(&strict, 0.3), None);
+        assert_eq!(act(&lenient, 0.3), Some(DecisionKind::Alert));
+        // A model that records neither budget never acts on its score.
+        assert_eq!(act(&model(&[]), 0.999), None);
     }
 
     #[test]
