@@ -108,8 +108,15 @@ pub struct ModelArtifact {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingMetrics {
+    /// Rows the model was fitted on.
     pub train_rows: usize,
     pub train_positives: usize,
+    /// The training rows after those, by event time, kept out of fitting for calibration and
+    /// alert budgets (and boosting's early stopping).
+    #[serde(default)]
+    pub calibration_rows: usize,
+    #[serde(default)]
+    pub calibration_positives: usize,
     pub holdout_rows: usize,
     pub holdout_positives: usize,
     pub train: Evaluation,

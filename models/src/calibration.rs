@@ -229,8 +229,14 @@ mod tests {
         let negatives = scored.iter().filter(|(_, y)| !*y).count() as f64;
         for point in alert_budgets(&scored, &STANDARD_BUDGETS) {
             let threshold = point.threshold.unwrap();
-            let alerted = scored.iter().filter(|(p, y)| !*y && *p >= threshold).count();
-            assert!(alerted as f64 / negatives <= point.max_alert_rate, "{point:?}");
+            let alerted = scored
+                .iter()
+                .filter(|(p, y)| !*y && *p >= threshold)
+                .count();
+            assert!(
+                alerted as f64 / negatives <= point.max_alert_rate,
+                "{point:?}"
+            );
         }
     }
 }

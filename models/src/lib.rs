@@ -17,9 +17,7 @@ mod train;
 mod tree;
 
 pub use artifact::{Algorithm, ModelArtifact, ModelKind, Standardizer};
-pub use calibration::{
-    AlertRate, Calibration, Threshold, CALIBRATION_FRACTION, STANDARD_BUDGETS,
-};
+pub use calibration::{AlertRate, Calibration, Threshold, CALIBRATION_FRACTION, STANDARD_BUDGETS};
 pub use evaluation::{AlertBudgetPoint, Evaluation};
 pub use scorer::{Model, Reason, Score, MAX_FEATURES, TOP_REASONS};
 pub use train::{train, Family, TrainingPlan, TrainingSet};

@@ -118,7 +118,11 @@ impl Model {
         match &self.artifact.algorithm {
             Algorithm::LogisticRegression { fitted } => {
                 let mut log_odds = self.sign * fitted.intercept();
-                for ((c, z), w) in contributions.iter_mut().zip(standardized).zip(fitted.params()) {
+                for ((c, z), w) in contributions
+                    .iter_mut()
+                    .zip(standardized)
+                    .zip(fitted.params())
+                {
                     *c = self.sign * w * z;
                     log_odds += *c;
                 }

@@ -222,6 +222,8 @@ pub fn train(
         training_metrics: TrainingMetrics {
             train_rows: fit_rows,
             train_positives: positives,
+            calibration_rows: tail,
+            calibration_positives: train.positives() - positives,
             holdout_rows: holdout.len(),
             holdout_positives: holdout.positives(),
             train: Evaluation::of(&[], 1.0),
@@ -369,7 +371,10 @@ mod tests {
                 .unwrap()
                 .into_model(ModelKind::Fraud, &["signal", "noise"])
                 .unwrap();
-            let calibration = model.artifact().calibration.expect("both classes in the tail");
+            let calibration = model
+                .artifact()
+                .calibration
+                .expect("both classes in the tail");
             assert_eq!(calibration.rows, tail);
             let tail_scores: Vec<(f64, bool)> = set
                 .rows()
@@ -378,14 +383,22 @@ mod tests {
                 .map(|(row, &y)| (model.score(row).probability, y))
                 .collect();
             let negatives = tail_scores.iter().filter(|(_, y)| !*y).count() as f64;
-            assert_eq!(model.artifact().alert_budgets.len(), crate::STANDARD_BUDGETS.len());
+            assert_eq!(
+                model.artifact().alert_budgets.len(),
+                crate::STANDARD_BUDGETS.len()
+            );
             for budget in &model.artifact().alert_budgets {
-                let Some(threshold) = budget.threshold else { continue };
+                let Some(threshold) = budget.threshold else {
+                    continue;
+                };
                 assert_eq!(
                     model.artifact().threshold_at(budget.max_alert_rate),
                     Some(threshold)
                 );
-                let alerted = tail_scores.iter().filter(|(p, y)| !*y && *p >= threshold).count();
+                let alerted = tail_scores
+                    .iter()
+                    .filter(|(p, y)| !*y && *p >= threshold)
+                    .count();
                 assert!(
                     alerted as f64 / negatives <= budget.max_alert_rate,
                     "{family:?}: {alerted} of {negatives} good rows at {budget:?}"
@@ -395,7 +408,10 @@ mod tests {
             // positive rate, whatever the class weights did to the raw scores.
             let mean = tail_scores.iter().map(|(p, _)| p).sum::<f64>() / tail as f64;
             let rate = calibration.positives as f64 / tail as f64;
-            assert!((mean - rate).abs() < 0.03, "{family:?}: mean {mean} against rate {rate}");
+            assert!(
+                (mean - rate).abs() < 0.03,
+                "{family:?}: mean {mean} against rate {rate}"
+            );
         }
     }
 

@@ -31,7 +31,12 @@ async fn train_on_sparkov_then_replay_the_test_sample_with_a_challenger() {
         kind: ModelKind::Fraud,
         input: sparkov("fraud_sample_train.csv"),
         out: model.clone(),
-        family: Family::Logistic { alpha: 1.0 },
+        family: Family::Gbdt {
+            learning_rate: 0.1,
+            max_rounds: 500,
+            max_leaves: 31,
+            max_depth: 8,
+        },
         name: Some("fraud-sparkov".into()),
         version: None,
         holdout: 0.2,
@@ -45,8 +50,11 @@ async fn train_on_sparkov_then_replay_the_test_sample_with_a_challenger() {
     let metrics = &artifact.training_metrics;
     // Every one of the 5,039 rows is a labelled payment; 22 are fraud, 15 of them from the
     // 3rd of January on.
-    assert_eq!(metrics.train_rows + metrics.holdout_rows, 5039);
-    assert_eq!(metrics.train_positives + metrics.holdout_positives, 22);
+    let rows = metrics.train_rows + metrics.calibration_rows + metrics.holdout_rows;
+    assert_eq!(rows, 5039);
+    let positives =
+        metrics.train_positives + metrics.calibration_positives + metrics.holdout_positives;
+    assert_eq!(positives, 22);
     assert_eq!(metrics.holdout_positives, 15);
     let holdout = metrics.holdout.as_ref().unwrap();
     assert!(holdout.roc_auc > 0.8, "{holdout:?}");
@@ -98,7 +106,7 @@ async fn train_on_sparkov_then_replay_the_test_sample_with_a_challenger() {
     assert!(quality.at_alert_budget.alert_rate <= 0.01);
     assert!(quality.at_alert_budget.recall > 0.5, "{quality:?}");
     let challenger = report.challenger.as_ref().unwrap();
-    assert_eq!(challenger.model, "fraud-lr@1");
+    assert_eq!(challenger.model, "fraud-gbdt@1");
 
     // The decision files agree with the report, and the diff with the files.
     let kinds = |path: &Path| -> HashMap<String, String> {

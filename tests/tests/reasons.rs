@@ -1,6 +1,7 @@
 //! A published decision can be audited: its score and reasons are recomputed here from the
-//! model artifact's JSON alone (standardisation, weights, intercept) and the features the
-//! engine's feature code gives for the same events, without going through the scorer.
+//! model artifact's JSON alone (standardisation, weights and intercept or the trees' node
+//! arrays, calibration) and the features the engine's feature code gives for the same events,
+//! without going through the scorer.
 
 use std::collections::HashMap;
 
@@ -11,14 +12,32 @@ use vigil_engine::scoring::features::{CustomerFeatures, Observation};
 use vigil_scenario::{Generator, Scenario};
 use vigil_tests::{fixture, run_to_files};
 
-/// A logistic model read straight from an artifact file.
+/// A model read straight from an artifact file: logistic regression or gradient-boosted
+/// trees, with its calibration.
 struct ArtifactByHand {
     names: Vec<String>,
     mean: Vec<f64>,
     scale: Vec<f64>,
-    weights: Vec<f64>,
-    intercept: f64,
+    family: FamilyByHand,
+    /// Slope and offset of the calibration map on the log-odds.
+    calibration: (f64, f64),
     label: String,
+}
+
+enum FamilyByHand {
+    Logistic {
+        weights: Vec<f64>,
+        intercept: f64,
+    },
+    Gbdt {
+        base: f64,
+        roots: Vec<usize>,
+        feature: Vec<usize>,
+        threshold: Vec<f64>,
+        left: Vec<usize>,
+        right: Vec<usize>,
+        value: Vec<f64>,
+    },
 }
 
 fn numbers(v: &Value) -> Vec<f64> {
@@ -29,17 +48,55 @@ fn numbers(v: &Value) -> Vec<f64> {
         .collect()
 }
 
+fn indices(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
+}
+
 impl ArtifactByHand {
     fn read(file: &str) -> Self {
         let a: Value =
             serde_json::from_str(&std::fs::read_to_string(shipped_artifact(file)).unwrap())
                 .unwrap();
-        let fitted = &a["algorithm"]["fitted"];
-        // linfa-logistic's log-odds are of its `pos` class; flip them when that class is `false`.
-        let sign = if fitted["labels"]["pos"]["class"].as_bool().unwrap() {
-            1.0
-        } else {
-            -1.0
+        let algorithm = &a["algorithm"];
+        let family = match algorithm["family"].as_str().unwrap() {
+            "logistic_regression" => {
+                let fitted = &algorithm["fitted"];
+                // linfa-logistic's log-odds are of its `pos` class; flip them when that class
+                // is `false`.
+                let sign = if fitted["labels"]["pos"]["class"].as_bool().unwrap() {
+                    1.0
+                } else {
+                    -1.0
+                };
+                FamilyByHand::Logistic {
+                    weights: numbers(&fitted["params"]["data"])
+                        .into_iter()
+                        .map(|w| sign * w)
+                        .collect(),
+                    intercept: sign * fitted["intercept"].as_f64().unwrap(),
+                }
+            }
+            "gradient_boosting" => {
+                let t = &algorithm["trees"];
+                FamilyByHand::Gbdt {
+                    base: t["base"].as_f64().unwrap(),
+                    roots: indices(&t["roots"]),
+                    feature: indices(&t["feature"]),
+                    threshold: numbers(&t["threshold"]),
+                    left: indices(&t["left"]),
+                    right: indices(&t["right"]),
+                    value: numbers(&t["value"]),
+                }
+            }
+            other => panic!("no hand scorer for {other}"),
+        };
+        let calibration = match &a["calibration"] {
+            Value::Null => (1.0, 0.0),
+            c => (c["slope"].as_f64().unwrap(), c["offset"].as_f64().unwrap()),
         };
         ArtifactByHand {
             names: a["feature_names"]
@@ -50,27 +107,61 @@ impl ArtifactByHand {
                 .collect(),
             mean: numbers(&a["standardizer"]["mean"]),
             scale: numbers(&a["standardizer"]["scale"]),
-            weights: numbers(&fitted["params"]["data"])
-                .into_iter()
-                .map(|w| sign * w)
-                .collect(),
-            intercept: sign * fitted["intercept"].as_f64().unwrap(),
+            family,
+            calibration,
             label: format!("{}@{}", a["name"].as_str().unwrap(), a["version"]),
         }
     }
 
     /// Probability and every feature's contribution.
     fn explain(&self, x: &[f64]) -> (f64, Vec<(String, f64)>) {
-        let contributions: Vec<(String, f64)> = (0..x.len())
-            .map(|i| {
-                (
-                    self.names[i].clone(),
-                    self.weights[i] * (x[i] - self.mean[i]) / self.scale[i],
-                )
-            })
+        let z: Vec<f64> = (0..x.len())
+            .map(|i| (x[i] - self.mean[i]) / self.scale[i])
             .collect();
-        let logit = self.intercept + contributions.iter().map(|(_, c)| c).sum::<f64>();
-        (1.0 / (1.0 + (-logit).exp()), contributions)
+        let mut contributions = vec![0.0; x.len()];
+        let intercept = match &self.family {
+            FamilyByHand::Logistic { weights, intercept } => {
+                for i in 0..x.len() {
+                    contributions[i] = weights[i] * z[i];
+                }
+                *intercept
+            }
+            FamilyByHand::Gbdt {
+                base,
+                roots,
+                feature,
+                threshold,
+                left,
+                right,
+                value,
+            } => {
+                // Every tree starts at its root's value; each split moves the log-odds to its
+                // child's value, and that move is the split feature's.
+                let mut intercept = *base;
+                for &root in roots {
+                    intercept += value[root];
+                    let mut at = root;
+                    while left[at] != u32::MAX as usize {
+                        let next = if z[feature[at]] <= threshold[at] {
+                            left[at]
+                        } else {
+                            right[at]
+                        };
+                        contributions[feature[at]] += value[next] - value[at];
+                        at = next;
+                    }
+                }
+                intercept
+            }
+        };
+        let (slope, offset) = self.calibration;
+        let logit = slope * (intercept + contributions.iter().sum::<f64>()) + offset;
+        let named = contributions
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (self.names[i].clone(), slope * c))
+            .collect();
+        (1.0 / (1.0 + (-logit).exp()), named)
     }
 }
 

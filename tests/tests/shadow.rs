@@ -19,10 +19,9 @@ fn bold_challenger(path: &Path) {
         serde_json::from_str(&std::fs::read_to_string(shipped).unwrap()).unwrap();
     json["name"] = "fraud-bold".into();
     json["version"] = 1.into();
-    // linfa's positive class is `false` in this artifact, so fraud log-odds go up as the
-    // intercept goes down.
-    let intercept = &mut json["algorithm"]["fitted"]["intercept"];
-    *intercept = (intercept.as_f64().unwrap() - 3.0).into();
+    // The calibration's offset is added to every payment's log-odds.
+    let offset = &mut json["calibration"]["offset"];
+    *offset = (offset.as_f64().unwrap() + 3.0).into();
     std::fs::write(path, json.to_string()).unwrap();
     let text = std::fs::read_to_string(path).unwrap();
     assert_eq!(

@@ -7,15 +7,25 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use vigil_engine::config::Config;
 use vigil_engine::pipeline::{self, Endpoints};
 use vigil_engine::publish::RunSummary;
 use vigil_engine::sink::{Sink, SinkRecord};
 use vigil_engine::state::checkpoint::Checkpoint;
 use vigil_engine::Error;
+use vigil_models::Threshold;
 use vigil_tests::{fixture, read_lines, test_config};
 
 fn source() -> String {
     format!("generate:{}", fixture("passivation.toml").display())
+}
+
+/// The test configuration with an alert threshold of 0: every payment publishes a decision,
+/// whatever the shipped model makes of it, so there is plenty to lose or duplicate.
+fn every_payment_decided() -> Config {
+    let mut config = test_config();
+    config.policy.fraud.alert = Threshold::Probability(0.0);
+    config
 }
 
 async fn run(
@@ -24,7 +34,7 @@ async fn run(
     stop_after: Option<Duration>,
 ) -> RunSummary {
     let mut options = vigil_tests::run_options(
-        test_config(),
+        every_payment_decided(),
         &source(),
         &format!("file:{}", decisions.display()),
         "discard",
@@ -112,7 +122,7 @@ impl Sink for Down {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_that_cannot_finish_gives_up_at_the_deadline_without_moving_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config();
+    let mut config = every_payment_decided();
     config.engine.shutdown_deadline = Duration::from_secs(1);
     let mut options = vigil_tests::run_options(config, &source(), "discard", "discard");
     options.state_dir = Some(dir.path().to_owned());

@@ -214,7 +214,10 @@ pub async fn replay(options: ReplayOptions) -> anyhow::Result<ReplayReport> {
 fn read_artifact(path: &Path) -> anyhow::Result<ModelArtifact> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read model artifact {}", path.display()))?;
-    Ok(ModelArtifact::from_json(&text, &path.display().to_string())?)
+    Ok(ModelArtifact::from_json(
+        &text,
+        &path.display().to_string(),
+    )?)
 }
 
 fn remove_if_present(path: &Path) -> anyhow::Result<()> {

@@ -296,18 +296,28 @@ pub fn describe(artifact: &ModelArtifact) -> anyhow::Result<String> {
             "\ncalibrated on the last {} training rows ({} positive), kept out of fitting: probability = σ({:.4} × log-odds {:+.4})",
             c.rows, c.positives, c.slope, c.offset
         ),
-        None => text += "\nnot calibrated: the last tenth of the training rows holds only one class, so scores are the class-weighted model's",
+        None => text += &format!(
+            "\nnot calibrated: the last {} training rows, kept out of fitting, hold {} positives; scores are the class-weighted model's",
+            m.calibration_rows, m.calibration_positives
+        ),
     }
     let budgets: Vec<String> = artifact
         .alert_budgets
         .iter()
         .map(|b| match b.threshold {
-            Some(t) => format!("{}% → {t:.4} (recall {:.3})", b.max_alert_rate * 100.0, b.recall),
+            Some(t) => format!(
+                "{}% → {t:.4} (recall {:.3})",
+                b.max_alert_rate * 100.0,
+                b.recall
+            ),
             None => format!("{}% → none", b.max_alert_rate * 100.0),
         })
         .collect();
     if !budgets.is_empty() {
-        text += &format!("\nalert budgets on good traffic there: {}", budgets.join(", "));
+        text += &format!(
+            "\nalert budgets on good traffic there: {}",
+            budgets.join(", ")
+        );
     }
     Ok(text)
 }

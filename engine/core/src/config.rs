@@ -477,7 +477,10 @@ impl Config {
         for (key, threshold) in [
             ("policy.fraud.freeze", policy.fraud.freeze),
             ("policy.fraud.alert", policy.fraud.alert),
-            ("policy.churn.outreach", Threshold::Probability(policy.churn.outreach)),
+            (
+                "policy.churn.outreach",
+                Threshold::Probability(policy.churn.outreach),
+            ),
         ] {
             match threshold {
                 Threshold::Probability(p) if !(0.0..=1.0).contains(&p) => {
@@ -488,7 +491,10 @@ impl Config {
                 Threshold::Budget(b) if !(b.at_alert_rate > 0.0 && b.at_alert_rate < 1.0) => {
                     return Err(self.invalid(
                         &format!("{key}.at_alert_rate"),
-                        format!("is {}, not a share of good traffic between 0 and 1", b.at_alert_rate),
+                        format!(
+                            "is {}, not a share of good traffic between 0 and 1",
+                            b.at_alert_rate
+                        ),
                     ));
                 }
                 _ => {}

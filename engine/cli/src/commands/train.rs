@@ -36,7 +36,7 @@ pub struct TrainArgs {
     #[arg(long)]
     out: PathBuf,
     /// Model family.
-    #[arg(long, value_enum, default_value = "logistic")]
+    #[arg(long, value_enum, default_value = "gbdt")]
     algorithm: AlgorithmArg,
     /// Deepest a tree may grow (--algorithm tree, gbdt).
     #[arg(long, default_value_t = 8)]

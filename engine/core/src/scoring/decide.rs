@@ -85,14 +85,38 @@ pub struct CustomerState {
     last_outreach_ts: Option<i64>,
 }
 
+/// The layout of an encoded `CustomerState`, its first byte. It changes whenever the fields
+/// (and so the postcard bytes) of the state change, so that a state store written by another
+/// engine version is refused by name rather than misread. Layout 2: the time-carrying fraud
+/// features (sketch, recent payments, usual place). States before layout 2 began with 0 or 1.
+const STATE_LAYOUT: u8 = 2;
+
+/// Why stored customer state cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum StateDecodeError {
+    #[error("it is state layout {found}, this engine reads layout {STATE_LAYOUT} (layouts before 2 start with 0 or 1); it was written by another Vigil version")]
+    Layout { found: u8 },
+    #[error("it is empty")]
+    Empty,
+    #[error("its bytes do not decode: {0}")]
+    Bytes(#[from] postcard::Error),
+}
+
 impl CustomerState {
-    /// The compact form kept in the state store while the customer is passivated.
+    /// The compact form kept in the state store while the customer is passivated: the layout
+    /// byte, then postcard.
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("customer state always encodes")
+        let mut bytes = vec![STATE_LAYOUT];
+        postcard::to_io(self, &mut bytes).expect("customer state always encodes");
+        bytes
     }
 
-    pub fn decode(bytes: &[u8]) -> std::result::Result<CustomerState, postcard::Error> {
-        postcard::from_bytes(bytes)
+    pub fn decode(bytes: &[u8]) -> std::result::Result<CustomerState, StateDecodeError> {
+        match bytes.split_first() {
+            None => Err(StateDecodeError::Empty),
+            Some((&STATE_LAYOUT, rest)) => Ok(postcard::from_bytes(rest)?),
+            Some((&found, _)) => Err(StateDecodeError::Layout { found }),
+        }
     }
 
     /// Makes this state a copy of `other`, reusing this one's buffers: after the first few
@@ -376,4 +400,45 @@ fn reason_codes(model: &Model, score: &Score) -> Vec<ReasonCode> {
             contribution: r.contribution,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Payment;
+
+    #[test]
+    fn stored_state_round_trips_and_another_layout_is_refused_by_name() {
+        let mut state = CustomerState::default();
+        let mut features = CustomerFeatures::new(1_000);
+        let payment = Event {
+            event_id: "e-1".into(),
+            customer_id: "c-1".into(),
+            ts: 1_000,
+            kind: EventKind::Payment(Payment {
+                amount: 12.5,
+                currency: "EUR".into(),
+                country: "FR".into(),
+                location: None,
+                merchant: "m-1".into(),
+                mcc: "5411".into(),
+                channel: None,
+            }),
+            label: None,
+        };
+        features.observe(&payment, 0).unwrap();
+        state.features = Some(features);
+        let encoded = state.encode();
+        assert_eq!(encoded[0], STATE_LAYOUT);
+        assert_eq!(CustomerState::decode(&encoded).unwrap(), state);
+
+        // What the previous layout wrote: postcard alone, starting with the Option tag.
+        let previous = postcard::to_allocvec(&state).unwrap();
+        let err = CustomerState::decode(&previous).unwrap_err().to_string();
+        assert!(
+            err.contains("state layout 1, this engine reads layout 2"),
+            "{err}"
+        );
+        assert!(CustomerState::decode(&[]).is_err());
+    }
 }

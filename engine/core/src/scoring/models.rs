@@ -192,7 +192,11 @@ pub fn load_checked(path: &Path, kind: ModelKind, budgets: &[(&str, f64)]) -> Re
                 detail: format!(
                     "{key} asks for alert rate {rate}, and the model records no threshold for it \
                      (it records: {}); retrain it with that budget or set a probability",
-                    if recorded.is_empty() { "none".into() } else { recorded.join(", ") }
+                    if recorded.is_empty() {
+                        "none".into()
+                    } else {
+                        recorded.join(", ")
+                    }
                 ),
             });
         }
@@ -309,6 +313,7 @@ impl ModelWatcher {
 mod tests {
     use super::*;
     use crate::config::shipped_artifact;
+    use vigil_models::{AlertRate, Threshold};
 
     fn write_version(path: &Path, version: u32) {
         let text = std::fs::read_to_string(shipped_artifact("fraud.json")).unwrap();
@@ -332,7 +337,7 @@ mod tests {
         watcher.check(&live);
         assert_eq!(counts.swaps.load(Ordering::Relaxed), 0, "unchanged file");
 
-        std::fs::write(&fraud, "{\"name\": \"fraud-lr\"").unwrap();
+        std::fs::write(&fraud, "{\"name\": \"fraud-gbdt\"").unwrap();
         watcher.check(&live);
         watcher.check(&live);
         assert_eq!(
@@ -340,12 +345,34 @@ mod tests {
             1,
             "rejected once"
         );
-        assert_eq!(serving(), "fraud-lr@1");
+        assert_eq!(serving(), "fraud-gbdt@1");
 
         write_version(&fraud, 2);
         watcher.check(&live);
         assert_eq!(counts.swaps.load(Ordering::Relaxed), 1);
-        assert_eq!(serving(), "fraud-lr@2");
+        assert_eq!(serving(), "fraud-gbdt@2");
         assert!(live.current().fraud_challenger.is_none());
+    }
+
+    #[test]
+    fn a_model_without_a_threshold_for_a_budget_the_policy_names_is_refused() {
+        let mut config = Config::builtin();
+        config.models.fraud = Some(shipped_artifact("fraud.json"));
+        config.policy.fraud.freeze = Threshold::Budget(AlertRate {
+            at_alert_rate: 0.0005,
+        });
+        let set = ModelSet::load(&config).unwrap();
+        let recorded = set.fraud.artifact().threshold_at(0.0005).unwrap();
+        assert!((0.0..=1.0).contains(&recorded));
+
+        config.policy.fraud.freeze = Threshold::Budget(AlertRate {
+            at_alert_rate: 0.0003,
+        });
+        let err = ModelSet::load(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("policy.fraud.freeze asks for alert rate 0.0003")
+                && err.contains("it records: 0.0001, 0.0002, 0.0005"),
+            "{err}"
+        );
     }
 }

@@ -174,7 +174,10 @@ mod tests {
             p.fraud(Some((&m, 0.99)), &none).action,
             Some(DecisionKind::Freeze)
         );
-        assert_eq!(p.fraud(Some((&m, 0.95)), &none).action, Some(DecisionKind::Alert));
+        assert_eq!(
+            p.fraud(Some((&m, 0.95)), &none).action,
+            Some(DecisionKind::Alert)
+        );
         assert_eq!(p.fraud(Some((&m, 0.2)), &none).action, None);
         assert_eq!(p.fraud(None, &none).action, None);
     }

@@ -287,9 +287,9 @@ impl CustomerFeatures {
         self.hours[hour_of_day(ts)] = self.hours[hour_of_day(ts)].saturating_add(1);
 
         match &event.kind {
-            EventKind::Payment(payment) => Ok(Observation::Fraud(self.observe_payment(
-                ts, payment, hour_share,
-            ))),
+            EventKind::Payment(payment) => Ok(Observation::Fraud(
+                self.observe_payment(ts, payment, hour_share),
+            )),
             other => {
                 match other {
                     EventKind::Login { .. } => {
@@ -331,20 +331,21 @@ impl CustomerFeatures {
             flag(&self.merchants, &p.merchant),
             flag(&self.mccs, &p.mcc),
         );
-        let over = |reference: Option<f64>| {
-            reference.map_or(0.0, |r| log_amount - r.max(0.0).ln_1p())
-        };
+        let over =
+            |reference: Option<f64>| reference.map_or(0.0, |r| log_amount - r.max(0.0).ln_1p());
         let amount_over_max = over(has_history.then_some(self.max_amount));
         let amount_over_median = over(self.amounts.quantile(0.5));
         let amount_over_p95 = over(self.amounts.quantile(0.95));
         let amount_zscore = if has_history {
-            let spread = (self.log_amount_m2 + ZSCORE_PRIOR) / (prior_payments - 1.0 + ZSCORE_PRIOR);
+            let spread =
+                (self.log_amount_m2 + ZSCORE_PRIOR) / (prior_payments - 1.0 + ZSCORE_PRIOR);
             ((log_amount - self.log_amount_mean) / spread.sqrt()).clamp(-10.0, 10.0)
         } else {
             0.0
         };
         let secs_since = |seen: &SeenSet, value: &str| {
-            seen.get(value).map_or(MAX_GAP_SECS, |s| secs(ts - s.last_ts))
+            seen.get(value)
+                .map_or(MAX_GAP_SECS, |s| secs(ts - s.last_ts))
         };
         let since_same_merchant = secs_since(&self.merchants, &p.merchant);
         let since_same_mcc = secs_since(&self.mccs, &p.mcc);
@@ -404,9 +405,8 @@ impl CustomerFeatures {
         let log_sum = |h: usize| self.payments.sum(h).max(0.0).ln_1p();
         let history_days = days(now - self.first_ts).clamp(1.0, 30.0);
         let daily_rate_30d = count(W30D) / history_days;
-        let night_share = |h: usize, window: usize| {
-            self.night_payments.count(h) as f64 / count(window).max(1.0)
-        };
+        let night_share =
+            |h: usize, window: usize| self.night_payments.count(h) as f64 / count(window).max(1.0);
         let (merchants_1h, mccs_1h) = self.recent.distinct_since(now - HOUR);
         let (merchants_24h, mccs_24h) = self.recent.distinct_since(now - DAY);
 
@@ -503,7 +503,7 @@ fn hour_of_day(ts: i64) -> usize {
 
 fn is_night(ts: i64) -> bool {
     let h = hour_of_day(ts);
-    h >= NIGHT_FROM_HOUR || h < NIGHT_TO_HOUR
+    !(NIGHT_TO_HOUR..NIGHT_FROM_HOUR).contains(&h)
 }
 
 /// Seconds from an event-time difference, capped; a negative difference (a late event) is 0.

@@ -94,7 +94,11 @@ mod tests {
         recent.insert(paid(30, 5.0, 2, 7));
         recent.insert(paid(20, 5.0, 3, 8));
         assert_eq!(recent.distinct_since(0), (3, 2));
-        assert_eq!(recent.distinct_since(10), (2, 2), "the payment at the edge is out");
+        assert_eq!(
+            recent.distinct_since(10),
+            (2, 2),
+            "the payment at the edge is out"
+        );
         assert_eq!(recent.distinct_since(20), (1, 1));
         recent.advance(20);
         assert_eq!(recent.distinct_since(0), (1, 1));

@@ -96,7 +96,11 @@ mod tests {
         assert!(!set.contains("DE"));
         assert_eq!(set.len(), 1);
         let fr = set.get("FR").unwrap();
-        assert_eq!((fr.last_ts, fr.uses), (20, 2), "a late use keeps the newest time");
+        assert_eq!(
+            (fr.last_ts, fr.uses),
+            (20, 2),
+            "a late use keeps the newest time"
+        );
     }
 
     #[test]

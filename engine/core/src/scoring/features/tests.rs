@@ -102,7 +102,10 @@ fn amount_against_the_customers_own_history() {
     }
     let v = fraud(&mut f, &payment(T0 + 3 * HOUR, 130.0, "FR", "m-1", PARIS));
     // Previous max 30.
-    assert_eq!(get(&v, "amount_over_max"), 130.0_f64.ln_1p() - 30.0_f64.ln_1p());
+    assert_eq!(
+        get(&v, "amount_over_max"),
+        130.0_f64.ln_1p() - 30.0_f64.ln_1p()
+    );
     // On the log scale: the mean of ln(11), ln(21), ln(31), and their sum of squared
     // deviations plus four pseudo-payments at unit spread, over 2 + 4 degrees of freedom.
     let logs = [11.0_f64.ln(), 21.0_f64.ln(), 31.0_f64.ln()];
@@ -112,7 +115,10 @@ fn amount_against_the_customers_own_history() {
     assert!((get(&v, "amount_zscore") - z).abs() < 1e-12);
     // The median of 10, 20, 30 is 20, give or take its sketch bucket.
     let over_median = get(&v, "amount_over_median");
-    assert!((over_median - (131.0_f64 / 21.0).ln()).abs() < 0.25, "{over_median}");
+    assert!(
+        (over_median - (131.0_f64 / 21.0).ln()).abs() < 0.25,
+        "{over_median}"
+    );
     assert!(get(&v, "amount_over_p95") < over_median);
     assert_eq!(get(&v, "log_prior_payments"), 3.0_f64.ln_1p());
     assert_eq!(get(&v, "log_secs_since_last_payment"), 3600.0_f64.ln_1p());
@@ -179,7 +185,10 @@ fn night_share_distinct_merchants_and_small_amounts_before_a_large_one() {
             &payment(night + i as i64 * MINUTE, 2.0, "FR", merchant, PARIS),
         );
     }
-    let v = fraud(&mut f, &payment(night + 10 * MINUTE, 400.0, "FR", "m-4", PARIS));
+    let v = fraud(
+        &mut f,
+        &payment(night + 10 * MINUTE, 400.0, "FR", "m-4", PARIS),
+    );
     assert_eq!(get(&v, "night_share_24h"), 4.0 / 5.0);
     assert_eq!(get(&v, "night_share_7d"), 4.0 / 5.0);
     assert_eq!(get(&v, "merchants_1h"), 3.0);
@@ -187,9 +196,18 @@ fn night_share_distinct_merchants_and_small_amounts_before_a_large_one() {
     assert_eq!(get(&v, "mccs_24h"), 1.0);
     // All four before it are under a fifth of 400.
     assert_eq!(get(&v, "small_before_24h"), 4.0);
-    assert_eq!(get(&v, "log_secs_since_same_merchant"), MAX_GAP_SECS.ln_1p());
-    let v = fraud(&mut f, &payment(night + 20 * MINUTE, 5.0, "FR", "m-3", PARIS));
-    assert_eq!(get(&v, "log_secs_since_same_merchant"), (19.0_f64 * 60.0).ln_1p());
+    assert_eq!(
+        get(&v, "log_secs_since_same_merchant"),
+        MAX_GAP_SECS.ln_1p()
+    );
+    let v = fraud(
+        &mut f,
+        &payment(night + 20 * MINUTE, 5.0, "FR", "m-3", PARIS),
+    );
+    assert_eq!(
+        get(&v, "log_secs_since_same_merchant"),
+        (19.0_f64 * 60.0).ln_1p()
+    );
     assert_eq!(get(&v, "log_secs_since_same_mcc"), 600.0_f64.ln_1p());
     assert_eq!(get(&v, "mcc_share"), 5.0 / 6.0);
     assert_eq!(get(&v, "small_before_24h"), 0.0);
@@ -225,7 +243,10 @@ fn the_payment_rate_against_the_last_30_days() {
     let burst = T0 + 30 * DAY - MINUTE;
     let mut v = [0.0; FRAUD_FEATURES.len()];
     for i in 0..5 {
-        v = fraud(&mut f, &payment(burst + i * SECOND, 10.0, "FR", "m-1", PARIS));
+        v = fraud(
+            &mut f,
+            &payment(burst + i * SECOND, 10.0, "FR", "m-1", PARIS),
+        );
     }
     // 24 h: the day-29 payment and the five; 30 d: all 35, over the 30 days less 56
     // seconds of history there are.
