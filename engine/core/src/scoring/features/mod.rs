@@ -150,7 +150,8 @@ pub struct CustomerFeatures {
     /// Running mean and sum of squares of `ln(1 + amount)`.
     log_amount_mean: f64,
     log_amount_m2: f64,
-    max_amount: f64,
+    /// The largest `ln(1 + amount)` so far.
+    max_log_amount: f64,
     amounts: AmountSketch,
     last_payment: Option<(i64, Option<GeoPoint>)>,
     usual_place: Centroid,
@@ -181,7 +182,7 @@ impl CustomerFeatures {
             payment_count: 0,
             log_amount_mean: 0.0,
             log_amount_m2: 0.0,
-            max_amount: 0.0,
+            max_log_amount: 0.0,
             amounts: AmountSketch::default(),
             last_payment: None,
             usual_place: Centroid::default(),
@@ -212,7 +213,7 @@ impl CustomerFeatures {
             payment_count,
             log_amount_mean,
             log_amount_m2,
-            max_amount,
+            max_log_amount,
             amounts,
             last_payment,
             usual_place,
@@ -237,7 +238,7 @@ impl CustomerFeatures {
         self.payment_count = *payment_count;
         self.log_amount_mean = *log_amount_mean;
         self.log_amount_m2 = *log_amount_m2;
-        self.max_amount = *max_amount;
+        self.max_log_amount = *max_log_amount;
         self.amounts = amounts.clone();
         self.last_payment = *last_payment;
         self.usual_place = *usual_place;
@@ -331,11 +332,11 @@ impl CustomerFeatures {
             flag(&self.merchants, &p.merchant),
             flag(&self.mccs, &p.mcc),
         );
-        let over =
-            |reference: Option<f64>| reference.map_or(0.0, |r| log_amount - r.max(0.0).ln_1p());
-        let amount_over_max = over(has_history.then_some(self.max_amount));
-        let amount_over_median = over(self.amounts.quantile(0.5));
-        let amount_over_p95 = over(self.amounts.quantile(0.95));
+        // Against references on the ln(1 + amount) scale.
+        let over = |log_reference: Option<f64>| log_reference.map_or(0.0, |r| log_amount - r);
+        let amount_over_max = over(has_history.then_some(self.max_log_amount));
+        let amount_over_median = over(self.amounts.log_quantile(0.5));
+        let amount_over_p95 = over(self.amounts.log_quantile(0.95));
         let amount_zscore = if has_history {
             let spread =
                 (self.log_amount_m2 + ZSCORE_PRIOR) / (prior_payments - 1.0 + ZSCORE_PRIOR);
@@ -388,8 +389,8 @@ impl CustomerFeatures {
         let delta = log_amount - self.log_amount_mean;
         self.log_amount_mean += delta / self.payment_count as f64;
         self.log_amount_m2 += delta * (log_amount - self.log_amount_mean);
-        self.max_amount = self.max_amount.max(p.amount);
-        self.amounts.insert(p.amount);
+        self.max_log_amount = self.max_log_amount.max(log_amount);
+        self.amounts.insert_log(log_amount);
         if self.last_payment.is_none_or(|(last_ts, _)| ts >= last_ts) {
             self.last_payment = Some((ts, p.location));
         }
@@ -407,8 +408,8 @@ impl CustomerFeatures {
         let daily_rate_30d = count(W30D) / history_days;
         let night_share =
             |h: usize, window: usize| self.night_payments.count(h) as f64 / count(window).max(1.0);
-        let (merchants_1h, mccs_1h) = self.recent.distinct_since(now - HOUR);
-        let (merchants_24h, mccs_24h) = self.recent.distinct_since(now - DAY);
+        let [(merchants_1h, mccs_1h), (merchants_24h, mccs_24h)] =
+            self.recent.distinct_since(now - HOUR, now - DAY);
 
         [
             log_amount,

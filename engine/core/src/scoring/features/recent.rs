@@ -46,12 +46,18 @@ impl RecentPayments {
         }
     }
 
-    /// Different merchants and categories among the payments after `edge`.
-    pub fn distinct_since(&self, edge: i64) -> (usize, usize) {
+    /// Different merchants and categories among the payments after each of two edges, the
+    /// later one first: `[(merchants, categories) after near, (…) after far]`, in one pass.
+    pub fn distinct_since(&self, near: i64, far: i64) -> [(usize, usize); 2] {
+        debug_assert!(near >= far);
         let mut merchants = [0u64; CAPACITY];
         let mut categories = [0u64; CAPACITY];
         let (mut m, mut c) = (0, 0);
-        for p in self.payments.iter().rev().take_while(|p| p.ts > edge) {
+        let mut at_near = None;
+        for p in self.payments.iter().rev().take_while(|p| p.ts > far) {
+            if at_near.is_none() && p.ts <= near {
+                at_near = Some((m, c));
+            }
             if !merchants[..m].contains(&p.merchant) {
                 merchants[m] = p.merchant;
                 m += 1;
@@ -61,7 +67,7 @@ impl RecentPayments {
                 c += 1;
             }
         }
-        (m, c)
+        [at_near.unwrap_or((m, c)), (m, c)]
     }
 
     /// Payments remembered (all inside the horizon) smaller than `amount` by more than
@@ -93,15 +99,12 @@ mod tests {
         recent.insert(paid(10, 5.0, 1, 7));
         recent.insert(paid(30, 5.0, 2, 7));
         recent.insert(paid(20, 5.0, 3, 8));
-        assert_eq!(recent.distinct_since(0), (3, 2));
-        assert_eq!(
-            recent.distinct_since(10),
-            (2, 2),
-            "the payment at the edge is out"
-        );
-        assert_eq!(recent.distinct_since(20), (1, 1));
+        assert_eq!(recent.distinct_since(20, 0), [(1, 1), (3, 2)]);
+        // The payment exactly at an edge is out.
+        assert_eq!(recent.distinct_since(10, 10)[0], (2, 2));
+        assert_eq!(recent.distinct_since(40, 0), [(0, 0), (3, 2)]);
         recent.advance(20);
-        assert_eq!(recent.distinct_since(0), (1, 1));
+        assert_eq!(recent.distinct_since(0, 0)[1], (1, 1));
     }
 
     #[test]
@@ -114,6 +117,6 @@ mod tests {
         assert_eq!(recent.payments.len(), CAPACITY);
         assert_eq!(recent.smaller_than(900.0, 5.0), CAPACITY - 1);
         assert_eq!(recent.smaller_than(4.0, 5.0), 0);
-        assert_eq!(recent.distinct_since(0).0, CAPACITY);
+        assert_eq!(recent.distinct_since(0, 0)[1].0, CAPACITY);
     }
 }
