@@ -88,6 +88,31 @@ async fn gbdt_reasons_add_up_and_a_corrupt_artifact_is_refused_by_name() {
         err.contains(&format!("node {split} has child {split}, not a later node")),
         "{err}"
     );
+
+    // A calibration that would reverse the ranking, and a budget threshold that is not a
+    // probability: refused, naming what is wrong.
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        edit(&mut json);
+        std::fs::write(&corrupt, json.to_string()).unwrap();
+        ModelArtifact::load(&corrupt, ModelKind::Fraud, &FRAUD_FEATURES)
+            .unwrap_err()
+            .to_string()
+    };
+    let err = refused(&|json| {
+        json["calibration"] =
+            serde_json::json!({"slope": -0.5, "offset": 1.0, "rows": 100, "positives": 3});
+    });
+    assert!(err.contains("calibration slope -0.5"), "{err}");
+    let err = refused(&|json| {
+        json["alert_budgets"] = serde_json::json!([{"max_alert_rate": 0.001, "threshold": 1.5,
+            "recall": 0.5, "precision": 0.5, "alert_rate": 0.001}]);
+    });
+    assert!(
+        err.contains("alert budget 0.001 has threshold Some(1.5)"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

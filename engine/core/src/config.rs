@@ -586,6 +586,42 @@ mod tests {
     }
 
     #[test]
+    fn fraud_thresholds_are_probabilities_or_alert_budgets_with_alert_the_wider() {
+        let c = Config::parse_layered(
+            "[policy.fraud]\nfreeze = { at_alert_rate = 0.0005 }\nalert = 0.5\n",
+            "b.toml",
+        )
+        .unwrap();
+        assert_eq!(c.policy.fraud.freeze.budget(), Some(0.0005));
+        assert_eq!(
+            c.policy.fraud_budgets().collect::<Vec<_>>(),
+            [("policy.fraud.freeze", 0.0005)]
+        );
+        let err = |text: &str| {
+            Config::parse_layered(text, "b.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        let narrower = err(
+            "[policy.fraud]\nfreeze = { at_alert_rate = 0.005 }\nalert = { at_alert_rate = 0.001 }\n",
+        );
+        assert!(
+            narrower.contains("`policy.fraud.alert`") && narrower.contains("wider threshold"),
+            "{narrower}"
+        );
+        let rate = err("[policy.fraud]\nfreeze = { at_alert_rate = 2 }\nalert = 0.5\n");
+        assert!(
+            rate.contains("`policy.fraud.freeze.at_alert_rate` is 2"),
+            "{rate}"
+        );
+        let typo = err("[policy.fraud]\nfreeze = { at_rate = 0.1 }\nalert = 0.5\n");
+        assert!(
+            typo.contains("b.toml") && typo.contains("a probability, or { at_alert_rate = RATE }"),
+            "{typo}"
+        );
+    }
+
+    #[test]
     fn a_file_overrides_only_what_it_sets() {
         let c = Config::parse_layered("[policy.fraud]\nfreeze = 0.99\nalert = 0.5\n", "f.toml")
             .unwrap();
