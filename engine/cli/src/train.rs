@@ -33,7 +33,7 @@ pub struct TrainOptions {
     pub out: PathBuf,
     /// Model family and its settings.
     pub family: Family,
-    /// Model name; defaults to `fraud-lr` / `churn-lr` (`-tree` for trees).
+    /// Model name; defaults to the kind and family: `fraud-gbdt`, `churn-lr`, `fraud-tree`…
     pub name: Option<String>,
     /// Version; defaults to one more than the artifact already at `out`, else 1.
     pub version: Option<u32>,

@@ -1,6 +1,6 @@
 //! Decisions: what the engine tells risk teams. A decision carries everything needed to act
-//! on it and audit it: a stable id derived from the event (so redelivery yields the same id
-//! and consumers can de-duplicate), the score and the model that produced it, the top reasons,
+//! on it and audit it: a stable id derived from the customer and the event (so redelivery
+//! yields the same id and consumers can de-duplicate), the score and the model that produced it, the top reasons,
 //! the hard rules that fired, whether it was degraded to rules only, and its latency.
 
 use std::sync::Arc;
@@ -53,7 +53,9 @@ pub struct ReasonCode {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Decision {
     pub schema: u32,
-    /// `{event_id}/{decision}`: the same event always yields the same id.
+    /// `{customer_id}/{event_id}/{decision}`, with `%` and `/` inside the ids written `%25`
+    /// and `%2F`: the same event of the same customer always yields the same id, and two
+    /// customers' events never share one, even when their event ids are equal.
     pub decision_id: String,
     pub decision: DecisionKind,
     pub customer_id: String,
@@ -76,12 +78,39 @@ pub struct Decision {
 }
 
 impl Decision {
-    pub fn id_for(event_id: &str, kind: DecisionKind) -> String {
-        format!("{event_id}/{}", kind.name())
+    pub fn id_for(customer_id: &str, event_id: &str, kind: DecisionKind) -> String {
+        let mut id = String::with_capacity(customer_id.len() + event_id.len() + 10);
+        for part in [customer_id, event_id] {
+            for c in part.chars() {
+                match c {
+                    '%' => id.push_str("%25"),
+                    '/' => id.push_str("%2F"),
+                    c => id.push(c),
+                }
+            }
+            id.push('/');
+        }
+        id.push_str(kind.name());
+        id
     }
 
     /// The decision as one JSON line, without the newline.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("decisions always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_per_customer_and_event_even_with_slashes() {
+        let id = |c, e| Decision::id_for(c, e, DecisionKind::Freeze);
+        assert_eq!(id("c-1", "e-7"), "c-1/e-7/freeze");
+        assert_ne!(id("c-1", "e-7"), id("c-2", "e-7"));
+        // Without escaping, both would read "a/b/c/freeze".
+        assert_ne!(id("a/b", "c"), id("a", "b/c"));
+        assert_eq!(id("a/b", "c%"), "a%2Fb/c%25/freeze");
     }
 }

@@ -446,7 +446,7 @@ mod tests {
     fn decision(id: &str, kind: DecisionKind, customer: &str, score: Option<f64>) -> Decision {
         Decision {
             schema: 1,
-            decision_id: format!("{id}/{}", kind.name()),
+            decision_id: Decision::id_for(customer, id, kind),
             decision: kind,
             customer_id: customer.into(),
             event_id: id.into(),

@@ -51,7 +51,7 @@ pub struct TrainArgs {
     /// Shrinkage of each boosted tree (--algorithm gbdt).
     #[arg(long, default_value_t = 0.1)]
     learning_rate: f64,
-    /// Model name; defaults to fraud-lr or churn-lr (fraud-tree, fraud-gbdt... for the others).
+    /// Model name; defaults to the kind and family: fraud-gbdt, churn-lr, fraud-tree...
     #[arg(long)]
     name: Option<String>,
     /// Model version; defaults to one more than the artifact at --out.
