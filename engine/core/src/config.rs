@@ -20,7 +20,7 @@ use vigil_models::{ModelKind, Threshold};
 
 use crate::decision::DecisionKind;
 use crate::error::{Error, Result};
-use crate::event::MAX_BATCH;
+use crate::event::{MAX_AMOUNT, MAX_BATCH};
 
 /// The built-in configuration, also the documentation of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("../vigil.toml");
@@ -61,6 +61,11 @@ pub struct EngineConfig {
     pub max_record_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub late_tolerance: Duration,
+    /// An event further than this ahead of processing time is dead-lettered as `future_event`.
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// A payment amount above this is dead-lettered as `invalid_value`.
+    pub max_amount: f64,
     pub max_in_flight: usize,
     pub latency_budget: LatencyBudget,
     pub passivation: PassivationConfig,
@@ -383,6 +388,13 @@ impl Config {
                 ));
             }
         }
+        let max_amount = self.engine.max_amount;
+        if !(max_amount > 0.0 && max_amount <= MAX_AMOUNT) {
+            return Err(self.invalid(
+                "engine.max_amount",
+                format!("is {max_amount}, outside (0, {MAX_AMOUNT:e}]"),
+            ));
+        }
         self.validate_policy()
     }
 
@@ -420,7 +432,7 @@ impl Config {
 
     /// Every duration with its least and greatest allowed value; the greatest keeps
     /// `Instant::now() + d` from overflowing anywhere it is used.
-    fn durations(&self) -> [(&'static str, Duration, Duration, Duration); 10] {
+    fn durations(&self) -> [(&'static str, Duration, Duration, Duration); 11] {
         const ZERO: Duration = Duration::ZERO;
         const MS: Duration = Duration::from_millis(1);
         const MINUTE: Duration = Duration::from_secs(60);
@@ -429,6 +441,12 @@ impl Config {
         let e = &self.engine;
         [
             ("engine.late_tolerance", e.late_tolerance, ZERO, 30 * DAY),
+            (
+                "engine.max_future_skew",
+                e.max_future_skew,
+                ZERO,
+                3_650 * DAY,
+            ),
             ("engine.shutdown_deadline", e.shutdown_deadline, MS, DAY),
             (
                 "engine.checkpoint_interval",

@@ -32,6 +32,8 @@ pub enum RejectReason {
     UnsupportedSchema,
     /// Older than the customer's newest event by more than the late tolerance.
     LateEvent,
+    /// Ahead of the engine's clock by more than `engine.max_future_skew`.
+    FutureEvent,
     /// The customer's actor failed while processing the event.
     ActorFailure,
     /// A sink refused the record as it is (a decision too large for its topic, say).
@@ -51,6 +53,7 @@ impl RejectReason {
             RejectReason::UnknownKind => "unknown_kind",
             RejectReason::UnsupportedSchema => "unsupported_schema",
             RejectReason::LateEvent => "late_event",
+            RejectReason::FutureEvent => "future_event",
             RejectReason::ActorFailure => "actor_failure",
             RejectReason::Undeliverable => "undeliverable",
         }

@@ -38,6 +38,14 @@ pub struct Inbound {
     pub raw: Bytes,
 }
 
+/// The largest payment amount any event may carry, whatever the configuration: sums of up to
+/// billions of them stay far inside `f64`, so every feature is finite.
+pub const MAX_AMOUNT: f64 = 1e15;
+
+/// The latest event time there is: 9999-12-31T23:59:59.999Z, the last instant RFC 3339 and
+/// every tool downstream can write.
+pub const MAX_TS: i64 = 253_402_300_799_999;
+
 /// The only event schema this engine reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
 

@@ -11,7 +11,10 @@ pub mod csv;
 use std::sync::Arc;
 
 use crate::dead_letter::{RejectReason, Rejection};
-use crate::event::{Event, EventKind, GeoPoint, Payment, Place, WireEvent, KINDS, SCHEMA_VERSION};
+use crate::event::{
+    Event, EventKind, GeoPoint, Payment, Place, WireEvent, KINDS, MAX_AMOUNT, MAX_TS,
+    SCHEMA_VERSION,
+};
 use crate::source::Format;
 
 /// How a source's records are written.
@@ -149,10 +152,10 @@ fn validate(w: WireEvent) -> Result<Event, Rejection> {
     let event_id = identifier("event_id", w.event_id)?;
     let customer_id = identifier("customer_id", w.customer_id)?;
     let ts = w.ts.ok_or_else(|| missing("ts"))?;
-    if ts <= 0 {
+    if !(1..=MAX_TS).contains(&ts) {
         return Err(invalid(
             "ts",
-            format!("{ts} is not a positive epoch time in milliseconds"),
+            format!("{ts} is not an epoch time in milliseconds between 1970 and the year 9999"),
         ));
     }
     let kind_name = w.kind.ok_or_else(|| missing("kind"))?;
@@ -160,10 +163,10 @@ fn validate(w: WireEvent) -> Result<Event, Rejection> {
     let kind = match kind_name.as_str() {
         "payment" => {
             let amount = w.amount.ok_or_else(|| missing("amount"))?;
-            if !amount.is_finite() || amount < 0.0 {
+            if !(0.0..=MAX_AMOUNT).contains(&amount) {
                 return Err(invalid(
                     "amount",
-                    format!("{amount} is not a non-negative amount"),
+                    format!("{amount} is not an amount between 0 and {MAX_AMOUNT:e}"),
                 ));
             }
             EventKind::Payment(Payment {
@@ -238,6 +241,16 @@ fn identifier(field: &str, value: Option<String>) -> Result<String, Rejection> {
         return Err(invalid(
             field,
             format!("must be 1 to {MAX_ID_BYTES} bytes, found {}", value.len()),
+        ));
+    }
+    // Ids reach logs, terminals and file names: no newlines, escapes or NULs.
+    if let Some((at, c)) = value.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(invalid(
+            field,
+            format!(
+                "contains the control character U+{:04X} at byte {at}",
+                u32::from(c)
+            ),
         ));
     }
     Ok(value)

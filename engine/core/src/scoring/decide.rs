@@ -34,6 +34,9 @@ pub struct Scoring {
     pub models: Arc<LiveModels>,
     pub policy: Policy,
     pub late_tolerance_ms: i64,
+    /// How far ahead of the engine's clock an event may be.
+    pub max_future_skew_ms: i64,
+    pub max_amount: f64,
     pub latency_budget: LatencyBudget,
     pub telemetry: Telemetry,
     /// Attach an `Audit` (features, label and both scores) to every scored event, for
@@ -57,6 +60,8 @@ impl Scoring {
             models: Arc::new(LiveModels::new(models)),
             policy,
             late_tolerance_ms: config.engine.late_tolerance.as_millis() as i64,
+            max_future_skew_ms: config.engine.max_future_skew.as_millis() as i64,
+            max_amount: config.engine.max_amount,
             latency_budget: config.engine.latency_budget,
             telemetry,
             audit: false,
@@ -146,6 +151,17 @@ impl CustomerState {
         let started = Instant::now();
         let degraded = over_budget(event, ingested, started, scoring);
 
+        if let Some(rejection) = insane(event, scoring) {
+            return Outcome::Rejected {
+                letter: Box::new(DeadLetter {
+                    rejection,
+                    raw: raw.clone(),
+                    position,
+                }),
+                kind: Some(event.kind.name()),
+                ingested,
+            };
+        }
         let features = self
             .features
             .get_or_insert_with(|| CustomerFeatures::new(event.ts));
@@ -285,6 +301,43 @@ fn over_budget(event: &Event, ingested: Instant, started: Instant, scoring: &Sco
     degraded
 }
 
+/// Why an event must not touch its customer's state, if it must not: a time too far ahead of
+/// the engine's clock (it would make every later event of the customer late), or an amount
+/// over the configured maximum. Checked before the features, so a refused event changes
+/// nothing.
+fn insane(event: &Event, scoring: &Scoring) -> Option<Rejection> {
+    let now = now_ms();
+    let ahead = event.ts.saturating_sub(now);
+    if ahead > scoring.max_future_skew_ms {
+        return Some(Rejection::new(
+            RejectReason::FutureEvent,
+            Some("ts"),
+            format!(
+                "event time is {ahead} ms ahead of the engine's clock; engine.max_future_skew allows {} ms",
+                scoring.max_future_skew_ms
+            ),
+        ));
+    }
+    match &event.kind {
+        EventKind::Payment(p) if p.amount > scoring.max_amount => Some(Rejection::new(
+            RejectReason::InvalidValue,
+            Some("amount"),
+            format!(
+                "{} is over engine.max_amount ({})",
+                p.amount, scoring.max_amount
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// The wall clock in milliseconds since the epoch.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// The fraud model's verdict on a payment raised to the hard rules, and the challenger's.
 /// Degraded, the rules alone decide and no model scores.
 fn judge_fraud<'m>(
@@ -378,9 +431,7 @@ fn decision(
         customer_id: event.customer_id.clone(),
         event_id: event.event_id.clone(),
         event_ts: event.ts,
-        decided_ts: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
+        decided_ts: now_ms(),
         score: verdict.map(|v| v.score.probability),
         model: verdict.map(|v| v.model.label()),
         reasons: verdict.map_or(Vec::new(), |v| reason_codes(v.model, &v.score)),

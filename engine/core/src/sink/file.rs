@@ -1,6 +1,8 @@
 //! JSON Lines sinks: a file opened for append (a restarted engine adds to what it wrote),
 //! standard output or error, or nothing at all. Writes go through a 64 KiB buffer; `flush`
-//! pushes them out.
+//! pushes them out. Decisions and dead letters name customers and hold their raw events, so a
+//! file the sink creates is readable by its owner only (mode 0600); a file that already exists
+//! keeps the mode it has, which is how an operator shares one.
 
 use std::pin::Pin;
 
@@ -29,12 +31,11 @@ impl JsonLinesSink {
                     .map_err(open_error)?;
             }
         }
-        let file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .await
-            .map_err(open_error)?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let file = options.open(path).await.map_err(open_error)?;
         Ok(Self::new(Box::pin(file), spec))
     }
 
@@ -115,5 +116,26 @@ mod tests {
             std::fs::read_to_string(path).unwrap(),
             "{\"n\":1}\n{\"n\":2}\n"
         );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_created_file_is_for_its_owner_only_and_an_existing_one_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let created = dir.path().join("dead-letters.jsonl");
+        JsonLinesSink::append(created.to_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(mode(&created), 0o600);
+
+        let shared = dir.path().join("decisions.jsonl");
+        std::fs::write(&shared, "").unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+        JsonLinesSink::append(shared.to_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(mode(&shared), 0o640);
     }
 }

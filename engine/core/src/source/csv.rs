@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::file::LineSource;
+use super::file::{without_bom, LineSource};
 use super::{Format, Source, SourceRecord};
 use crate::error::{Error, Result};
 
@@ -38,7 +38,7 @@ impl CsvSource {
             .into_owned();
         Ok(CsvSource {
             lines: LineSource::open(path).await?.resume_at(line.max(1)),
-            header: Bytes::copy_from_slice(header.trim_ascii()),
+            header: Bytes::copy_from_slice(without_bom(header.trim_ascii())),
             mapping: mapping.to_owned(),
             file_name,
         })

@@ -1,6 +1,7 @@
 //! JSON Lines sources: a file (`file:PATH`) or standard input (`-`), one record per line.
 //! A record's offset is its zero-based line number, so a resumed run skips the lines below its
-//! checkpoint. Blank lines are not records and are skipped.
+//! checkpoint. Blank lines are not records and are skipped, and a UTF-8 byte order mark at the
+//! start of the input (as some editors and exporters write) is not part of the first record.
 
 use std::pin::Pin;
 use std::time::Instant;
@@ -74,7 +75,10 @@ impl Source for LineSource {
             }
             let offset = self.line;
             self.line += 1;
-            let record = self.buffer.trim_ascii();
+            let mut record = self.buffer.trim_ascii();
+            if offset == 0 {
+                record = without_bom(record);
+            }
             if record.is_empty() || offset < self.resume_at {
                 continue;
             }
@@ -99,6 +103,11 @@ impl Source for LineSource {
     }
 }
 
+/// `bytes` without a leading UTF-8 byte order mark.
+pub fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +120,17 @@ mod tests {
         while source.next_batch(&mut batch).await.unwrap() {}
         let offsets: Vec<u64> = batch.iter().map(|r| r.position.offset).collect();
         assert_eq!(offsets, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_byte_order_mark_at_the_start_is_not_part_of_the_first_record() {
+        let input: &[u8] = b"\xEF\xBB\xBF{\"a\":1}\n\xEF\xBB\xBF{\"b\":2}\n";
+        let mut source = LineSource::from_reader(input, "test".into());
+        let mut batch = Vec::new();
+        while source.next_batch(&mut batch).await.unwrap() {}
+        assert_eq!(&batch[0].payload[..], b"{\"a\":1}");
+        // Only at the start of the input: elsewhere it is the record's own bytes.
+        assert_eq!(&batch[1].payload[..], b"\xEF\xBB\xBF{\"b\":2}");
     }
 
     #[tokio::test]
