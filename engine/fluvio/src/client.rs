@@ -2,11 +2,13 @@
 //! `produce`, `tail` and `topics` commands, and what the cluster says about a topic's
 //! partitions. The endpoint is resolved as the Fluvio CLI would,
 //! with the engine's configuration last: `FLUVIO_ENDPOINT`, else the current Fluvio profile
-//! (`~/.fluvio/config`), else `fluvio.endpoint`.
+//! (`~/.fluvio/config`), else `fluvio.endpoint`. `FLUVIO_ENDPOINT` carries no TLS settings, so
+//! it is refused when the profile it would override uses TLS: the engine never downgrades a
+//! connection silently.
 
 use std::sync::Arc;
 
-use fluvio::config::ConfigFile;
+use fluvio::config::{ConfigFile, TlsPolicy};
 use fluvio::metadata::partition::{PartitionSpec, PartitionStatus};
 use fluvio::metadata::topic::TopicSpec;
 use fluvio::{Fluvio, FluvioClusterConfig};
@@ -45,6 +47,12 @@ fn resolve_from(
     settings: &FluvioConfig,
 ) -> Result<Endpoint> {
     if let Some(addr) = env.filter(|a| !a.is_empty()) {
+        if let Some(cluster) = profile.filter(|c| c.tls != TlsPolicy::Disabled) {
+            return Err(Error::EndpointBypassesTls {
+                env: addr,
+                profile: cluster.endpoint,
+            });
+        }
         return Ok(Endpoint {
             config: Some(FluvioClusterConfig::new(addr.clone())),
             origin: format!("FLUVIO_ENDPOINT={addr}"),
@@ -138,6 +146,24 @@ mod tests {
             endpoint: endpoint.map(str::to_owned),
             ..vigil_engine::config::Config::builtin().fluvio
         }
+    }
+
+    #[test]
+    fn an_endpoint_from_the_environment_never_drops_the_profiles_tls() {
+        let mut profile = FluvioClusterConfig::new("cloud.example:9003");
+        profile.tls = TlsPolicy::Anonymous;
+        let err = resolve_from(
+            Some("127.0.0.1:9003".into()),
+            Some(profile),
+            &settings(None),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("FLUVIO_ENDPOINT=127.0.0.1:9003")
+                && err.contains("cloud.example:9003 with TLS"),
+            "{err}"
+        );
     }
 
     #[test]

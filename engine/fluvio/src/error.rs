@@ -12,6 +12,8 @@ pub enum Error {
         crate::client::GET_A_CLUSTER
     )]
     NoCluster,
+    #[error("FLUVIO_ENDPOINT={env} is set, but the current Fluvio profile connects to {profile} with TLS; FLUVIO_ENDPOINT would connect without it. Unset FLUVIO_ENDPOINT to use the profile, or switch to a profile without TLS")]
+    EndpointBypassesTls { env: String, profile: String },
     #[error("cannot connect to Fluvio at {origin}: {detail}")]
     Connect { origin: String, detail: String },
     #[error("Fluvio topic `{0}` does not exist")]
@@ -52,6 +54,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::NoCluster
+            | Error::EndpointBypassesTls { .. }
             | Error::NoTopic(_)
             | Error::NoPartition { .. }
             | Error::Refused { .. } => ErrorKind::Configuration,

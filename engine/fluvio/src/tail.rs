@@ -9,6 +9,7 @@
 //! a bounded window. Decisions are written to the output in batches, readable or as the JSON
 //! records unchanged; everything else (warnings, the tally) goes to standard error.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 use std::io::Write;
@@ -20,7 +21,7 @@ use fluvio::Fluvio;
 use tokio::sync::{mpsc, watch};
 use vigil_engine::config::FluvioConfig;
 use vigil_engine::decision::{Decision, DecisionKind};
-use vigil_engine::event::Offsets;
+use vigil_engine::event::{Offsets, MAX_TS};
 
 use crate::client;
 use crate::error::{Error, Result};
@@ -139,7 +140,7 @@ pub fn render(d: &Decision) -> String {
     let reasons: Vec<String> = d
         .reasons
         .iter()
-        .map(|r| format!("{} {:+.2}", r.feature, r.contribution))
+        .map(|r| format!("{} {:+.2}", printable(&r.feature), r.contribution))
         .collect();
     let score = d
         .score
@@ -147,23 +148,52 @@ pub fn render(d: &Decision) -> String {
     let mut line = format!(
         "{:<8} {} event {} at {} | {score} {}",
         d.decision.name().to_uppercase(),
-        d.customer_id,
-        d.event_id,
-        humantime::format_rfc3339_millis(
-            UNIX_EPOCH + Duration::from_millis(d.event_ts.max(0) as u64)
-        ),
-        d.model.as_deref().unwrap_or(""),
+        printable(&d.customer_id),
+        printable(&d.event_id),
+        event_time(d.event_ts),
+        printable(d.model.as_deref().unwrap_or("")),
     );
     if !reasons.is_empty() {
         line += &format!(" | {}", reasons.join(", "));
     }
     if !d.rules.is_empty() {
-        line += &format!(" | rules: {}", d.rules.join(", "));
+        let rules: Vec<Cow<str>> = d.rules.iter().map(|r| printable(r)).collect();
+        line += &format!(" | rules: {}", rules.join(", "));
     }
     if d.degraded {
         line += " | DEGRADED";
     }
     line
+}
+
+/// `text` safe for a terminal: control characters (newlines, escape sequences, NUL) are
+/// written as Rust escapes, so a decision cannot forge lines or move the cursor.
+fn printable(text: &str) -> Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        Cow::Owned(
+            text.chars()
+                .map(|c| {
+                    if c.is_control() {
+                        c.escape_default().to_string()
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+/// An event time as RFC 3339, or as raw milliseconds when it is outside 1970 to the year 9999
+/// (which RFC 3339 cannot write).
+fn event_time(ms: i64) -> String {
+    if (0..=MAX_TS).contains(&ms) {
+        humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms as u64)).to_string()
+    } else {
+        format!("{ms} ms since the epoch (out of range)")
+    }
 }
 
 /// The most recent decision ids, to drop a decision seen again (the engine publishes at least
@@ -554,6 +584,19 @@ mod tests {
         assert_eq!(out, expected);
         assert_eq!(tally.written, [1, 0, 0]);
         assert_eq!((tally.duplicates, tally.unreadable), (1, 1));
+    }
+
+    #[test]
+    fn readable_output_escapes_control_characters_and_survives_any_event_time() {
+        let mut hostile = decision("e-1\n", DecisionKind::Alert, "c-\u{1b}[2J", None);
+        hostile.event_ts = i64::MAX;
+        let line = render(&hostile);
+        assert_eq!(
+            line,
+            "ALERT    c-\\u{1b}[2J event e-1\\n at 9223372036854775807 ms since the epoch (out of range) | rules only fraud-lr@1 | amount_zscore +2.50"
+        );
+        hostile.event_ts = -1;
+        assert!(render(&hostile).contains("at -1 ms since the epoch (out of range)"));
     }
 
     #[test]
