@@ -18,9 +18,20 @@ use crate::gbdt::Gbdt;
 use crate::tree::CompiledTree;
 use crate::{Error, Evaluation, Model, Result, MAX_FEATURES};
 
-/// Most nodes a boosted model may have: 300 trees of 255 leaves is under 160k, and a corrupt or
-/// hostile artifact must not take the engine's memory.
+/// Most nodes a tree or boosted model may have: 300 trees of 255 leaves is under 160k, and a
+/// corrupt or hostile artifact must not take the engine's memory.
 pub const MAX_FOREST_NODES: usize = 1_000_000;
+
+/// The largest log-odds any weight, intercept, node value or calibration term may hold. A
+/// trained model stays far below (a log-odds of 40 is already a certainty); beyond it a value
+/// can only come from a corrupt or hostile artifact, and would pin or invert every score.
+pub const MAX_LOG_ODDS: f64 = 1e3;
+
+/// Sane standardisation: means within `MAX_MEAN` of zero, scales between `MIN_SCALE` and
+/// `MAX_SCALE`. Training never writes a scale below `MIN_SCALE` (a constant feature gets 1).
+pub const MAX_MEAN: f64 = 1e15;
+pub const MIN_SCALE: f64 = 1e-9;
+pub const MAX_SCALE: f64 = 1e15;
 
 /// What a model predicts, and so which decisions it drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,17 +210,29 @@ impl ModelArtifact {
             .standardizer
             .scale
             .iter()
-            .position(|s| !s.is_finite() || *s <= 0.0)
+            .position(|s| !(MIN_SCALE..=MAX_SCALE).contains(s))
         {
             return Err(inconsistent(format!(
-                "standardizer scale of `{}` is {}, not a positive number",
+                "standardizer scale of `{}` is {:e}, outside {MIN_SCALE:e}..={MAX_SCALE:e}",
                 self.feature_names[i], self.standardizer.scale[i]
             )));
         }
+        if let Some(i) = self
+            .standardizer
+            .mean
+            .iter()
+            .position(|m| !(m.abs() <= MAX_MEAN))
+        {
+            return Err(inconsistent(format!(
+                "standardizer mean of `{}` is {:e}, outside ±{MAX_MEAN:e}",
+                self.feature_names[i], self.standardizer.mean[i]
+            )));
+        }
+        let sane = |v: f64| v.abs() <= MAX_LOG_ODDS;
         if let Some(c) = &self.calibration {
-            if !(c.slope.is_finite() && c.slope > 0.0 && c.offset.is_finite()) {
+            if !(c.slope > 0.0 && sane(c.slope) && sane(c.offset)) {
                 return Err(inconsistent(format!(
-                    "calibration slope {} and offset {} are not a positive slope and a finite offset",
+                    "calibration slope {} and offset {} are not a positive slope and an offset within ±{MAX_LOG_ODDS}",
                     c.slope, c.offset
                 )));
             }
@@ -232,15 +255,18 @@ impl ModelArtifact {
                         fitted.params().len()
                     )));
                 }
-                if !fitted.intercept().is_finite() || fitted.params().iter().any(|w| !w.is_finite())
-                {
-                    return Err(inconsistent("model has a weight that is not finite".into()));
+                if !sane(fitted.intercept()) || fitted.params().iter().any(|&w| !sane(w)) {
+                    return Err(inconsistent(format!(
+                        "model has a weight or intercept outside ±{MAX_LOG_ODDS}"
+                    )));
                 }
             }
-            Algorithm::DecisionTree { tree } => tree.check(n).map_err(inconsistent)?,
-            Algorithm::GradientBoosting { trees } => {
-                trees.check(n, MAX_FOREST_NODES).map_err(inconsistent)?
-            }
+            Algorithm::DecisionTree { tree } => tree
+                .check(n, MAX_FOREST_NODES, MAX_LOG_ODDS)
+                .map_err(inconsistent)?,
+            Algorithm::GradientBoosting { trees } => trees
+                .check(n, MAX_FOREST_NODES, MAX_LOG_ODDS)
+                .map_err(inconsistent)?,
         }
         Ok(Model::new(self))
     }

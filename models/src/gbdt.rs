@@ -236,9 +236,10 @@ impl Gbdt {
     }
 
     /// Why this forest cannot be scored over `width` features, if it cannot: arrays of one
-    /// length, finite values and thresholds, features in range, and children that come after
-    /// their parent within the forest (so every walk ends).
-    pub fn check(&self, width: usize, max_nodes: usize) -> Result<(), String> {
+    /// length, at most `max_nodes` nodes, base and node values within `max_log_odds`, finite
+    /// thresholds, features in range, and children that come after their parent within the
+    /// forest (so every walk ends).
+    pub fn check(&self, width: usize, max_nodes: usize, max_log_odds: f64) -> Result<(), String> {
         let n = self.value.len();
         if [
             self.feature.len(),
@@ -257,15 +258,21 @@ impl Gbdt {
         if self.roots.is_empty() || n == 0 {
             return Err("no trees".into());
         }
-        if !self.base.is_finite() {
-            return Err("base log-odds is not finite".into());
+        if !(self.base.abs() <= max_log_odds) {
+            return Err(format!(
+                "base log-odds {:e} is outside ±{max_log_odds}",
+                self.base
+            ));
         }
         if let Some(r) = self.roots.iter().find(|r| **r as usize >= n) {
             return Err(format!("tree root {r} is not a node"));
         }
         for i in 0..n {
-            if !self.value[i].is_finite() {
-                return Err(format!("node {i} has a value that is not finite"));
+            if !(self.value[i].abs() <= max_log_odds) {
+                return Err(format!(
+                    "node {i} has value {:e}, outside ±{max_log_odds}",
+                    self.value[i]
+                ));
             }
             if self.left[i] == LEAF {
                 continue;
@@ -795,7 +802,7 @@ mod tests {
                 contributions[2].abs() < contributions[0].abs() + contributions[1].abs() + 1e-9
             );
         }
-        model.check(3, 1_000_000).unwrap();
+        model.check(3, 1_000_000, 1e3).unwrap();
     }
 
     #[test]
@@ -838,23 +845,23 @@ mod tests {
         let split = loop_back.left.iter().position(|l| *l != LEAF).unwrap();
         loop_back.left[split] = split as u32;
         assert!(loop_back
-            .check(3, 10_000)
+            .check(3, 10_000, 1e3)
             .unwrap_err()
             .contains("not a later node"));
         let mut wide = model.clone();
         wide.feature[split] = 7;
         assert!(wide
-            .check(3, 10_000)
+            .check(3, 10_000, 1e3)
             .unwrap_err()
             .contains("feature 7 of 3"));
-        let mut infinite = model.clone();
-        infinite.value[0] = f64::INFINITY;
-        assert!(infinite
-            .check(3, 10_000)
-            .unwrap_err()
-            .contains("not finite"));
+        for extreme in [f64::INFINITY, f64::NAN, 1e308] {
+            let mut pinned = model.clone();
+            pinned.value[0] = extreme;
+            let err = pinned.check(3, 10_000, 1e3).unwrap_err();
+            assert!(err.contains("outside ±1000"), "{err}");
+        }
         assert!(model
-            .check(3, 2)
+            .check(3, 2, 1e3)
             .unwrap_err()
             .contains("more than the allowed 2"));
     }

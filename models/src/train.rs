@@ -11,7 +11,7 @@ use linfa_logistic::LogisticRegression;
 use linfa_trees::DecisionTree;
 use ndarray::{Array1, Array2, Axis};
 
-use crate::artifact::TrainingMetrics;
+use crate::artifact::{TrainingMetrics, MIN_SCALE};
 use crate::calibration::{alert_budgets, Calibration, CALIBRATION_FRACTION};
 use crate::gbdt::GbdtParams;
 use crate::tree::CompiledTree;
@@ -279,7 +279,7 @@ fn fit_standardizer(train: &TrainingSet, width: usize) -> Standardizer {
     let mean = x.mean_axis(Axis(0)).expect("at least one row");
     let scale = x
         .std_axis(Axis(0), 0.0)
-        .mapv(|s| if s > 1e-12 { s } else { 1.0 });
+        .mapv(|s| if s >= MIN_SCALE { s } else { 1.0 });
     Standardizer {
         mean: mean.to_vec(),
         scale: scale.to_vec(),

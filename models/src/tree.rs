@@ -98,13 +98,22 @@ impl CompiledTree {
     }
 
     /// Why this tree cannot be scored over `width` features, if it cannot.
-    pub fn check(&self, width: usize) -> Result<(), String> {
+    pub fn check(&self, width: usize, max_nodes: usize, max_log_odds: f64) -> Result<(), String> {
         if self.nodes.is_empty() {
             return Err("tree has no nodes".into());
         }
+        if self.nodes.len() > max_nodes {
+            return Err(format!(
+                "{} nodes, more than the allowed {max_nodes}",
+                self.nodes.len()
+            ));
+        }
         for (i, node) in self.nodes.iter().enumerate() {
-            if !node.log_odds().is_finite() {
-                return Err(format!("node {i} has a log-odds that is not finite"));
+            if !(node.log_odds().abs() <= max_log_odds) {
+                return Err(format!(
+                    "node {i} has log-odds {:e}, outside ±{max_log_odds}",
+                    node.log_odds()
+                ));
             }
             if let Node::Split {
                 feature,

@@ -77,6 +77,16 @@ impl ModelSet {
         .flatten()
     }
 
+    /// The model serving as `kind`'s `role`, if any.
+    pub fn get(&self, kind: ModelKind, role: Role) -> Option<&Model> {
+        match (kind, role) {
+            (ModelKind::Fraud, Role::Champion) => Some(&self.fraud),
+            (ModelKind::Churn, Role::Champion) => Some(&self.churn),
+            (ModelKind::Fraud, Role::Challenger) => self.fraud_challenger.as_ref(),
+            (ModelKind::Churn, Role::Challenger) => self.churn_challenger.as_ref(),
+        }
+    }
+
     /// This set with `model` serving as `kind`'s `role`; returns the model it replaces.
     fn with(&self, kind: ModelKind, role: Role, model: Model) -> (ModelSet, Option<Model>) {
         let mut next = self.clone();
@@ -87,6 +97,20 @@ impl ModelSet {
             (ModelKind::Churn, Role::Challenger) => next.churn_challenger.replace(model),
         };
         (next, replaced)
+    }
+}
+
+/// A swapped-in artifact must say it is another model: the same `name@version` as the one
+/// serving would make decisions from two different models indistinguishable.
+fn newer_than(model: &Model, serving: Option<&str>, path: &Path) -> Result<()> {
+    match serving {
+        Some(label) if *label == *model.label() => Err(Error::ModelCheck {
+            path: path.to_owned(),
+            detail: format!(
+                "is labelled {label}, the label of the model already serving; give a changed model a new version"
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -161,22 +185,33 @@ impl ArtifactFile {
     }
 }
 
-/// Reads an artifact, checks it against the engine's features and gives it a smoke score (a
-/// feature vector at the training means must score a probability), and makes sure it records
-/// a threshold for each alert budget in `budgets` (policy key, rate).
+/// Reads an artifact, checks it against the engine's features, gives it smoke scores (vectors
+/// at the training means and three standard deviations either side must score probabilities),
+/// and makes sure it records a threshold for each alert budget in `budgets` (policy key, rate).
 pub fn load_checked(path: &Path, kind: ModelKind, budgets: &[(&str, f64)]) -> Result<Model> {
     let names: &[&str] = match kind {
         ModelKind::Fraud => &FRAUD_FEATURES,
         ModelKind::Churn => &CHURN_FEATURES,
     };
     let model = ModelArtifact::load(path, kind, names)?;
-    let typical = &model.artifact().standardizer.mean;
-    let probability = model.score(typical).probability;
-    if !(0.0..=1.0).contains(&probability) {
-        return Err(Error::ModelCheck {
-            path: path.to_owned(),
-            detail: format!("scores {probability} on its own training means, not a probability"),
-        });
+    // Probes: the training means, and three spreads either side of them in every feature.
+    let standardizer = &model.artifact().standardizer;
+    for spread in [0.0, 3.0, -3.0] {
+        let probe: Vec<f64> = standardizer
+            .mean
+            .iter()
+            .zip(&standardizer.scale)
+            .map(|(mean, scale)| mean + spread * scale)
+            .collect();
+        let probability = model.score(&probe).probability;
+        if !(0.0..=1.0).contains(&probability) {
+            return Err(Error::ModelCheck {
+                path: path.to_owned(),
+                detail: format!(
+                    "scores {probability} on its training means {spread:+} standard deviations, not a probability"
+                ),
+            });
+        }
     }
     for &(key, rate) in budgets {
         if model.artifact().threshold_at(rate).is_none() {
@@ -281,7 +316,10 @@ impl ModelWatcher {
                 continue;
             }
             *seen = now;
-            match file.load() {
+            let serving = live.current().get(file.kind, file.role).map(Model::label);
+            match file.load().and_then(|model| {
+                newer_than(&model, serving.as_deref(), &file.path).map(|()| model)
+            }) {
                 Ok(model) => {
                     let label = model.label();
                     let replaced = live.swap(file.kind, file.role, model);
@@ -352,6 +390,18 @@ mod tests {
         assert_eq!(counts.swaps.load(Ordering::Relaxed), 1);
         assert_eq!(serving(), "fraud-gbdt@2");
         assert!(live.current().fraud_challenger.is_none());
+
+        // A changed file under the label already serving is refused: decisions citing
+        // fraud-gbdt@2 must all come from one model.
+        let text = std::fs::read_to_string(&fraud).unwrap();
+        std::fs::write(
+            &fraud,
+            text.replacen("\"trained_at\": \"", "\"trained_at\": \"x", 1),
+        )
+        .unwrap();
+        watcher.check(&live);
+        assert_eq!(counts.rejections.load(Ordering::Relaxed), 2);
+        assert_eq!(counts.swaps.load(Ordering::Relaxed), 1);
     }
 
     #[test]
