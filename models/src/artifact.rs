@@ -27,6 +27,11 @@ pub const MAX_FOREST_NODES: usize = 1_000_000;
 /// can only come from a corrupt or hostile artifact, and would pin or invert every score.
 pub const MAX_LOG_ODDS: f64 = 1e3;
 
+/// Whether `value` lies within `bound` of zero; never for NaN.
+pub(crate) fn within(value: f64, bound: f64) -> bool {
+    value.abs() <= bound
+}
+
 /// Sane standardisation: means within `MAX_MEAN` of zero, scales between `MIN_SCALE` and
 /// `MAX_SCALE`. Training never writes a scale below `MIN_SCALE` (a constant feature gets 1).
 pub const MAX_MEAN: f64 = 1e15;
@@ -221,14 +226,14 @@ impl ModelArtifact {
             .standardizer
             .mean
             .iter()
-            .position(|m| !(m.abs() <= MAX_MEAN))
+            .position(|&m| !within(m, MAX_MEAN))
         {
             return Err(inconsistent(format!(
                 "standardizer mean of `{}` is {:e}, outside ±{MAX_MEAN:e}",
                 self.feature_names[i], self.standardizer.mean[i]
             )));
         }
-        let sane = |v: f64| v.abs() <= MAX_LOG_ODDS;
+        let sane = |v: f64| within(v, MAX_LOG_ODDS);
         if let Some(c) = &self.calibration {
             if !(c.slope > 0.0 && sane(c.slope) && sane(c.offset)) {
                 return Err(inconsistent(format!(

@@ -22,6 +22,8 @@ use ndarray::{Array1, Array2, ArrayBase, Data, Ix2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::artifact::within;
+
 /// A node index meaning "no child": the node is a leaf.
 const LEAF: u32 = u32::MAX;
 /// Most bins a feature is cut into.
@@ -258,7 +260,7 @@ impl Gbdt {
         if self.roots.is_empty() || n == 0 {
             return Err("no trees".into());
         }
-        if !(self.base.abs() <= max_log_odds) {
+        if !within(self.base, max_log_odds) {
             return Err(format!(
                 "base log-odds {:e} is outside ±{max_log_odds}",
                 self.base
@@ -268,7 +270,7 @@ impl Gbdt {
             return Err(format!("tree root {r} is not a node"));
         }
         for i in 0..n {
-            if !(self.value[i].abs() <= max_log_odds) {
+            if !within(self.value[i], max_log_odds) {
                 return Err(format!(
                     "node {i} has value {:e}, outside ±{max_log_odds}",
                     self.value[i]

@@ -11,6 +11,8 @@
 use linfa_trees::{DecisionTree, TreeNode};
 use serde::{Deserialize, Serialize};
 
+use crate::artifact::within;
+
 /// One node; children always come after their parent in the array.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "node", rename_all = "snake_case")]
@@ -109,7 +111,7 @@ impl CompiledTree {
             ));
         }
         for (i, node) in self.nodes.iter().enumerate() {
-            if !(node.log_odds().abs() <= max_log_odds) {
+            if !within(node.log_odds(), max_log_odds) {
                 return Err(format!(
                     "node {i} has log-odds {:e}, outside ±{max_log_odds}",
                     node.log_odds()
