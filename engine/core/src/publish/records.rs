@@ -1,10 +1,13 @@
 //! What the sinks are given: a decision as its JSON, keyed by customer id (so keyed sinks keep
 //! a customer's decisions on one partition, in order), and a dead letter as a JSON record
 //! `{reason, field, detail, raw, source}` with the original bytes (as hex when they are not
-//! UTF-8).
+//! UTF-8). A record longer than `DEAD_LETTER_RAW_BYTES` keeps only that much of itself, with
+//! its full length and SHA-256 (`raw_bytes`, `raw_sha256`), so a hostile 50 MiB line makes a
+//! dead letter of a few KiB that still identifies it.
 
 use bytes::Bytes;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::dead_letter::{DeadLetter, RejectReason};
 use crate::decision::Decision;
@@ -19,6 +22,9 @@ pub fn decision_record(decision: &Decision) -> SinkRecord {
     }
 }
 
+/// The most bytes of a rejected record a dead letter keeps.
+pub const DEAD_LETTER_RAW_BYTES: usize = 4096;
+
 #[derive(Serialize)]
 struct DeadLetterRecord<'a> {
     reason: RejectReason,
@@ -29,23 +35,42 @@ struct DeadLetterRecord<'a> {
     /// Hex of the original bytes, when they are not UTF-8.
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_hex: Option<String>,
+    /// The whole record's length and SHA-256 (hex), when `raw` holds only its start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_sha256: Option<String>,
     source: Position,
 }
 
 /// The dead-letter JSON record, without a trailing newline.
 pub fn dead_letter_json(letter: &DeadLetter) -> String {
-    let text = std::str::from_utf8(&letter.raw).ok();
+    let whole = &letter.raw[..];
+    let cut = whole.len() > DEAD_LETTER_RAW_BYTES;
+    let kept = &whole[..whole.len().min(DEAD_LETTER_RAW_BYTES)];
+    let text = match std::str::from_utf8(kept) {
+        Ok(text) => Some(text),
+        // Cut inside a character: keep the characters before it.
+        Err(e) if cut && e.error_len().is_none() => {
+            Some(std::str::from_utf8(&kept[..e.valid_up_to()]).expect("valid up to there"))
+        }
+        Err(_) => None,
+    };
     let record = DeadLetterRecord {
         reason: letter.rejection.reason,
         field: letter.rejection.field.as_deref(),
         detail: &letter.rejection.detail,
         raw: text,
-        raw_hex: text
-            .is_none()
-            .then(|| letter.raw.iter().map(|b| format!("{b:02x}")).collect()),
+        raw_hex: text.is_none().then(|| hex(kept)),
+        raw_bytes: cut.then_some(whole.len()),
+        raw_sha256: cut.then(|| hex(&Sha256::digest(whole))),
         source: letter.position,
     };
     serde_json::to_string(&record).expect("dead letters always serialize")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A dead letter as a sink record; dead letters have no key.
@@ -53,5 +78,52 @@ pub fn dead_letter_record(letter: &DeadLetter) -> SinkRecord {
     SinkRecord {
         key: Bytes::new(),
         value: Bytes::from(dead_letter_json(letter).into_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dead_letter::Rejection;
+
+    fn letter(raw: Vec<u8>) -> serde_json::Value {
+        let letter = DeadLetter {
+            rejection: Rejection::new(RejectReason::Oversized, None, "too long"),
+            raw: Bytes::from(raw),
+            position: Position {
+                partition: 0,
+                offset: 7,
+            },
+        };
+        serde_json::from_str(&dead_letter_json(&letter)).unwrap()
+    }
+
+    #[test]
+    fn a_long_record_keeps_its_start_length_and_hash_only() {
+        // 50 MiB of control bytes would escape to 300 MB.
+        let hostile = vec![0x01u8; 50 << 20];
+        let json = letter(hostile.clone());
+        let kept = json["raw"].as_str().unwrap();
+        assert_eq!(kept.len(), DEAD_LETTER_RAW_BYTES);
+        assert_eq!(json["raw_bytes"], 50 << 20);
+        assert_eq!(
+            json["raw_sha256"].as_str().unwrap(),
+            hex(&Sha256::digest(&hostile))
+        );
+        assert!(serde_json::to_string(&json).unwrap().len() < 8 * DEAD_LETTER_RAW_BYTES);
+
+        // A cut inside a character keeps text, not hex.
+        let mut text = vec![b'a'; DEAD_LETTER_RAW_BYTES - 1];
+        text.extend("é and more".as_bytes());
+        let json = letter(text);
+        assert_eq!(
+            json["raw"].as_str().unwrap().len(),
+            DEAD_LETTER_RAW_BYTES - 1
+        );
+
+        // A short record is whole, with no length or hash.
+        let json = letter(b"{\"short\":1}".to_vec());
+        assert_eq!(json["raw"], "{\"short\":1}");
+        assert!(json.get("raw_bytes").is_none() && json.get("raw_sha256").is_none());
     }
 }

@@ -60,7 +60,13 @@ impl LineSource {
 #[async_trait]
 impl Source for LineSource {
     async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> Result<bool> {
+        let before = batch.len();
         while batch.len() < MAX_BATCH {
+            // Records read never wait behind a partial line (a pipe's writer may pause
+            // mid-record): hand them over unless a whole line is already buffered.
+            if batch.len() > before && !self.reader.buffer().contains(&b'\n') {
+                break;
+            }
             self.buffer.clear();
             let read = self
                 .reader
@@ -90,10 +96,6 @@ impl Source for LineSource {
                 payload: Bytes::copy_from_slice(record),
                 ingested: Instant::now(),
             });
-            if self.reader.buffer().is_empty() && !batch.is_empty() {
-                // Nothing more is buffered: hand over what we have rather than wait.
-                break;
-            }
         }
         Ok(true)
     }
@@ -111,6 +113,8 @@ pub fn without_bom(bytes: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
 
     #[tokio::test]
     async fn resuming_skips_the_lines_below_the_checkpoint() {
@@ -120,6 +124,29 @@ mod tests {
         while source.next_batch(&mut batch).await.unwrap() {}
         let offsets: Vec<u64> = batch.iter().map(|r| r.position.offset).collect();
         assert_eq!(offsets, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn records_read_are_handed_over_while_a_partial_line_waits_for_its_end() {
+        let (mut writer, reader) = tokio::io::duplex(1 << 16);
+        let mut source = LineSource::from_reader(reader, "pipe".into());
+        writer
+            .write_all(b"{\"a\":1}\n{\"b\":2}\n{\"c\":")
+            .await
+            .unwrap();
+        let mut batch = Vec::new();
+        // The writer pauses mid-record; the two whole records must not wait for it.
+        tokio::time::timeout(Duration::from_secs(5), source.next_batch(&mut batch))
+            .await
+            .expect("the batch is handed over without the partial line")
+            .unwrap();
+        assert_eq!(batch.len(), 2);
+        writer.write_all(b"3}\n").await.unwrap();
+        drop(writer);
+        batch.clear();
+        while source.next_batch(&mut batch).await.unwrap() {}
+        assert_eq!(&batch[0].payload[..], b"{\"c\":3}");
+        assert_eq!(batch[0].position.offset, 2);
     }
 
     #[tokio::test]
