@@ -492,4 +492,38 @@ mod tests {
         );
         assert!(CustomerState::decode(&[]).is_err());
     }
+
+    #[test]
+    fn a_typical_customer_passivates_in_a_few_kib() {
+        // A month of card use: five payments a day at 20 merchants in 5 categories.
+        let mut features = CustomerFeatures::new(0);
+        const HOUR: i64 = 3_600_000;
+        for i in 0..150i64 {
+            let payment = Event {
+                event_id: format!("e-{i}"),
+                customer_id: "c-1".into(),
+                ts: i * 24 * HOUR / 5,
+                kind: EventKind::Payment(Payment {
+                    amount: 5.0 + (i % 13) as f64 * 7.5,
+                    currency: "EUR".into(),
+                    country: "FR".into(),
+                    location: Some(crate::event::GeoPoint {
+                        lat: 48.85 + (i % 7) as f64 * 0.01,
+                        lon: 2.35,
+                    }),
+                    merchant: format!("m-{}", i % 20),
+                    mcc: format!("54{}", i % 5),
+                    channel: None,
+                }),
+                label: None,
+            };
+            features.observe(&payment, 0).unwrap();
+        }
+        let state = CustomerState {
+            features: Some(features),
+            last_outreach_ts: None,
+        };
+        let bytes = state.encode().len();
+        assert!((1_000..4_096).contains(&bytes), "{bytes} bytes");
+    }
 }
