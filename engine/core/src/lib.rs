@@ -25,6 +25,7 @@ pub mod outcome;
 // What every stage may use.
 pub mod config;
 pub mod telemetry;
+pub mod text;
 
 // The stages, in the order an event travels. Raw records, in batches:
 pub mod source;

@@ -9,7 +9,6 @@
 //! a bounded window. Decisions are written to the output in batches, readable or as the JSON
 //! records unchanged; everything else (warnings, the tally) goes to standard error.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::future::Future;
 use std::io::Write;
@@ -22,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use vigil_engine::config::FluvioConfig;
 use vigil_engine::decision::{Decision, DecisionKind};
 use vigil_engine::event::{Offsets, MAX_TS};
+use vigil_engine::text::printable;
 
 use crate::client;
 use crate::error::{Error, Result};
@@ -157,33 +157,13 @@ pub fn render(d: &Decision) -> String {
         line += &format!(" | {}", reasons.join(", "));
     }
     if !d.rules.is_empty() {
-        let rules: Vec<Cow<str>> = d.rules.iter().map(|r| printable(r)).collect();
+        let rules: Vec<_> = d.rules.iter().map(|r| printable(r)).collect();
         line += &format!(" | rules: {}", rules.join(", "));
     }
     if d.degraded {
         line += " | DEGRADED";
     }
     line
-}
-
-/// `text` safe for a terminal: control characters (newlines, escape sequences, NUL) are
-/// written as Rust escapes, so a decision cannot forge lines or move the cursor.
-fn printable(text: &str) -> Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        Cow::Owned(
-            text.chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_default().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(text)
-    }
 }
 
 /// An event time as RFC 3339, or as raw milliseconds when it is outside 1970 to the year 9999

@@ -25,6 +25,7 @@ use crate::event::Inbound;
 use crate::outcome::{Outcome, Report};
 use crate::scoring::{CustomerState, Scoring};
 use crate::telemetry::ActorFailed;
+use crate::text::printable;
 
 pub struct CustomerActor;
 
@@ -92,11 +93,13 @@ pub fn process_isolated(
                 Ok(outcome) => return outcome,
                 Err(panic) => {
                     customer.copy_from(last_good);
-                    detail = panic
+                    // A panic message may quote the event: escaped before it reaches a log.
+                    let message = panic
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())
                         .or_else(|| panic.downcast_ref::<String>().cloned())
                         .unwrap_or_else(|| "unknown panic".into());
+                    detail = printable(&message).into_owned();
                     scoring.telemetry.emit(ActorFailed {
                         detail: &detail,
                         event_id: &inbound.event.event_id,
