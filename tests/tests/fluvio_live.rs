@@ -89,14 +89,14 @@ async fn a_restarted_engine_leaves_no_event_unscored() {
             .cloned()
             .collect::<BTreeSet<_>>()
     );
-    // A decision's id names its event, so a re-read event that is decided again carries the
-    // same id and consumers de-duplicate it.
+    // A decision's id names its customer and event, so a re-read event that is decided again
+    // carries the same id and consumers de-duplicate it.
     let (published, _) = published(&live).await;
     assert!(!published.is_empty());
     for (_, _, d) in &published {
         assert_eq!(
             d.decision_id,
-            format!("{}/{}", d.event_id, d.decision.name())
+            format!("{}/{}/{}", d.customer_id, d.event_id, d.decision.name())
         );
     }
 }
