@@ -19,7 +19,7 @@ mod window;
 
 pub use place::{haversine_km, Centroid};
 pub use recent::{RecentPayment, RecentPayments};
-pub use seen::SeenSet;
+pub use seen::{fnv1a, Seen, SeenSet};
 pub use sketch::AmountSketch;
 pub use window::RollingWindow;
 
@@ -285,7 +285,8 @@ impl CustomerFeatures {
         self.logins.advance(now);
 
         let hour_share = self.hour_share(ts);
-        self.hours[hour_of_day(ts)] = self.hours[hour_of_day(ts)].saturating_add(1);
+        let hour = &mut self.hours[hour_of_day(ts)];
+        *hour = hour.saturating_add(1);
 
         match &event.kind {
             EventKind::Payment(payment) => Ok(Observation::Fraud(
@@ -325,12 +326,20 @@ impl CustomerFeatures {
         let prior_payments = self.payment_count as f64;
         let log_amount = p.amount.ln_1p();
 
-        // The payment against what came before it.
-        let flag = |seen: &SeenSet, value: &str| f64::from(has_history && !seen.contains(value));
+        // The payment against what came before it. Each value is hashed and looked up once.
+        let (country, merchant, mcc) = (fnv1a(&p.country), fnv1a(&p.merchant), fnv1a(&p.mcc));
+        let (country_seen, merchant_seen, mcc_seen) = (
+            self.countries.get(country),
+            self.merchants.get(merchant),
+            self.mccs.get(mcc),
+        );
+        let new = |set: &SeenSet, seen: Option<Seen>| {
+            f64::from(has_history && seen.is_none() && !set.is_full())
+        };
         let (new_country, new_merchant, new_mcc) = (
-            flag(&self.countries, &p.country),
-            flag(&self.merchants, &p.merchant),
-            flag(&self.mccs, &p.mcc),
+            new(&self.countries, country_seen),
+            new(&self.merchants, merchant_seen),
+            new(&self.mccs, mcc_seen),
         );
         // Against references on the ln(1 + amount) scale.
         let over = |log_reference: Option<f64>| log_reference.map_or(0.0, |r| log_amount - r);
@@ -344,16 +353,10 @@ impl CustomerFeatures {
         } else {
             0.0
         };
-        let secs_since = |seen: &SeenSet, value: &str| {
-            seen.get(value)
-                .map_or(MAX_GAP_SECS, |s| secs(ts - s.last_ts))
-        };
-        let since_same_merchant = secs_since(&self.merchants, &p.merchant);
-        let since_same_mcc = secs_since(&self.mccs, &p.mcc);
-        let mcc_share = self
-            .mccs
-            .get(&p.mcc)
-            .map_or(0.0, |s| f64::from(s.uses) / (prior_payments + 1.0));
+        let secs_since = |seen: Option<Seen>| seen.map_or(MAX_GAP_SECS, |s| secs(ts - s.last_ts));
+        let since_same_merchant = secs_since(merchant_seen);
+        let since_same_mcc = secs_since(mcc_seen);
+        let mcc_share = mcc_seen.map_or(0.0, |s| f64::from(s.uses) / (prior_payments + 1.0));
         let (distance_km, speed_kmh, gap_secs) = match self.last_payment {
             Some((last_ts, last_place)) => {
                 let gap_secs = secs(ts - last_ts);
@@ -378,12 +381,11 @@ impl CustomerFeatures {
         if night {
             self.night_payments.insert(now, ts, 1.0);
         }
-        let (merchant, category) = (seen::fnv1a(&p.merchant), seen::fnv1a(&p.mcc));
         self.recent.insert(RecentPayment {
             ts,
             amount: p.amount,
             merchant,
-            category,
+            category: mcc,
         });
         self.payment_count += 1;
         let delta = log_amount - self.log_amount_mean;
@@ -397,9 +399,9 @@ impl CustomerFeatures {
         if let Some(at) = p.location {
             self.usual_place.add(at);
         }
-        self.countries.record(&p.country, ts);
-        self.merchants.record(&p.merchant, ts);
-        self.mccs.record(&p.mcc, ts);
+        self.countries.record(country, ts);
+        self.merchants.record(merchant, ts);
+        self.mccs.record(mcc, ts);
 
         // Windows, which count the payment itself.
         let count = |h: usize| self.payments.count(h) as f64;

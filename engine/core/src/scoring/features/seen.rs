@@ -1,6 +1,7 @@
 //! `SeenSet`: the values (countries, merchants, categories) a customer has used before, each
 //! with when it was last used and how often, stored sorted by a 64-bit FNV-1a hash of the
-//! value so the set is compact, stable across runs and cheap to snapshot.
+//! value (`fnv1a`) so the set is compact, stable across runs and cheap to snapshot. Callers
+//! hash a value once and look it up, read and record it by that key.
 
 /// How many distinct values one set remembers; a customer past this is no longer "new" to
 /// anything it has not seen, which errs towards not flagging.
@@ -28,24 +29,17 @@ impl SeenSet {
         self.values.clone_from(&other.values);
     }
 
-    /// Whether `value` was used before, or the set is too full to tell.
-    pub fn contains(&self, value: &str) -> bool {
-        self.is_full() || self.get(value).is_some()
-    }
-
-    /// What is remembered of `value`.
-    pub fn get(&self, value: &str) -> Option<Seen> {
-        let hash = fnv1a(value);
+    /// What is remembered of the value hashed to `key`.
+    pub fn get(&self, key: u64) -> Option<Seen> {
         self.values
-            .binary_search_by_key(&hash, |s| s.hash)
+            .binary_search_by_key(&key, |s| s.hash)
             .ok()
             .map(|at| self.values[at])
     }
 
-    /// Records a use of `value` at event time `ts`.
-    pub fn record(&mut self, value: &str, ts: i64) {
-        let hash = fnv1a(value);
-        match self.values.binary_search_by_key(&hash, |s| s.hash) {
+    /// Records a use of the value hashed to `key` at event time `ts`.
+    pub fn record(&mut self, key: u64, ts: i64) {
+        match self.values.binary_search_by_key(&key, |s| s.hash) {
             Ok(at) => {
                 let seen = &mut self.values[at];
                 seen.last_ts = seen.last_ts.max(ts);
@@ -54,7 +48,7 @@ impl SeenSet {
             Err(at) if !self.is_full() => self.values.insert(
                 at,
                 Seen {
-                    hash,
+                    hash: key,
                     last_ts: ts,
                     uses: 1,
                 },
@@ -71,7 +65,9 @@ impl SeenSet {
         self.values.is_empty()
     }
 
-    fn is_full(&self) -> bool {
+    /// Whether the set stopped remembering new values: a value it does not hold may then have
+    /// been used before, so it is not "new".
+    pub fn is_full(&self) -> bool {
         self.values.len() >= CAPACITY
     }
 }
@@ -90,12 +86,12 @@ mod tests {
     #[test]
     fn remembers_what_it_saw_when_and_how_often() {
         let mut set = SeenSet::default();
-        set.record("FR", 20);
-        set.record("FR", 10);
-        assert!(set.contains("FR"));
-        assert!(!set.contains("DE"));
+        set.record(fnv1a("FR"), 20);
+        set.record(fnv1a("FR"), 10);
+        assert!(set.get(fnv1a("FR")).is_some());
+        assert_eq!(set.get(fnv1a("DE")), None);
         assert_eq!(set.len(), 1);
-        let fr = set.get("FR").unwrap();
+        let fr = set.get(fnv1a("FR")).unwrap();
         assert_eq!(
             (fr.last_ts, fr.uses),
             (20, 2),
@@ -107,10 +103,10 @@ mod tests {
     fn a_full_set_stops_calling_values_new() {
         let mut set = SeenSet::default();
         for i in 0..CAPACITY + 10 {
-            set.record(&format!("m-{i}"), 0);
+            set.record(fnv1a(&format!("m-{i}")), 0);
         }
         assert_eq!(set.len(), CAPACITY);
-        assert!(set.contains("never-seen"));
-        assert_eq!(set.get("never-seen"), None);
+        assert!(set.is_full());
+        assert_eq!(set.get(fnv1a("never-seen")), None);
     }
 }
