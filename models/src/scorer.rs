@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::{Algorithm, Calibration, ModelArtifact, ModelKind};
+use crate::{Algorithm, ModelArtifact, ModelKind};
 
 /// Upper bound on a model's feature count, so standardisation fits a stack buffer.
 pub const MAX_FEATURES: usize = 48;
@@ -93,6 +93,11 @@ impl Model {
             Algorithm::DecisionTree { tree } => tree.base_log_odds(),
             Algorithm::GradientBoosting { trees } => trees.intercept(),
         };
+        self.calibrated(raw)
+    }
+
+    /// Raw log-odds through the artifact's calibration, when it has one.
+    fn calibrated(&self, raw: f64) -> f64 {
         self.artifact.calibration.map_or(raw, |c| c.logit(raw))
     }
 
@@ -146,8 +151,7 @@ impl Model {
         let mut standardized = [0.0; MAX_FEATURES];
         self.standardize(features, &mut standardized[..n]);
         let mut contributions = [0.0; MAX_FEATURES];
-        let raw = self.raw_log_odds(&standardized[..n], &mut contributions[..n]);
-        self.artifact.calibration.map_or(raw, |c| c.logit(raw))
+        self.calibrated(self.raw_log_odds(&standardized[..n], &mut contributions[..n]))
     }
 
     /// Scores one feature vector, ordered as the artifact's feature names.
@@ -161,12 +165,11 @@ impl Model {
         let mut standardized = [0.0; MAX_FEATURES];
         self.standardize(features, &mut standardized[..n]);
         let mut contributions = [0.0; MAX_FEATURES];
-        let raw = self.raw_log_odds(&standardized[..n], &mut contributions[..n]);
-        let calibration: Option<&Calibration> = self.artifact.calibration.as_ref();
-        let log_odds = calibration.map_or(raw, |c| c.logit(raw));
+        let log_odds =
+            self.calibrated(self.raw_log_odds(&standardized[..n], &mut contributions[..n]));
         let probability = 1.0 / (1.0 + (-log_odds).exp());
         let (mut reasons, reason_count) = top_reasons(&contributions[..n]);
-        if let Some(c) = calibration {
+        if let Some(c) = &self.artifact.calibration {
             for reason in &mut reasons[..reason_count] {
                 reason.contribution *= c.slope;
             }

@@ -16,7 +16,7 @@ use crate::calibration::{alert_budgets, Calibration, CALIBRATION_FRACTION};
 use crate::gbdt::GbdtParams;
 use crate::tree::CompiledTree;
 use crate::{
-    Algorithm, Error, Evaluation, Model, ModelArtifact, ModelKind, Result, Standardizer, Threshold,
+    Algorithm, Error, Evaluation, ModelArtifact, ModelKind, Result, Standardizer, Threshold,
 };
 
 /// Labelled rows in feature-name order, appended one at a time.
@@ -55,6 +55,20 @@ impl TrainingSet {
 
     fn rows(&self) -> impl Iterator<Item = &[f64]> {
         self.values.chunks_exact(self.width)
+    }
+
+    /// `(score, label)` for the rows in `range`.
+    fn scored(
+        &self,
+        range: std::ops::Range<usize>,
+        score: impl Fn(&[f64]) -> f64,
+    ) -> Vec<(f64, bool)> {
+        self.rows()
+            .zip(&self.labels)
+            .skip(range.start)
+            .take(range.len())
+            .map(|(row, &label)| (score(row), label))
+            .collect()
     }
 }
 
@@ -236,23 +250,10 @@ pub fn train(
     };
     let names: Vec<String> = fitted.feature_names.clone();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let scored = |model: &Model, rows: std::ops::Range<usize>, set: &TrainingSet| {
-        set.rows()
-            .zip(&set.labels)
-            .skip(rows.start)
-            .take(rows.len())
-            .map(|(row, &label)| (model.score(row).probability, label))
-            .collect::<Vec<_>>()
-    };
 
     let uncalibrated = fitted.into_model(plan.kind, &names)?;
     let tail_rows = fit_rows..train.len();
-    let raw: Vec<(f64, bool)> = train
-        .rows()
-        .zip(&train.labels)
-        .skip(fit_rows)
-        .map(|(row, &label)| (uncalibrated.log_odds(row), label))
-        .collect();
+    let raw = train.scored(tail_rows.clone(), |row| uncalibrated.log_odds(row));
     let mut artifact = uncalibrated.artifact().clone();
     artifact.calibration = Calibration::fit(&raw);
     let model = artifact.into_model(plan.kind, &names)?;
@@ -261,15 +262,15 @@ pub fn train(
     budgets.extend(plan.threshold.budget());
     budgets.sort_by(f64::total_cmp);
     budgets.dedup();
-    artifact.alert_budgets = alert_budgets(&scored(&model, tail_rows, train), &budgets);
-    let model = artifact.into_model(plan.kind, &names)?;
+    let probability = |row: &[f64]| model.score(row).probability;
+    artifact.alert_budgets = alert_budgets(&train.scored(tail_rows, probability), &budgets);
     // A budget too strict for the calibration rows has no threshold: nothing is flagged.
-    let threshold = plan.threshold.resolve(model.artifact()).unwrap_or(1.0);
-    let mut artifact = model.artifact().clone();
-    artifact.training_metrics.train =
-        Evaluation::of(&scored(&model, 0..fit_rows, train), threshold);
-    artifact.training_metrics.holdout = (!holdout.is_empty())
-        .then(|| Evaluation::of(&scored(&model, 0..holdout.len(), holdout), threshold));
+    let threshold = plan.threshold.resolve(&artifact).unwrap_or(1.0);
+    let evaluate =
+        |set: &TrainingSet, rows| Evaluation::of(&set.scored(rows, probability), threshold);
+    artifact.training_metrics.train = evaluate(train, 0..fit_rows);
+    artifact.training_metrics.holdout =
+        (!holdout.is_empty()).then(|| evaluate(holdout, 0..holdout.len()));
     Ok(artifact)
 }
 
@@ -376,12 +377,9 @@ mod tests {
                 .calibration
                 .expect("both classes in the tail");
             assert_eq!(calibration.rows, tail);
-            let tail_scores: Vec<(f64, bool)> = set
-                .rows()
-                .zip(&set.labels)
-                .skip(set.len() - tail)
-                .map(|(row, &y)| (model.score(row).probability, y))
-                .collect();
+            let tail_scores = set.scored(set.len() - tail..set.len(), |row| {
+                model.score(row).probability
+            });
             let negatives = tail_scores.iter().filter(|(_, y)| !*y).count() as f64;
             assert_eq!(
                 model.artifact().alert_budgets.len(),
