@@ -1,7 +1,9 @@
 //! Microbenchmarks of the per-event work, stage by stage: decoding a record, folding it into a
 //! warm customer's features, scoring it, the whole synchronous path an actor runs (features,
-//! model, policy), that path when it builds a freeze decision with reason codes, and the
-//! decision's serialisation. `cargo bench -p vigil-bench` prints the figures.
+//! model, policy), that path when it builds a freeze decision with reason codes, the
+//! decision's serialisation, and the actor's whole step (restore point included) for a
+//! customer with 10 and with a million events in their 24 h window, which should cost the
+//! same. `cargo bench -p vigil-bench` prints the figures.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -19,13 +21,18 @@ use vigil_engine::scoring::features::{CustomerFeatures, Observation};
 use vigil_engine::scoring::models::ModelSet;
 use vigil_engine::scoring::{CustomerState, Scoring};
 use vigil_engine::telemetry::Telemetry;
+use vigil_models::Threshold;
 
 const T0: i64 = 1_763_805_600_000;
 
+/// The customer's `i`th payment, ten minutes after the one before.
 fn payment(i: i64) -> String {
+    payment_at(i, T0 + i * 600_000)
+}
+
+fn payment_at(i: i64, ts: i64) -> String {
     format!(
-        r#"{{"schema":1,"event_id":"e-{i}","customer_id":"c-000042","ts":{},"kind":"payment","amount":{}.90,"currency":"EUR","country":"FR","lat":48.85,"lon":2.35,"merchant":"m-{}","mcc":"5411","channel":"pos"}}"#,
-        T0 + i * 600_000,
+        r#"{{"schema":1,"event_id":"e-{i}","customer_id":"c-000042","ts":{ts},"kind":"payment","amount":{}.90,"currency":"EUR","country":"FR","lat":48.85,"lon":2.35,"merchant":"m-{}","mcc":"5411","channel":"pos"}}"#,
         20 + i % 50,
         i % 6
     )
@@ -131,6 +138,49 @@ fn hot_path(c: &mut Criterion) {
     });
 }
 
+/// The actor's step, restore point included, for a customer who keeps paying at the rate that
+/// puts `in_window` payments in any 24 h: the per-event cost must not grow with that number.
+fn busy_customer(c: &mut Criterion) {
+    let mut config = Config::builtin();
+    config.engine.latency_budget = LatencyBudget::uniform(Duration::from_secs(10));
+    // A few million steps two hours apart run centuries ahead of the clock.
+    config.engine.max_future_skew = Duration::from_secs(5_000 * 365 * 86_400);
+    // The busy customer's velocity would call for decisions the quiet one never gets; with no
+    // action taken, both steps do the same work apart from the windows.
+    config.policy.rules.clear();
+    config.policy.fraud.freeze = Threshold::Probability(1.0);
+    config.policy.fraud.alert = Threshold::Probability(1.0);
+    let scoring = Scoring::from_config(&config, Telemetry::new()).unwrap();
+    let mut group = c.benchmark_group("actor step by payments in the 24 h window");
+    for in_window in [10i64, 1_000_000] {
+        let gap = 24 * 3_600_000 / in_window;
+        let at = |i: i64| {
+            let raw = payment_at(i, T0 + i * gap);
+            inbound(decode(raw.as_bytes(), 65_536).unwrap(), raw)
+        };
+        let mut state = CustomerState::default();
+        for i in 0..in_window.max(1_000) {
+            state.process(&at(i), &scoring);
+        }
+        let mut next = in_window.max(1_000);
+        group.bench_function(format!("{in_window} in the window"), |b| {
+            b.iter_batched(
+                || {
+                    next += 1;
+                    at(next)
+                },
+                |inbound| {
+                    let outcome = process_isolated(&mut state, &inbound, &scoring);
+                    assert!(matches!(outcome, Outcome::Scored { decision: None, .. }));
+                    outcome
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
 fn inbound(event: Event, raw: String) -> Inbound {
     Inbound {
         event,
@@ -146,6 +196,6 @@ fn inbound(event: Event, raw: String) -> Inbound {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = hot_path
+    targets = hot_path, busy_customer
 }
 criterion_main!(benches);

@@ -66,6 +66,10 @@ pub struct EngineConfig {
     pub max_future_skew: Duration,
     /// A payment amount above this is dead-lettered as `invalid_value`.
     pub max_amount: f64,
+    /// How long (event time) a customer's processed events are remembered, so a repeat is
+    /// recognised; zero turns recognition off.
+    #[serde(with = "humantime_serde")]
+    pub repeat_horizon: Duration,
     pub max_in_flight: usize,
     pub latency_budget: LatencyBudget,
     pub passivation: PassivationConfig,
@@ -432,7 +436,7 @@ impl Config {
 
     /// Every duration with its least and greatest allowed value; the greatest keeps
     /// `Instant::now() + d` from overflowing anywhere it is used.
-    fn durations(&self) -> [(&'static str, Duration, Duration, Duration); 11] {
+    fn durations(&self) -> [(&'static str, Duration, Duration, Duration); 12] {
         const ZERO: Duration = Duration::ZERO;
         const MS: Duration = Duration::from_millis(1);
         const MINUTE: Duration = Duration::from_secs(60);
@@ -441,6 +445,7 @@ impl Config {
         let e = &self.engine;
         [
             ("engine.late_tolerance", e.late_tolerance, ZERO, 30 * DAY),
+            ("engine.repeat_horizon", e.repeat_horizon, ZERO, 30 * DAY),
             (
                 "engine.max_future_skew",
                 e.max_future_skew,

@@ -34,6 +34,8 @@ pub enum RejectReason {
     LateEvent,
     /// Ahead of the engine's clock by more than `engine.max_future_skew`.
     FutureEvent,
+    /// A different record under an event id the customer already had processed.
+    ReusedEventId,
     /// The customer's actor failed while processing the event.
     ActorFailure,
     /// A sink refused the record as it is (a decision too large for its topic, say).
@@ -54,6 +56,7 @@ impl RejectReason {
             RejectReason::UnsupportedSchema => "unsupported_schema",
             RejectReason::LateEvent => "late_event",
             RejectReason::FutureEvent => "future_event",
+            RejectReason::ReusedEventId => "reused_event_id",
             RejectReason::ActorFailure => "actor_failure",
             RejectReason::Undeliverable => "undeliverable",
         }

@@ -42,6 +42,16 @@ impl DecisionKind {
     }
 }
 
+/// Why a decision was made on the hard rules alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DegradedReason {
+    /// The event had already waited past its latency budget.
+    LatencyBudget,
+    /// The model's score was not a number.
+    ModelError,
+}
+
 /// One feature's contribution to a score, in log-odds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReasonCode {
@@ -71,8 +81,11 @@ pub struct Decision {
     /// Hard rules that fired.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Arc<str>>,
-    /// True when the latency budget forced a rules-only decision.
+    /// True when the decision was made on the hard rules alone, without a score.
     pub degraded: bool,
+    /// Why, when degraded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_reason: Option<DegradedReason>,
     /// Ingest to decision, microseconds.
     pub latency_us: u64,
 }

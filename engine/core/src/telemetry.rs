@@ -33,6 +33,8 @@ pub const STATE_SAVED_BYTES: &str = "vigil_state_saved_bytes_total";
 pub const STATE_SAVE_SECONDS: &str = "vigil_state_save_seconds";
 pub const CHECKPOINT_SECONDS: &str = "vigil_checkpoint_seconds";
 pub const BUDGET_EXCEEDED: &str = "vigil_budget_exceeded_total";
+pub const REPEATED_EVENTS: &str = "vigil_repeated_events_total";
+pub const MODEL_ERRORS: &str = "vigil_model_errors_total";
 pub const DEAD_LETTERS: &str = "vigil_dead_letters_total";
 pub const MODEL_INFO: &str = "vigil_model_info";
 pub const MODEL_REJECTIONS: &str = "vigil_model_rejections_total";
@@ -161,6 +163,14 @@ fn describe() {
         "Events decided on rules only because the latency budget ran out."
     );
     describe_counter!(
+        REPEATED_EVENTS,
+        "Records a customer already had processed, answered with the decision they got then."
+    );
+    describe_counter!(
+        MODEL_ERRORS,
+        "Scores that were not a number, decided on rules only."
+    );
+    describe_counter!(
         DEAD_LETTERS,
         "Records sent to the dead-letter output, by reason."
     );
@@ -204,6 +214,8 @@ pub struct Telemetry {
     actors_active: Gauge,
     actor_restarts: Counter,
     budget_exceeded: Counter,
+    repeated_events: Counter,
+    model_errors: Counter,
     passivations: Counter,
     restores: Counter,
     state_saved_bytes: Counter,
@@ -239,6 +251,8 @@ impl Telemetry {
             actors_active: metrics::gauge!(ACTORS_ACTIVE),
             actor_restarts: metrics::counter!(ACTOR_RESTARTS),
             budget_exceeded: metrics::counter!(BUDGET_EXCEEDED),
+            repeated_events: metrics::counter!(REPEATED_EVENTS),
+            model_errors: metrics::counter!(MODEL_ERRORS),
             passivations: metrics::counter!(PASSIVATIONS),
             restores: metrics::counter!(RESTORES),
             state_saved_bytes: metrics::counter!(STATE_SAVED_BYTES),
@@ -316,6 +330,30 @@ impl InternalEvent for BudgetExceeded {
             "Latency budget exceeded; deciding on rules only."
         );
         t.budget_exceeded.increment(1);
+    }
+}
+
+/// A customer's record came again, and got the decision it got the first time.
+pub struct RepeatedEvent;
+
+impl InternalEvent for RepeatedEvent {
+    fn emit(self, t: &Telemetry) {
+        t.repeated_events.increment(1);
+    }
+}
+
+/// A model's score was not a number; the event was decided on rules only.
+pub struct ModelError<'a> {
+    pub model: &'a str,
+}
+
+impl InternalEvent for ModelError<'_> {
+    fn emit(self, t: &Telemetry) {
+        tracing::warn!(
+            model = self.model,
+            "Model score is not a number; deciding on rules only."
+        );
+        t.model_errors.increment(1);
     }
 }
 

@@ -455,6 +455,7 @@ mod tests {
 
     fn decision(id: &str, kind: DecisionKind, customer: &str, score: Option<f64>) -> Decision {
         Decision {
+            degraded_reason: None,
             schema: 1,
             decision_id: Decision::id_for(customer, id, kind),
             decision: kind,

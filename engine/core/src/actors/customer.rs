@@ -13,7 +13,6 @@
 //! mailbox, though the actor knows no more than the `Handover` type) and stops; asked for a
 //! snapshot, it answers with the encoded state and carries on.
 
-use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -67,13 +66,6 @@ pub struct CustomerActorState {
     handover: DerivedActorRef<Handover>,
 }
 
-thread_local! {
-    /// The state of the customer whose event this thread is processing, as it was before the
-    /// event: where a failure rolls back to. One per worker thread, reused across customers,
-    /// so keeping it costs a copy into warm buffers and no allocation.
-    static LAST_GOOD: RefCell<CustomerState> = RefCell::new(CustomerState::default());
-}
-
 /// How many times an event is tried before it is dead-lettered.
 const ATTEMPTS: usize = 2;
 
@@ -85,44 +77,42 @@ pub fn process_isolated(
     inbound: &Inbound,
     scoring: &Scoring,
 ) -> Outcome {
-    LAST_GOOD.with_borrow_mut(|last_good| {
-        last_good.copy_from(customer);
-        let mut detail = String::new();
-        for attempt in 1..=ATTEMPTS {
-            match catch_unwind(AssertUnwindSafe(|| customer.process(inbound, scoring))) {
-                Ok(outcome) => return outcome,
-                Err(panic) => {
-                    customer.copy_from(last_good);
-                    // A panic message may quote the event: escaped before it reaches a log.
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "unknown panic".into());
-                    detail = printable(&message).into_owned();
-                    scoring.telemetry.emit(ActorFailed {
-                        detail: &detail,
-                        event_id: &inbound.event.event_id,
-                        attempt,
-                        of: ATTEMPTS,
-                    });
-                }
+    let last_good = customer.restore_point();
+    let mut detail = String::new();
+    for attempt in 1..=ATTEMPTS {
+        match catch_unwind(AssertUnwindSafe(|| customer.process(inbound, scoring))) {
+            Ok(outcome) => return outcome,
+            Err(panic) => {
+                customer.rollback(&last_good);
+                // A panic message may quote the event: escaped before it reaches a log.
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                detail = printable(&message).into_owned();
+                scoring.telemetry.emit(ActorFailed {
+                    detail: &detail,
+                    event_id: &inbound.event.event_id,
+                    attempt,
+                    of: ATTEMPTS,
+                });
             }
         }
-        Outcome::Rejected {
-            letter: Box::new(DeadLetter {
-                rejection: Rejection::new(
-                    RejectReason::ActorFailure,
-                    None,
-                    format!("processing failed {ATTEMPTS} times, the customer's state was rolled back each time: {detail}"),
-                ),
-                raw: inbound.raw.clone(),
-                position: inbound.position,
-            }),
-            kind: Some(inbound.event.kind.name()),
-            ingested: inbound.ingested,
-        }
-    })
+    }
+    Outcome::Rejected {
+        letter: Box::new(DeadLetter {
+            rejection: Rejection::new(
+                RejectReason::ActorFailure,
+                None,
+                format!("processing failed {ATTEMPTS} times, the customer's state was rolled back each time: {detail}"),
+            ),
+            raw: inbound.raw.clone(),
+            position: inbound.position,
+        }),
+        kind: Some(inbound.event.kind.name()),
+        ingested: inbound.ingested,
+    }
 }
 
 impl Actor for CustomerActor {

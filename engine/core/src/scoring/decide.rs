@@ -14,16 +14,17 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use vigil_models::{Model, ModelKind, Score};
 
-use super::features::{ChurnVector, CustomerFeatures, FraudVector, Observation};
+use super::features::{ChurnVector, CustomerFeatures, FeaturesMark, FraudVector, Observation};
 use super::models::{LiveModels, ModelSet};
 use super::policy::Policy;
+use super::repeats::{RecentEvents, Seen};
 use crate::config::{Config, LatencyBudget};
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
-use crate::decision::{Decision, DecisionKind, ReasonCode};
+use crate::decision::{Decision, DecisionKind, DegradedReason, ReasonCode};
 use crate::error::Result;
 use crate::event::{Event, EventKind, Inbound, SCHEMA_VERSION};
 use crate::outcome::{Audit, Outcome, Shadow};
-use crate::telemetry::{BudgetExceeded, ModelLoaded, Stage, Telemetry};
+use crate::telemetry::{BudgetExceeded, ModelError, ModelLoaded, RepeatedEvent, Stage, Telemetry};
 
 /// Called on every event once its features are folded in, before it is scored. The engine
 /// never sets one; the fault tests pass one in to make processing fail on chosen events.
@@ -37,6 +38,9 @@ pub struct Scoring {
     /// How far ahead of the engine's clock an event may be.
     pub max_future_skew_ms: i64,
     pub max_amount: f64,
+    /// How long a customer's processed events are remembered; 0 when repeats are not
+    /// recognised.
+    pub repeat_horizon_ms: i64,
     pub latency_budget: LatencyBudget,
     pub telemetry: Telemetry,
     /// Attach an `Audit` (features, label and both scores) to every scored event, for
@@ -62,6 +66,7 @@ impl Scoring {
             late_tolerance_ms: config.engine.late_tolerance.as_millis() as i64,
             max_future_skew_ms: config.engine.max_future_skew.as_millis() as i64,
             max_amount: config.engine.max_amount,
+            repeat_horizon_ms: config.engine.repeat_horizon.as_millis() as i64,
             latency_budget: config.engine.latency_budget,
             telemetry,
             audit: false,
@@ -83,18 +88,28 @@ struct Verdict<'m> {
     rules: Vec<Arc<str>>,
 }
 
-/// A customer's state: rolling features and when they were last offered outreach.
+/// Where a customer's state was before an event (`CustomerState::restore_point`).
+#[derive(Debug, Clone, Copy)]
+pub struct RestorePoint {
+    features: Option<FeaturesMark>,
+    last_outreach_ts: Option<i64>,
+}
+
+/// A customer's state: rolling features, when they were last offered outreach, and the
+/// events they had processed lately.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerState {
     features: Option<CustomerFeatures>,
     last_outreach_ts: Option<i64>,
+    recent_events: RecentEvents,
 }
 
 /// The layout of an encoded `CustomerState`, its first byte. It changes whenever the fields
 /// (and so the postcard bytes) of the state change, so that a state store written by another
 /// engine version is refused by name rather than misread. Layout 2: the time-carrying fraud
-/// features (sketch, recent payments, usual place). States before layout 2 began with 0 or 1.
-const STATE_LAYOUT: u8 = 2;
+/// features (sketch, recent payments, usual place). Layout 3: bucketed windows. States before
+/// layout 2 began with 0 or 1.
+const STATE_LAYOUT: u8 = 3;
 
 /// Why stored customer state cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -109,8 +124,11 @@ pub enum StateDecodeError {
 
 impl CustomerState {
     /// The compact form kept in the state store while the customer is passivated: the layout
-    /// byte, then postcard.
-    pub fn encode(&self) -> Vec<u8> {
+    /// byte, then postcard. Commits the events so far first, so nothing expired is stored.
+    pub fn encode(&mut self) -> Vec<u8> {
+        if let Some(features) = &mut self.features {
+            features.settle();
+        }
         let mut bytes = vec![STATE_LAYOUT];
         postcard::to_io(self, &mut bytes).expect("customer state always encodes");
         bytes
@@ -124,18 +142,28 @@ impl CustomerState {
         }
     }
 
-    /// Makes this state a copy of `other`, reusing this one's buffers: after the first few
-    /// events, taking a restore point allocates nothing.
-    pub fn copy_from(&mut self, other: &CustomerState) {
-        let CustomerState {
+    /// Commits the events so far (see `CustomerFeatures::settle`) and returns where the state
+    /// is, to roll back to if the next event fails. Costs the same however long the customer's
+    /// history is.
+    pub fn restore_point(&mut self) -> RestorePoint {
+        let features = self.features.as_mut().map(|features| {
+            features.settle();
+            features.mark()
+        });
+        RestorePoint {
             features,
-            last_outreach_ts,
-        } = other;
-        match (&mut self.features, features) {
-            (Some(mine), Some(theirs)) => mine.copy_from(theirs),
-            (mine, theirs) => mine.clone_from(theirs),
+            last_outreach_ts: self.last_outreach_ts,
         }
-        self.last_outreach_ts = *last_outreach_ts;
+    }
+
+    /// Undoes everything since `point` was taken.
+    pub fn rollback(&mut self, point: &RestorePoint) {
+        match (&mut self.features, &point.features) {
+            (Some(features), Some(mark)) => features.rollback(mark),
+            (features, None) => *features = None,
+            (None, Some(_)) => unreachable!("a customer's features are never dropped"),
+        }
+        self.last_outreach_ts = point.last_outreach_ts;
     }
 
     /// Processes one of this customer's events: the budget check, then features, models and
@@ -149,43 +177,66 @@ impl CustomerState {
         } = inbound;
         let (position, ingested) = (*position, *ingested);
         let started = Instant::now();
-        let degraded = over_budget(event, ingested, started, scoring);
+        let degraded =
+            over_budget(event, ingested, started, scoring).then_some(DegradedReason::LatencyBudget);
 
+        let rejected = |rejection| Outcome::Rejected {
+            letter: Box::new(DeadLetter {
+                rejection,
+                raw: raw.clone(),
+                position,
+            }),
+            kind: Some(event.kind.name()),
+            ingested,
+        };
         if let Some(rejection) = insane(event, scoring) {
-            return Outcome::Rejected {
-                letter: Box::new(DeadLetter {
-                    rejection,
-                    raw: raw.clone(),
-                    position,
-                }),
-                kind: Some(event.kind.name()),
-                ingested,
-            };
+            return rejected(rejection);
+        }
+        let remembers = scoring.repeat_horizon_ms > 0;
+        if remembers {
+            match self.recent_events.seen(&event.event_id, raw) {
+                Seen::New => {}
+                Seen::Repeat(decision) => {
+                    scoring.telemetry.emit(RepeatedEvent);
+                    return Outcome::Scored {
+                        position,
+                        kind: event.kind.name(),
+                        event_ts: event.ts,
+                        ingested,
+                        decision: decision.map(|json| {
+                            Box::new(
+                                serde_json::from_str(json)
+                                    .expect("a remembered decision is one this engine wrote"),
+                            )
+                        }),
+                        shadow: None,
+                        audit: None,
+                    };
+                }
+                Seen::IdReused => {
+                    return rejected(Rejection::new(
+                        RejectReason::ReusedEventId,
+                        Some("event_id"),
+                        "another record of this customer with this event id was processed within engine.repeat_horizon; deciding this one would publish a second decision under the first one's id".to_string(),
+                    ))
+                }
+            }
         }
         let features = self
             .features
             .get_or_insert_with(|| CustomerFeatures::new(event.ts));
         let observation = match features.observe(event, scoring.late_tolerance_ms) {
             Ok(observation) => observation,
-            Err(late) => {
-                return Outcome::Rejected {
-                    letter: Box::new(DeadLetter {
-                        rejection: Rejection::new(
-                            RejectReason::LateEvent,
-                            Some("ts"),
-                            format!(
-                                "event is {} ms older than the customer's newest event; the tolerance is {} ms",
-                                late.late_by_ms, late.tolerance_ms
-                            ),
-                        ),
-                        raw: raw.clone(),
-                        position,
-                    }),
-                    kind: Some(event.kind.name()),
-                    ingested,
-                }
-            }
+            Err(late) => return rejected(Rejection::new(
+                RejectReason::LateEvent,
+                Some("ts"),
+                format!(
+                    "event is {} ms older than the customer's newest event; the tolerance is {} ms",
+                    late.late_by_ms, late.tolerance_ms
+                ),
+            )),
         };
+        let newest_ts = features.newest_ts();
         if let Some(hook) = &scoring.after_features {
             hook(event);
         }
@@ -194,14 +245,13 @@ impl CustomerState {
 
         let models = scoring.models.current();
         let judgement = match &observation {
-            Observation::Fraud(v) => judge_fraud(&models, &scoring.policy, v, degraded),
-            Observation::Churn(v) => {
-                self.judge_churn(&models, &scoring.policy, v, event.ts, degraded)
-            }
+            Observation::Fraud(v) => judge_fraud(&models, scoring, v, degraded),
+            Observation::Churn(v) => self.judge_churn(&models, scoring, v, event.ts, degraded),
         };
         let decided = Instant::now();
         scoring.telemetry.stage(Stage::Score, decided - featured);
 
+        let degraded = judgement.degraded;
         let made = |action: Option<DecisionKind>, verdict: Option<&Verdict>, rules: &[Arc<str>]| {
             action.map(|kind| decision(event, kind, verdict, rules, degraded, ingested, decided))
         };
@@ -215,16 +265,27 @@ impl CustomerState {
         let audit = scoring
             .audit
             .then(|| audit(event, &observation, &judgement));
+        let decision = made(
+            judgement.action,
+            judgement.champion.as_ref(),
+            &judgement.rules,
+        );
+        if remembers {
+            self.recent_events.remember(
+                &event.event_id,
+                raw,
+                event.ts,
+                decision.as_deref(),
+                newest_ts,
+                scoring.repeat_horizon_ms,
+            );
+        }
         Outcome::Scored {
             position,
             kind: event.kind.name(),
             event_ts: event.ts,
             ingested,
-            decision: made(
-                judgement.action,
-                judgement.champion.as_ref(),
-                &judgement.rules,
-            ),
+            decision,
             shadow,
             audit,
         }
@@ -236,10 +297,10 @@ impl CustomerState {
     fn judge_churn<'m>(
         &mut self,
         models: &'m ModelSet,
-        policy: &Policy,
+        scoring: &Scoring,
         v: &ChurnVector,
         ts: i64,
-        degraded: bool,
+        degraded: Option<DegradedReason>,
     ) -> Judgement<'m> {
         let mut judgement = Judgement {
             champion: None,
@@ -247,28 +308,32 @@ impl CustomerState {
             rules: Vec::new(),
             challenger: None,
             kind: ModelKind::Churn,
+            degraded,
         };
-        if degraded {
+        if degraded.is_some() {
             return judgement;
         }
         let last = self.last_outreach_ts;
         let verdict = |model: &'m Model| {
-            let score = model.score(v);
-            let outreach = policy.outreach(score.probability, ts, last);
-            Verdict {
+            let score = scored(model, v, scoring)?;
+            let outreach = scoring.policy.outreach(score.probability, ts, last);
+            Some(Verdict {
                 model,
                 score,
                 action: outreach.then_some(DecisionKind::Outreach),
                 rules: Vec::new(),
-            }
+            })
         };
-        let champion = verdict(&models.churn);
+        let Some(champion) = verdict(&models.churn) else {
+            judgement.degraded = Some(DegradedReason::ModelError);
+            return judgement;
+        };
         if champion.action.is_some() {
             self.last_outreach_ts = Some(ts);
         }
         judgement.action = champion.action;
         judgement.champion = Some(champion);
-        judgement.challenger = models.churn_challenger.as_ref().map(verdict);
+        judgement.challenger = models.churn_challenger.as_ref().and_then(verdict);
         judgement
     }
 }
@@ -284,6 +349,8 @@ struct Judgement<'m> {
     /// The challenger's verdict, when one of the event's kind is loaded.
     challenger: Option<Verdict<'m>>,
     kind: ModelKind,
+    /// Why the decision is on the hard rules alone, if it is.
+    degraded: Option<DegradedReason>,
 }
 
 /// Whether the event already waited past its kind's budget: then it is decided on rules only.
@@ -342,24 +409,29 @@ fn now_ms() -> i64 {
 /// Degraded, the rules alone decide and no model scores.
 fn judge_fraud<'m>(
     models: &'m ModelSet,
-    policy: &Policy,
+    scoring: &Scoring,
     v: &FraudVector,
-    degraded: bool,
+    degraded: Option<DegradedReason>,
 ) -> Judgement<'m> {
-    if degraded {
+    let policy = &scoring.policy;
+    let rules_only = |degraded| {
         let rules_only = policy.fraud(None, v);
-        return Judgement {
+        Judgement {
             champion: None,
             action: rules_only.action,
             rules: rules_only.fired,
             challenger: None,
             kind: ModelKind::Fraud,
-        };
+            degraded: Some(degraded),
+        }
+    };
+    if let Some(degraded) = degraded {
+        return rules_only(degraded);
     }
     let verdict = |model: &'m Model| {
-        let score = model.score(v);
+        let score = scored(model, v, scoring)?;
         let fraud = policy.fraud(Some((model, score.probability)), v);
-        (
+        Some((
             Verdict {
                 model,
                 score,
@@ -367,15 +439,17 @@ fn judge_fraud<'m>(
                 rules: Vec::new(),
             },
             fraud.fired,
-        )
+        ))
     };
     // The rules that fired go to the decision; the champion's verdict keeps none, so they are
     // not copied.
-    let (champion, rules) = verdict(&models.fraud);
-    let challenger = models.fraud_challenger.as_ref().map(|model| {
-        let (mut challenger, rules) = verdict(model);
+    let Some((champion, rules)) = verdict(&models.fraud) else {
+        return rules_only(DegradedReason::ModelError);
+    };
+    let challenger = models.fraud_challenger.as_ref().and_then(|model| {
+        let (mut challenger, rules) = verdict(model)?;
         challenger.rules = rules;
-        challenger
+        Some(challenger)
     });
     Judgement {
         action: champion.action,
@@ -383,6 +457,21 @@ fn judge_fraud<'m>(
         rules,
         challenger,
         kind: ModelKind::Fraud,
+        degraded: None,
+    }
+}
+
+/// The model's score of `v`, or `None`, counted as a model error, when it is not a number: a
+/// decision never carries a score that is not one.
+fn scored(model: &Model, v: &[f64], scoring: &Scoring) -> Option<Score> {
+    let score = model.score(v);
+    if score.probability.is_finite() {
+        Some(score)
+    } else {
+        scoring.telemetry.emit(ModelError {
+            model: &model.label(),
+        });
+        None
     }
 }
 
@@ -420,7 +509,7 @@ fn decision(
     kind: DecisionKind,
     verdict: Option<&Verdict>,
     rules: &[Arc<str>],
-    degraded: bool,
+    degraded: Option<DegradedReason>,
     ingested: Instant,
     decided: Instant,
 ) -> Box<Decision> {
@@ -436,7 +525,8 @@ fn decision(
         model: verdict.map(|v| v.model.label()),
         reasons: verdict.map_or(Vec::new(), |v| reason_codes(v.model, &v.score)),
         rules: rules.to_vec(),
-        degraded,
+        degraded: degraded.is_some(),
+        degraded_reason: degraded,
         latency_us: (decided - ingested).as_micros() as u64,
     })
 }
@@ -487,7 +577,7 @@ mod tests {
         let previous = postcard::to_allocvec(&state).unwrap();
         let err = CustomerState::decode(&previous).unwrap_err().to_string();
         assert!(
-            err.contains("state layout 1, this engine reads layout 2"),
+            err.contains("state layout 1, this engine reads layout 3"),
             "{err}"
         );
         assert!(CustomerState::decode(&[]).is_err());
@@ -519,11 +609,144 @@ mod tests {
             };
             features.observe(&payment, 0).unwrap();
         }
-        let state = CustomerState {
+        let mut state = CustomerState {
             features: Some(features),
-            last_outreach_ts: None,
+            ..CustomerState::default()
         };
         let bytes = state.encode().len();
         assert!((1_000..4_096).contains(&bytes), "{bytes} bytes");
+    }
+
+    #[test]
+    fn a_bot_paying_every_few_milliseconds_keeps_a_bounded_state() {
+        // 50,000 payments in three minutes, all inside every window but the minute.
+        let mut state = CustomerState::default();
+        let mut features = CustomerFeatures::new(0);
+        for i in 0..50_000i64 {
+            let payment = Event {
+                event_id: format!("e-{i}"),
+                customer_id: "c-bot".into(),
+                ts: i * 4,
+                kind: EventKind::Payment(Payment {
+                    amount: 1.0 + (i % 10) as f64,
+                    currency: "EUR".into(),
+                    country: "FR".into(),
+                    location: None,
+                    merchant: format!("m-{}", i % 3),
+                    mcc: "5411".into(),
+                    channel: None,
+                }),
+                label: None,
+            };
+            features.observe(&payment, 0).unwrap();
+        }
+        state.features = Some(features);
+        let bytes = state.encode().len();
+        // Unbounded windows held every payment: 50,000 entries in each of four horizons.
+        assert!(bytes < 24_000, "{bytes} bytes");
+    }
+
+    fn inbound(raw: &str) -> Inbound {
+        Inbound {
+            event: crate::decode::decode(raw.as_bytes(), 65_536).unwrap(),
+            position: crate::event::Position {
+                partition: 0,
+                offset: 0,
+            },
+            ingested: Instant::now(),
+            raw: bytes::Bytes::copy_from_slice(raw.as_bytes()),
+        }
+    }
+
+    fn takeover(ts: i64, amount: &str) -> String {
+        format!(
+            r#"{{"schema":1,"event_id":"e-9","customer_id":"c-1","ts":{ts},"kind":"payment","amount":{amount},"currency":"EUR","country":"BR","merchant":"m-new","mcc":"5411"}}"#
+        )
+    }
+
+    #[test]
+    fn a_repeat_gets_its_first_decision_after_passivation_and_is_not_counted_twice() {
+        let scoring = Scoring::from_config(&Config::builtin(), Telemetry::new()).unwrap();
+        let ts = now_ms() - 60_000;
+        let mut state = CustomerState::default();
+        for i in 0..5 {
+            let raw = takeover(ts - 3_600_000 + i, "20.0")
+                .replace("e-9", &format!("e-{i}"))
+                .replace("BR", "FR")
+                .replace("m-new", "m-1");
+            state.process(&inbound(&raw), &scoring);
+        }
+        let first = inbound(&takeover(ts, "4800.0"));
+        let Outcome::Scored { decision, .. } = state.process(&first, &scoring) else {
+            panic!("the takeover is scored")
+        };
+        let decision = decision.expect("the takeover is acted on");
+
+        let mut restored = CustomerState::decode(&state.encode()).unwrap();
+        let before = restored.clone();
+        let Outcome::Scored {
+            decision: again, ..
+        } = restored.process(&first, &scoring)
+        else {
+            panic!("a repeat is answered")
+        };
+        assert_eq!(again.as_deref(), Some(&*decision));
+        restored.encode();
+        assert_eq!(restored, before, "the repeat changed the customer's state");
+
+        // The same id on a different record is refused, naming the field.
+        let Outcome::Rejected { letter, .. } =
+            restored.process(&inbound(&takeover(ts, "4900.0")), &scoring)
+        else {
+            panic!("a reused id is refused")
+        };
+        assert_eq!(letter.rejection.reason, RejectReason::ReusedEventId);
+        assert_eq!(letter.rejection.field.as_deref(), Some("event_id"));
+    }
+
+    #[test]
+    fn a_score_that_is_not_a_number_degrades_to_rules_only_as_a_model_error() {
+        let scoring = Scoring::from_config(&Config::builtin(), Telemetry::new()).unwrap();
+        let shipped = scoring.models.current();
+        // Boosted trees send a NaN down one branch and still score; a logistic model passes it
+        // through, as any model might pass an overflow.
+        let names = super::super::features::FRAUD_FEATURES;
+        let mut rows = vigil_models::TrainingSet::new(names.len());
+        for i in 0..400 {
+            let mut row = [0.0; super::super::features::FRAUD_FEATURES.len()];
+            row[0] = (i % 7) as f64 + if i % 10 == 0 { 5.0 } else { 0.0 };
+            row[1] = (i % 3) as f64;
+            rows.push(&row, i % 10 == 0);
+        }
+        let plan = vigil_models::TrainingPlan {
+            name: "fraud-lr".into(),
+            version: 1,
+            kind: ModelKind::Fraud,
+            feature_names: names.iter().map(|n| n.to_string()).collect(),
+            training_data: "unit test".into(),
+            trained_at: "2026-12-01T00:00:00Z".into(),
+            threshold: vigil_models::Threshold::Probability(0.5),
+            family: vigil_models::Family::Logistic { alpha: 1.0 },
+            alert_budgets: Vec::new(),
+        };
+        let logistic =
+            vigil_models::train(plan, &rows, &vigil_models::TrainingSet::new(names.len()))
+                .unwrap()
+                .into_model(ModelKind::Fraud, &names)
+                .unwrap();
+        let models = ModelSet {
+            fraud: logistic,
+            ..ModelSet::clone(&shipped)
+        };
+        let mut v = [0.0; super::super::features::FRAUD_FEATURES.len()];
+        v[0] = f64::NAN;
+        let judgement = judge_fraud(&models, &scoring, &v, None);
+        assert_eq!(judgement.degraded, Some(DegradedReason::ModelError));
+        assert!(judgement.champion.is_none() && judgement.challenger.is_none());
+
+        let churn = [f64::NAN; super::super::features::CHURN_FEATURES.len()];
+        let judgement = CustomerState::default().judge_churn(&models, &scoring, &churn, 0, None);
+        assert_eq!(judgement.degraded, Some(DegradedReason::ModelError));
+        assert_eq!(judgement.action, None);
     }
 }

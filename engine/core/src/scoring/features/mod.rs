@@ -6,9 +6,11 @@
 //! feature vector to score: fraud features for a payment, churn features for every other kind.
 //! Values that describe the past ("never-seen country", "amount over the previous maximum",
 //! "distance from the last payment") are read before the event updates the state; window
-//! counts include the event itself. Windows are exact over event time; an event older than the
-//! customer's newest by more than the late tolerance is refused, a later-but-tolerated one is
-//! placed in time order.
+//! counts include the event itself. Windows are over event time, exact until a customer passes
+//! hundreds of events in one, then within a few percent (see `window`); an event older than
+//! the customer's newest by more than the late tolerance is refused, a later-but-tolerated one
+//! is placed in time order. Every collection is bounded, so an event costs the same for a
+//! customer with ten events a day and one with a million.
 
 mod fixed_array;
 mod place;
@@ -18,10 +20,10 @@ mod sketch;
 mod window;
 
 pub use place::{haversine_km, Centroid};
-pub use recent::{RecentPayment, RecentPayments};
+pub use recent::{RecentMark, RecentPayment, RecentPayments};
 pub use seen::{fnv1a, Seen, SeenSet};
 pub use sketch::AmountSketch;
-pub use window::RollingWindow;
+pub use window::{RollingWindow, WindowMark};
 
 use crate::event::{Event, EventKind, GeoPoint, Payment};
 
@@ -134,18 +136,38 @@ const W24H: usize = 2;
 const W1H: usize = 3;
 const W1M: usize = 4;
 
-/// Everything the engine remembers about one customer's behaviour.
+/// Everything the engine remembers about one customer's behaviour: a fixed-size summary and
+/// bounded time-ordered collections.
+///
+/// An event changes the summary in place and each collection at one place, and leaves what it
+/// expires for the next `settle`, so `mark` (a copy of the summary and a few numbers per
+/// collection) and `rollback` undo an event at a cost that does not grow with the customer's
+/// history.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerFeatures {
-    /// Newest event time seen; the "now" of every window.
-    newest_ts: i64,
-    first_ts: i64,
+    summary: Summary,
     /// Payment amounts over `PAYMENT_WINDOWS`.
     payments: RollingWindow<5>,
     /// Night payments over 7 days and 24 hours.
     night_payments: RollingWindow<2>,
     /// The last day of payments in detail.
     recent: RecentPayments,
+    countries: SeenSet,
+    merchants: SeenSet,
+    mccs: SeenSet,
+    /// Logins over 30 and 7 days.
+    logins: RollingWindow<2>,
+    pricing_cancel_views: RollingWindow<1>,
+    support_tickets: RollingWindow<1>,
+    cart_abandons: RollingWindow<1>,
+}
+
+/// The fixed-size part of a customer's features, copied whole into a `FeaturesMark`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Summary {
+    /// Newest event time seen; the "now" of every window.
+    newest_ts: i64,
+    first_ts: i64,
     payment_count: u64,
     /// Running mean and sum of squares of `ln(1 + amount)`.
     log_amount_mean: f64,
@@ -155,105 +177,131 @@ pub struct CustomerFeatures {
     amounts: AmountSketch,
     last_payment: Option<(i64, Option<GeoPoint>)>,
     usual_place: Centroid,
-    countries: SeenSet,
-    merchants: SeenSet,
-    mccs: SeenSet,
     /// Events per UTC hour of day, the customer's usual rhythm.
     hours: [u32; 24],
-    /// Logins over 30 and 7 days.
-    logins: RollingWindow<2>,
     last_login_ts: Option<i64>,
     last_sessions: [f64; 3],
     session_count: u32,
     last_core_feature_ts: Option<i64>,
-    pricing_cancel_views: RollingWindow<1>,
-    support_tickets: RollingWindow<1>,
-    cart_abandons: RollingWindow<1>,
+}
+
+/// A customer's features before an event, restored by `CustomerFeatures::rollback`.
+#[derive(Debug, Clone, Copy)]
+pub struct FeaturesMark {
+    summary: Summary,
+    payments: WindowMark<5>,
+    night_payments: WindowMark<2>,
+    recent: RecentMark,
+    logins: WindowMark<2>,
+    pricing_cancel_views: WindowMark<1>,
+    support_tickets: WindowMark<1>,
+    cart_abandons: WindowMark<1>,
 }
 
 impl CustomerFeatures {
     pub fn new(first_ts: i64) -> Self {
         CustomerFeatures {
-            newest_ts: first_ts,
-            first_ts,
+            summary: Summary {
+                newest_ts: first_ts,
+                first_ts,
+                payment_count: 0,
+                log_amount_mean: 0.0,
+                log_amount_m2: 0.0,
+                max_log_amount: 0.0,
+                amounts: AmountSketch::default(),
+                last_payment: None,
+                usual_place: Centroid::default(),
+                hours: [0; 24],
+                last_login_ts: None,
+                last_sessions: [0.0; 3],
+                session_count: 0,
+                last_core_feature_ts: None,
+            },
             payments: RollingWindow::new(PAYMENT_WINDOWS),
             night_payments: RollingWindow::new([7 * DAY, DAY]),
             recent: RecentPayments::default(),
-            payment_count: 0,
-            log_amount_mean: 0.0,
-            log_amount_m2: 0.0,
-            max_log_amount: 0.0,
-            amounts: AmountSketch::default(),
-            last_payment: None,
-            usual_place: Centroid::default(),
             countries: SeenSet::default(),
             merchants: SeenSet::default(),
             mccs: SeenSet::default(),
-            hours: [0; 24],
             logins: RollingWindow::new([30 * DAY, 7 * DAY]),
-            last_login_ts: None,
-            last_sessions: [0.0; 3],
-            session_count: 0,
-            last_core_feature_ts: None,
             pricing_cancel_views: RollingWindow::new([7 * DAY]),
             support_tickets: RollingWindow::new([30 * DAY]),
             cart_abandons: RollingWindow::new([30 * DAY]),
         }
     }
 
-    /// Makes this a copy of `other`, reusing this one's buffers (see `CustomerState::copy_from`).
-    pub fn copy_from(&mut self, other: &CustomerFeatures) {
-        // Destructured so that a new field cannot be forgotten here.
+    /// Commits the events so far: the collections drop what has expired and bound their
+    /// size. Changes no feature; `observe` settles first, and a mark is taken after it.
+    pub fn settle(&mut self) {
+        // Destructured so that a new collection cannot be forgotten here.
         let CustomerFeatures {
-            newest_ts,
-            first_ts,
+            summary: _,
             payments,
             night_payments,
             recent,
-            payment_count,
-            log_amount_mean,
-            log_amount_m2,
-            max_log_amount,
-            amounts,
-            last_payment,
-            usual_place,
             countries,
             merchants,
             mccs,
-            hours,
             logins,
-            last_login_ts,
-            last_sessions,
-            session_count,
-            last_core_feature_ts,
             pricing_cancel_views,
             support_tickets,
             cart_abandons,
-        } = other;
-        self.newest_ts = *newest_ts;
-        self.first_ts = *first_ts;
-        self.payments.copy_from(payments);
-        self.night_payments.copy_from(night_payments);
-        self.recent.copy_from(recent);
-        self.payment_count = *payment_count;
-        self.log_amount_mean = *log_amount_mean;
-        self.log_amount_m2 = *log_amount_m2;
-        self.max_log_amount = *max_log_amount;
-        self.amounts = amounts.clone();
-        self.last_payment = *last_payment;
-        self.usual_place = *usual_place;
-        self.countries.copy_from(countries);
-        self.merchants.copy_from(merchants);
-        self.mccs.copy_from(mccs);
-        self.hours = *hours;
-        self.logins.copy_from(logins);
-        self.last_login_ts = *last_login_ts;
-        self.last_sessions = *last_sessions;
-        self.session_count = *session_count;
-        self.last_core_feature_ts = *last_core_feature_ts;
-        self.pricing_cancel_views.copy_from(pricing_cancel_views);
-        self.support_tickets.copy_from(support_tickets);
-        self.cart_abandons.copy_from(cart_abandons);
+        } = self;
+        payments.settle();
+        night_payments.settle();
+        recent.settle();
+        for set in [countries, merchants, mccs] {
+            set.settle();
+        }
+        logins.settle();
+        for window in [pricing_cancel_views, support_tickets, cart_abandons] {
+            window.settle();
+        }
+    }
+
+    /// Where the features are now, to come back to if the next event fails. Call `settle`
+    /// first.
+    pub fn mark(&self) -> FeaturesMark {
+        FeaturesMark {
+            summary: self.summary,
+            payments: self.payments.mark(),
+            night_payments: self.night_payments.mark(),
+            recent: self.recent.mark(),
+            logins: self.logins.mark(),
+            pricing_cancel_views: self.pricing_cancel_views.mark(),
+            support_tickets: self.support_tickets.mark(),
+            cart_abandons: self.cart_abandons.mark(),
+        }
+    }
+
+    /// Undoes everything since `mark`.
+    pub fn rollback(&mut self, mark: &FeaturesMark) {
+        let FeaturesMark {
+            summary,
+            payments,
+            night_payments,
+            recent,
+            logins,
+            pricing_cancel_views,
+            support_tickets,
+            cart_abandons,
+        } = mark;
+        self.summary = *summary;
+        self.payments.rollback(payments);
+        self.night_payments.rollback(night_payments);
+        self.recent.rollback(recent);
+        self.countries.rollback();
+        self.merchants.rollback();
+        self.mccs.rollback();
+        self.logins.rollback(logins);
+        self.pricing_cancel_views.rollback(pricing_cancel_views);
+        self.support_tickets.rollback(support_tickets);
+        self.cart_abandons.rollback(cart_abandons);
+    }
+
+    /// The newest event time folded in.
+    pub fn newest_ts(&self) -> i64 {
+        self.summary.newest_ts
     }
 
     /// Folds `event` into the state and returns the features to score it with.
@@ -262,16 +310,17 @@ impl CustomerFeatures {
         event: &Event,
         late_tolerance_ms: i64,
     ) -> Result<Observation, LateEvent> {
+        self.settle();
         let ts = event.ts;
-        if ts < self.newest_ts - late_tolerance_ms {
+        if ts < self.summary.newest_ts - late_tolerance_ms {
             return Err(LateEvent {
-                late_by_ms: self.newest_ts - ts,
+                late_by_ms: self.summary.newest_ts - ts,
                 tolerance_ms: late_tolerance_ms,
             });
         }
-        self.newest_ts = self.newest_ts.max(ts);
-        self.first_ts = self.first_ts.min(ts);
-        let now = self.newest_ts;
+        self.summary.newest_ts = self.summary.newest_ts.max(ts);
+        self.summary.first_ts = self.summary.first_ts.min(ts);
+        let now = self.summary.newest_ts;
         for window in [
             &mut self.pricing_cancel_views,
             &mut self.support_tickets,
@@ -285,7 +334,7 @@ impl CustomerFeatures {
         self.logins.advance(now);
 
         let hour_share = self.hour_share(ts);
-        let hour = &mut self.hours[hour_of_day(ts)];
+        let hour = &mut self.summary.hours[hour_of_day(ts)];
         *hour = hour.saturating_add(1);
 
         match &event.kind {
@@ -298,11 +347,13 @@ impl CustomerFeatures {
                         self.logins.insert(now, ts, 1.0);
                     }
                     EventKind::SessionEnd { duration_s } => {
-                        self.last_sessions[self.session_count as usize % 3] = *duration_s;
-                        self.session_count += 1;
+                        self.summary.last_sessions[self.summary.session_count as usize % 3] =
+                            *duration_s;
+                        self.summary.session_count += 1;
                     }
                     EventKind::FeatureUse { .. } => {
-                        self.last_core_feature_ts = Some(latest(self.last_core_feature_ts, ts));
+                        self.summary.last_core_feature_ts =
+                            Some(latest(self.summary.last_core_feature_ts, ts));
                     }
                     EventKind::PageView { page } if page == "pricing" || page == "cancel" => {
                         self.pricing_cancel_views.insert(now, ts, 1.0);
@@ -313,7 +364,7 @@ impl CustomerFeatures {
                 }
                 let churn = self.churn_features(matches!(other, EventKind::Login { .. }));
                 if let EventKind::Login { .. } = other {
-                    self.last_login_ts = Some(latest(self.last_login_ts, ts));
+                    self.summary.last_login_ts = Some(latest(self.summary.last_login_ts, ts));
                 }
                 Ok(Observation::Churn(churn))
             }
@@ -321,9 +372,9 @@ impl CustomerFeatures {
     }
 
     fn observe_payment(&mut self, ts: i64, p: &Payment, hour_share: f64) -> FraudVector {
-        let now = self.newest_ts;
-        let has_history = self.payment_count > 0;
-        let prior_payments = self.payment_count as f64;
+        let now = self.summary.newest_ts;
+        let has_history = self.summary.payment_count > 0;
+        let prior_payments = self.summary.payment_count as f64;
         let log_amount = p.amount.ln_1p();
 
         // The payment against what came before it. Each value is hashed and looked up once.
@@ -343,13 +394,13 @@ impl CustomerFeatures {
         );
         // Against references on the ln(1 + amount) scale.
         let over = |log_reference: Option<f64>| log_reference.map_or(0.0, |r| log_amount - r);
-        let amount_over_max = over(has_history.then_some(self.max_log_amount));
-        let amount_over_median = over(self.amounts.log_quantile(0.5));
-        let amount_over_p95 = over(self.amounts.log_quantile(0.95));
+        let amount_over_max = over(has_history.then_some(self.summary.max_log_amount));
+        let amount_over_median = over(self.summary.amounts.log_quantile(0.5));
+        let amount_over_p95 = over(self.summary.amounts.log_quantile(0.95));
         let amount_zscore = if has_history {
             let spread =
-                (self.log_amount_m2 + ZSCORE_PRIOR) / (prior_payments - 1.0 + ZSCORE_PRIOR);
-            ((log_amount - self.log_amount_mean) / spread.sqrt()).clamp(-10.0, 10.0)
+                (self.summary.log_amount_m2 + ZSCORE_PRIOR) / (prior_payments - 1.0 + ZSCORE_PRIOR);
+            ((log_amount - self.summary.log_amount_mean) / spread.sqrt()).clamp(-10.0, 10.0)
         } else {
             0.0
         };
@@ -357,7 +408,7 @@ impl CustomerFeatures {
         let since_same_merchant = secs_since(merchant_seen);
         let since_same_mcc = secs_since(mcc_seen);
         let mcc_share = mcc_seen.map_or(0.0, |s| f64::from(s.uses) / (prior_payments + 1.0));
-        let (distance_km, speed_kmh, gap_secs) = match self.last_payment {
+        let (distance_km, speed_kmh, gap_secs) = match self.summary.last_payment {
             Some((last_ts, last_place)) => {
                 let gap_secs = secs(ts - last_ts);
                 let distance = match (last_place, p.location) {
@@ -371,7 +422,7 @@ impl CustomerFeatures {
         };
         let centroid_km = p
             .location
-            .and_then(|at| self.usual_place.distance_km(at))
+            .and_then(|at| self.summary.usual_place.distance_km(at))
             .unwrap_or(0.0);
         let small_before = self.recent.smaller_than(p.amount, SMALL_FACTOR) as f64;
 
@@ -387,29 +438,33 @@ impl CustomerFeatures {
             merchant,
             category: mcc,
         });
-        self.payment_count += 1;
-        let delta = log_amount - self.log_amount_mean;
-        self.log_amount_mean += delta / self.payment_count as f64;
-        self.log_amount_m2 += delta * (log_amount - self.log_amount_mean);
-        self.max_log_amount = self.max_log_amount.max(log_amount);
-        self.amounts.insert_log(log_amount);
-        if self.last_payment.is_none_or(|(last_ts, _)| ts >= last_ts) {
-            self.last_payment = Some((ts, p.location));
+        self.summary.payment_count += 1;
+        let delta = log_amount - self.summary.log_amount_mean;
+        self.summary.log_amount_mean += delta / self.summary.payment_count as f64;
+        self.summary.log_amount_m2 += delta * (log_amount - self.summary.log_amount_mean);
+        self.summary.max_log_amount = self.summary.max_log_amount.max(log_amount);
+        self.summary.amounts.insert_log(log_amount);
+        if self
+            .summary
+            .last_payment
+            .is_none_or(|(last_ts, _)| ts >= last_ts)
+        {
+            self.summary.last_payment = Some((ts, p.location));
         }
         if let Some(at) = p.location {
-            self.usual_place.add(at);
+            self.summary.usual_place.add(at);
         }
         self.countries.record(country, ts);
         self.merchants.record(merchant, ts);
         self.mccs.record(mcc, ts);
 
         // Windows, which count the payment itself.
-        let count = |h: usize| self.payments.count(h) as f64;
+        let count = |h: usize| self.payments.count(h);
         let log_sum = |h: usize| self.payments.sum(h).max(0.0).ln_1p();
-        let history_days = days(now - self.first_ts).clamp(1.0, 30.0);
+        let history_days = days(now - self.summary.first_ts).clamp(1.0, 30.0);
         let daily_rate_30d = count(W30D) / history_days;
         let night_share =
-            |h: usize, window: usize| self.night_payments.count(h) as f64 / count(window).max(1.0);
+            |h: usize, window: usize| self.night_payments.count(h) / count(window).max(1.0);
         let [(merchants_1h, mccs_1h), (merchants_24h, mccs_24h)] =
             self.recent.distinct_since(now - HOUR, now - DAY);
 
@@ -451,32 +506,33 @@ impl CustomerFeatures {
     }
 
     fn churn_features(&self, is_login: bool) -> ChurnVector {
-        let now = self.newest_ts;
-        let days_since = |t: Option<i64>| days(now - t.unwrap_or(self.first_ts)).min(MAX_DAYS);
-        let logins_7d = self.logins.count(1) as f64;
-        let logins_30d = self.logins.count(0) as f64;
-        let sessions = self.session_count.min(3) as usize;
+        let now = self.summary.newest_ts;
+        let days_since =
+            |t: Option<i64>| days(now - t.unwrap_or(self.summary.first_ts)).min(MAX_DAYS);
+        let logins_7d = self.logins.count(1);
+        let logins_30d = self.logins.count(0);
+        let sessions = self.summary.session_count.min(3) as usize;
         let mean_session = if sessions == 0 {
             0.0
         } else {
-            self.last_sessions[..sessions].iter().sum::<f64>() / sessions as f64
+            self.summary.last_sessions[..sessions].iter().sum::<f64>() / sessions as f64
         };
         let days_since_last_login = if is_login {
             0.0
         } else {
-            days_since(self.last_login_ts)
+            days_since(self.summary.last_login_ts)
         };
         [
             logins_7d,
             logins_30d,
             logins_7d / 7.0 - logins_30d / 30.0,
             mean_session.ln_1p(),
-            days_since(self.last_core_feature_ts),
-            self.pricing_cancel_views.count(0) as f64,
-            self.support_tickets.count(0) as f64,
+            days_since(self.summary.last_core_feature_ts),
+            self.pricing_cancel_views.count(0),
+            self.support_tickets.count(0),
             days_since_last_login,
-            self.cart_abandons.count(0) as f64,
-            days(now - self.first_ts).min(MAX_TENURE_DAYS),
+            self.cart_abandons.count(0),
+            days(now - self.summary.first_ts).min(MAX_TENURE_DAYS),
         ]
     }
 
@@ -484,9 +540,11 @@ impl CustomerFeatures {
     /// habit at 21:55 covers 22:05), smoothed towards an even day: 0.125 for a short history,
     /// near 0 for an hour the customer never uses.
     fn hour_share(&self, ts: i64) -> f64 {
-        let total: u32 = self.hours.iter().sum();
+        let total: u32 = self.summary.hours.iter().sum();
         let h = hour_of_day(ts);
-        let near = self.hours[(h + 23) % 24] + self.hours[h] + self.hours[(h + 1) % 24];
+        let near = self.summary.hours[(h + 23) % 24]
+            + self.summary.hours[h]
+            + self.summary.hours[(h + 1) % 24];
         (f64::from(near) + HOUR_PROFILE_PRIOR * 3.0 / 24.0)
             / (f64::from(total) + HOUR_PROFILE_PRIOR)
     }

@@ -4,7 +4,8 @@
 //!
 //! It keeps at most `CAPACITY` payments, the newest, so each feature costs a bounded scan
 //! however busy the customer is; past that, the features describe the newest `CAPACITY`
-//! payments of the day.
+//! payments of the day. Payments that leave are only passed over until `settle`, so an
+//! event's changes are undone from a `mark` and the one insert the list remembers.
 
 use std::collections::VecDeque;
 
@@ -12,8 +13,19 @@ const CAPACITY: usize = 64;
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecentPayments {
-    /// Time-ordered, no older than the horizon at the last `advance`.
+    /// Time-ordered; from `head` on, no older than the horizon at the last `advance`.
     payments: VecDeque<RecentPayment>,
+    /// The payments before this index have left, and go at the next `settle`.
+    head: usize,
+    /// Where the last event inserted, undone by `rollback`.
+    #[serde(skip)]
+    inserted: Option<usize>,
+}
+
+/// Where the list was before an event: restores it with `RecentPayments::rollback`.
+#[derive(Debug, Clone, Copy)]
+pub struct RecentMark {
+    head: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -25,25 +37,50 @@ pub struct RecentPayment {
 }
 
 impl RecentPayments {
-    /// Makes this a copy of `other`, reusing this one's buffer.
-    pub fn copy_from(&mut self, other: &RecentPayments) {
-        self.payments.clone_from(&other.payments);
-    }
-
     /// Forgets payments at or before `edge` (an entry exactly a horizon old has left it).
     pub fn advance(&mut self, edge: i64) {
-        while self.payments.front().is_some_and(|p| p.ts <= edge) {
-            self.payments.pop_front();
+        while self.payments.get(self.head).is_some_and(|p| p.ts <= edge) {
+            self.head += 1;
         }
     }
 
-    /// Adds a payment in time order; when full, the oldest goes.
+    /// Adds a payment in time order; when full, the oldest goes. At most once per event.
     pub fn insert(&mut self, payment: RecentPayment) {
-        let at = self.payments.partition_point(|p| p.ts <= payment.ts);
+        debug_assert!(self.inserted.is_none(), "two inserts between settles");
+        let at = self
+            .payments
+            .partition_point(|p| p.ts <= payment.ts)
+            .max(self.head);
         self.payments.insert(at, payment);
-        if self.payments.len() > CAPACITY {
-            self.payments.pop_front();
+        self.inserted = Some(at);
+        if self.payments.len() - self.head > CAPACITY {
+            self.head += 1;
         }
+    }
+
+    /// The payments inside the horizon, oldest first.
+    fn live(&self) -> impl DoubleEndedIterator<Item = &RecentPayment> {
+        self.payments.range(self.head..)
+    }
+
+    /// Where the list is now, to come back to.
+    pub fn mark(&self) -> RecentMark {
+        RecentMark { head: self.head }
+    }
+
+    /// Undoes everything since `mark`, which was taken after the last `settle`.
+    pub fn rollback(&mut self, mark: &RecentMark) {
+        if let Some(at) = self.inserted.take() {
+            self.payments.remove(at);
+        }
+        self.head = mark.head;
+    }
+
+    /// Commits the last event: drops the payments that left.
+    pub fn settle(&mut self) {
+        self.inserted = None;
+        self.payments.drain(..self.head);
+        self.head = 0;
     }
 
     /// Different merchants and categories among the payments after each of two edges, the
@@ -54,7 +91,7 @@ impl RecentPayments {
         let mut categories = [0u64; CAPACITY];
         let (mut m, mut c) = (0, 0);
         let mut at_near = None;
-        for p in self.payments.iter().rev().take_while(|p| p.ts > far) {
+        for p in self.live().rev().take_while(|p| p.ts > far) {
             if at_near.is_none() && p.ts <= near {
                 at_near = Some((m, c));
             }
@@ -73,10 +110,7 @@ impl RecentPayments {
     /// Payments remembered (all inside the horizon) smaller than `amount` by more than
     /// `factor` times.
     pub fn smaller_than(&self, amount: f64, factor: f64) -> usize {
-        self.payments
-            .iter()
-            .filter(|p| p.amount * factor < amount)
-            .count()
+        self.live().filter(|p| p.amount * factor < amount).count()
     }
 }
 
@@ -93,12 +127,18 @@ mod tests {
         }
     }
 
+    /// One event's insert, committed as the customer state commits it.
+    fn insert(recent: &mut RecentPayments, payment: RecentPayment) {
+        recent.settle();
+        recent.insert(payment);
+    }
+
     #[test]
     fn distinct_values_after_an_edge_and_late_payments_in_order() {
         let mut recent = RecentPayments::default();
-        recent.insert(paid(10, 5.0, 1, 7));
-        recent.insert(paid(30, 5.0, 2, 7));
-        recent.insert(paid(20, 5.0, 3, 8));
+        insert(&mut recent, paid(10, 5.0, 1, 7));
+        insert(&mut recent, paid(30, 5.0, 2, 7));
+        insert(&mut recent, paid(20, 5.0, 3, 8));
         assert_eq!(recent.distinct_since(20, 0), [(1, 1), (3, 2)]);
         // The payment exactly at an edge is out.
         assert_eq!(recent.distinct_since(10, 10)[0], (2, 2));
@@ -111,12 +151,29 @@ mod tests {
     fn smaller_amounts_and_the_capacity_bound() {
         let mut recent = RecentPayments::default();
         for ts in 0..(CAPACITY as i64 + 6) {
-            recent.insert(paid(ts, 1.0, ts as u64, 0));
+            insert(&mut recent, paid(ts, 1.0, ts as u64, 0));
         }
-        recent.insert(paid(1_000, 900.0, 0, 0));
+        insert(&mut recent, paid(1_000, 900.0, 0, 0));
+        recent.settle();
         assert_eq!(recent.payments.len(), CAPACITY);
         assert_eq!(recent.smaller_than(900.0, 5.0), CAPACITY - 1);
         assert_eq!(recent.smaller_than(4.0, 5.0), 0);
         assert_eq!(recent.distinct_since(0, 0)[1].0, CAPACITY);
+    }
+
+    #[test]
+    fn rollback_restores_the_list_bit_for_bit() {
+        let mut recent = RecentPayments::default();
+        for ts in 0..(CAPACITY as i64) {
+            insert(&mut recent, paid(ts * 10, 1.0, ts as u64, 0));
+        }
+        recent.settle();
+        let before = recent.clone();
+        let mark = recent.mark();
+        recent.advance(100);
+        recent.insert(paid(55, 3.0, 9, 9));
+        assert_ne!(recent, before);
+        recent.rollback(&mark);
+        assert_eq!(recent, before);
     }
 }

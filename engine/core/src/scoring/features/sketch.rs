@@ -11,7 +11,7 @@ const BUCKETS: usize = 64;
 /// Buckets per unit of `ln(1 + amount)`.
 const SCALE: f64 = 4.0;
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AmountSketch {
     #[serde(with = "super::fixed_array")]
     counts: [u16; BUCKETS],

@@ -361,3 +361,36 @@ fn late_events_within_tolerance_are_placed_in_time_beyond_it_refused() {
         )
         .is_ok());
 }
+
+/// Any event, payment or not, on time or late, below or past the collections' bounds, is undone
+/// by `rollback` to exactly the state before it, and the event then folds in as if it had
+/// never been tried.
+#[test]
+fn rollback_undoes_any_event_bit_for_bit() {
+    let mut f = CustomerFeatures::new(T0);
+    let mut twin = f.clone();
+    for i in 0..1_500i64 {
+        // Every 7th event three minutes late; merchants and countries keep changing, so the
+        // seen sets fill up and the windows pass their bucket bound.
+        let ts = T0 + i * 20 * SECOND - if i % 7 == 3 { 3 * MINUTE } else { 0 };
+        let event = match i % 5 {
+            0 => other(ts, EventKind::Login { place: None }),
+            1 => other(ts, EventKind::SupportTicket),
+            _ => payment(
+                ts,
+                1.0 + (i % 97) as f64,
+                &format!("C{}", i % 300),
+                &format!("m-{i}"),
+                PARIS,
+            ),
+        };
+        f.settle();
+        let before = f.clone();
+        let mark = f.mark();
+        let tried = f.observe(&event, TOLERANCE).unwrap();
+        f.rollback(&mark);
+        assert_eq!(f, before, "event {i}");
+        assert_eq!(f.observe(&event, TOLERANCE).unwrap(), tried);
+        assert_eq!(twin.observe(&event, TOLERANCE).unwrap(), tried);
+    }
+}
