@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use vigil_engine::config::Config;
+use vigil_engine::decision::Decision;
 use vigil_engine::pipeline;
 use vigil_engine::scoring::features::FRAUD_FEATURES;
 use vigil_engine::scoring::models::load_checked;
@@ -173,6 +174,50 @@ async fn equal_event_ids_of_two_customers_get_two_decision_ids() {
         .collect();
     ids.sort();
     assert_eq!(ids, ["c-1/t-77/alert", "c-2/t-77/alert"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_record_gets_its_first_decision_and_counts_once() {
+    let now = now_ms();
+    let first = payment("c-1", "e-2", now - 19 * MINUTE, 30.0);
+    let history = |repeats: &[String]| {
+        let mut records = vec![
+            payment("c-1", "e-1", now - 20 * MINUTE, 20.0),
+            first.clone(),
+        ];
+        records.extend_from_slice(repeats);
+        records.push(payment("c-1", "e-3", now - 18 * MINUTE, 25.0));
+        lines(&records)
+    };
+    let (once, twice) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let plain = run(&history(&[]), once.path()).await;
+    // A producer's retry of e-2, then a different record reusing its id.
+    let reused = payment("c-1", "e-2", now - 19 * MINUTE, 3_000.0);
+    let retried = run(&history(&[first.clone(), reused]), twice.path()).await;
+
+    let of = |p: &Published, event: &str| -> Vec<Decision> {
+        p.decisions
+            .iter()
+            .filter(|d| d.event_id == event)
+            .cloned()
+            .collect()
+    };
+    let e2 = of(&retried, "e-2");
+    assert_eq!(e2.len(), 2);
+    assert_eq!(
+        e2[0], e2[1],
+        "the repeat gets the first decision, unchanged"
+    );
+    // e-3 is scored on the same features as without the repeat: e-2 counted once.
+    let (plain_e3, retried_e3) = (&of(&plain, "e-3")[0], &of(&retried, "e-3")[0]);
+    assert_eq!(
+        (plain_e3.score, &plain_e3.reasons),
+        (retried_e3.score, &retried_e3.reasons)
+    );
+    assert_eq!(
+        rejected(&retried),
+        [("reused_event_id".to_owned(), "event_id".to_owned(), 3)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

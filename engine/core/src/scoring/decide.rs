@@ -227,14 +227,16 @@ impl CustomerState {
             .get_or_insert_with(|| CustomerFeatures::new(event.ts));
         let observation = match features.observe(event, scoring.late_tolerance_ms) {
             Ok(observation) => observation,
-            Err(late) => return rejected(Rejection::new(
-                RejectReason::LateEvent,
-                Some("ts"),
-                format!(
+            Err(late) => {
+                return rejected(Rejection::new(
+                    RejectReason::LateEvent,
+                    Some("ts"),
+                    format!(
                     "event is {} ms older than the customer's newest event; the tolerance is {} ms",
                     late.late_by_ms, late.tolerance_ms
                 ),
-            )),
+                ))
+            }
         };
         let newest_ts = features.newest_ts();
         if let Some(hook) = &scoring.after_features {
