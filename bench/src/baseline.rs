@@ -84,6 +84,7 @@ fn per_second(records: u64, took: Duration) -> f64 {
 pub fn plain_loop(records: &[Bytes], config: &Config) -> anyhow::Result<Duration> {
     let scoring = Scoring::from_config(config, Telemetry::new())?;
     let max_record_bytes = config.engine.max_record_bytes;
+    let keep = config.engine.dead_letter_raw_bytes;
     let mut customers: HashMap<String, CustomerState> = HashMap::new();
     let mut written = 0usize;
     let started = Instant::now();
@@ -99,8 +100,9 @@ pub fn plain_loop(records: &[Bytes], config: &Config) -> anyhow::Result<Duration
                     rejection,
                     raw: raw.clone(),
                     position,
+                    cut: None,
                 };
-                written += dead_letter_json(&letter).len();
+                written += dead_letter_json(&letter, keep).len();
                 continue;
             }
         };
@@ -121,7 +123,7 @@ pub fn plain_loop(records: &[Bytes], config: &Config) -> anyhow::Result<Duration
                 decision: Some(d), ..
             } => d.to_json().len(),
             Outcome::Scored { decision: None, .. } => 0,
-            Outcome::Rejected { letter, .. } => dead_letter_json(&letter).len(),
+            Outcome::Rejected { letter, .. } => dead_letter_json(&letter, keep).len(),
         };
     }
     black_box(written);
@@ -147,6 +149,7 @@ impl Source for ReplaySource {
                 },
                 payload: self.records[offset].clone(),
                 ingested,
+                cut: None,
             });
         }
         self.next = end;

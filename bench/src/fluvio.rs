@@ -59,7 +59,7 @@ pub async fn start(plan: &Plan) -> anyhow::Result<FluvioLeg> {
         SourceOptions {
             resume: Offsets::from([(0, base)]),
             partitions: Some(vec![0]),
-            ..SourceOptions::new(plan.config.fluvio.clone())
+            ..SourceOptions::new(&plan.config)
         },
     )
     .await?;

@@ -6,13 +6,20 @@
 //! the customer's later events are decided as if it had never come.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 use vigil_engine::config::Config;
 use vigil_engine::decision::Decision;
+use vigil_engine::error::ErrorKind;
 use vigil_engine::pipeline;
+use vigil_engine::pipeline::Endpoints;
+use vigil_engine::publish::RunSummary;
 use vigil_engine::scoring::features::FRAUD_FEATURES;
 use vigil_engine::scoring::models::load_checked;
+use vigil_engine::sink::{Sink, SinkRecord};
 use vigil_models::{ModelArtifact, ModelKind, Threshold};
 use vigil_tests::{read_lines, run_options, test_config, Published};
 
@@ -217,6 +224,124 @@ async fn a_repeated_record_gets_its_first_decision_and_counts_once() {
     assert_eq!(
         rejected(&retried),
         [("reused_event_id".to_owned(), "event_id".to_owned(), 3)]
+    );
+}
+
+/// A dead-letter sink whose records may be at most `limit` bytes, as a broker topic's are: a
+/// larger one is refused for good.
+struct SmallRecords {
+    limit: usize,
+    taken: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+#[async_trait]
+impl Sink for SmallRecords {
+    async fn send(&mut self, batch: &[SinkRecord]) -> vigil_engine::Result<()> {
+        if batch.iter().any(|r| r.value.len() > self.limit) {
+            return Err(vigil_engine::Error::Connector {
+                kind: ErrorKind::InvalidInput,
+                what: "small-records".into(),
+                cause: "record larger than the topic allows".into(),
+            });
+        }
+        let mut taken = self.taken.lock().unwrap();
+        taken.extend(
+            batch
+                .iter()
+                .map(|r| serde_json::from_slice(&r.value).unwrap()),
+        );
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> vigil_engine::Result<()> {
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        "small-records".into()
+    }
+}
+
+/// Runs `input` with dead letters to a `SmallRecords` sink of `limit`; returns what it took.
+async fn run_to_small_records(input: &[u8], limit: usize) -> (RunSummary, Vec<serde_json::Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("input.jsonl");
+    std::fs::write(&source, input).unwrap();
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let endpoints = Endpoints {
+        source: None,
+        decisions: None,
+        dead_letters: Some(Box::new(SmallRecords {
+            limit,
+            taken: taken.clone(),
+        })),
+    };
+    let options = run_options(
+        test_config(),
+        &format!("file:{}", source.display()),
+        "discard",
+        "discard",
+    );
+    let summary = tokio::time::timeout(
+        Duration::from_secs(60),
+        pipeline::run_with(options, endpoints, std::future::pending()),
+    )
+    .await
+    .expect("a refused dead letter never stalls the engine")
+    .unwrap();
+    let taken = taken.lock().unwrap().clone();
+    (summary, taken)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_too_large_for_its_sink_goes_bare_or_is_dropped_never_retried() {
+    let mut input = payment("c-1", "e-1", now_ms() - MINUTE, 20.0).into_bytes();
+    input.extend_from_slice(b"\n");
+    let garbage = vec![b'x'; 10_000];
+    input.extend_from_slice(&garbage);
+    input.push(b'\n');
+
+    // 4 KiB of the record does not fit in 1 KiB records: it goes without the record's bytes.
+    let (summary, taken) = run_to_small_records(&input, 1_024).await;
+    assert_eq!((summary.records, summary.dead_letters), (2, 1));
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0]["reason"], "invalid_json");
+    assert_eq!(taken[0]["raw"], "");
+    assert_eq!(taken[0]["raw_bytes"], 10_000);
+    assert_eq!(
+        taken[0]["raw_sha256"].as_str().unwrap(),
+        Sha256::digest(&garbage)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+
+    // Not even that fits: dropped and counted, and the run goes on to the end.
+    let (summary, taken) = run_to_small_records(&input, 10).await;
+    assert_eq!((summary.records, summary.dead_letters), (2, 1));
+    assert!(taken.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_far_over_the_size_limit_is_read_no_further_and_dead_lettered_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    // 64 MiB of one line: the source reads 64 KiB of it, hashes and skips the rest.
+    let huge = vec![b'{'; 64 << 20];
+    let mut input = huge.clone();
+    input.push(b'\n');
+    input.extend_from_slice(payment("c-1", "e-1", now_ms() - MINUTE, 20.0).as_bytes());
+    let published = run(&input, dir.path()).await;
+    assert_eq!(published.decisions.len(), 1);
+    let letter = &published.dead_letters[0];
+    assert_eq!(letter["reason"], "oversized");
+    assert_eq!(letter["raw_bytes"], 64u64 << 20);
+    assert_eq!(letter["raw"].as_str().unwrap().len(), 4_096);
+    assert_eq!(
+        letter["raw_sha256"].as_str().unwrap(),
+        Sha256::digest(&huge)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     );
 }
 

@@ -180,7 +180,7 @@ pub async fn featurize(
 ) -> anyhow::Result<u64> {
     let source_options = SourceOptions {
         mapping: options.mapping.clone(),
-        ..SourceOptions::new(options.config.fluvio.clone())
+        ..SourceOptions::new(&options.config)
     };
     let mut source = connectors()
         .open_source(&options.input, source_options)

@@ -59,6 +59,8 @@ pub struct FluvioConfig {
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
     pub max_record_bytes: usize,
+    /// The most bytes of a rejected record its dead letter keeps.
+    pub dead_letter_raw_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub late_tolerance: Duration,
     /// An event further than this ahead of processing time is dead-lettered as `future_event`.
@@ -403,7 +405,7 @@ impl Config {
     }
 
     /// Every count with its least and greatest allowed value.
-    fn counts(&self) -> [(&'static str, u64, u64, u64); 4] {
+    fn counts(&self) -> [(&'static str, u64, u64, u64); 5] {
         let e = &self.engine;
         [
             (
@@ -411,6 +413,12 @@ impl Config {
                 e.max_record_bytes as u64,
                 64,
                 16 << 20,
+            ),
+            (
+                "engine.dead_letter_raw_bytes",
+                e.dead_letter_raw_bytes as u64,
+                0,
+                1 << 20,
             ),
             // A source batch must fit; beyond 16M records in flight is memory, not speed.
             (

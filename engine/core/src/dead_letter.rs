@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::event::Position;
+use crate::source::Cut;
 
 /// Why a record was rejected. The codes are stable: consumers and alerts key on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -87,4 +88,6 @@ pub struct DeadLetter {
     pub rejection: Rejection,
     pub raw: Bytes,
     pub position: Position,
+    /// Set when `raw` is only the start of a record the source stopped reading.
+    pub cut: Option<Cut>,
 }

@@ -16,7 +16,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use crate::dead_letter::RejectReason;
 use crate::decision::DecisionKind;
 use crate::error::{Error, Result};
-use crate::event::KINDS;
+use crate::event::{Position, KINDS};
 use vigil_models::ModelKind;
 
 pub const EVENTS_TOTAL: &str = "vigil_events_total";
@@ -41,6 +41,7 @@ pub const MODEL_REJECTIONS: &str = "vigil_model_rejections_total";
 pub const MODEL_DISAGREEMENTS: &str = "vigil_model_disagreements_total";
 pub const SHADOW_EVENTS: &str = "vigil_shadow_events_total";
 pub const SINK_FAILURES: &str = "vigil_sink_failures_total";
+pub const DEAD_LETTERS_DROPPED: &str = "vigil_dead_letters_dropped_total";
 pub const SOURCE_REREADS: &str = "vigil_source_rereads_total";
 pub const SOURCE_RECORDS_LOST: &str = "vigil_source_records_lost_total";
 
@@ -169,6 +170,10 @@ fn describe() {
     describe_counter!(
         MODEL_ERRORS,
         "Scores that were not a number, decided on rules only."
+    );
+    describe_counter!(
+        DEAD_LETTERS_DROPPED,
+        "Dead letters the dead-letter sink refused even without the record's bytes, dropped."
     );
     describe_counter!(
         DEAD_LETTERS,
@@ -537,6 +542,20 @@ pub struct SinkFailed<'a> {
     pub sink: &'a str,
     pub error: &'a dyn std::fmt::Display,
     pub retry_in: Duration,
+}
+
+/// The dead-letter sink refused a dead letter even bare: it is dropped, never retried forever.
+pub struct DeadLetterDropped<'a> {
+    pub sink: &'a str,
+    pub position: Position,
+    pub error: &'a dyn std::fmt::Display,
+}
+
+impl InternalEvent for DeadLetterDropped<'_> {
+    fn emit(self, _: &Telemetry) {
+        tracing::error!(sink = self.sink, partition = self.position.partition, offset = self.position.offset, error = %self.error, "Dead-letter sink refused a dead letter even without the record's bytes; dropped.");
+        metrics::counter!(DEAD_LETTERS_DROPPED).increment(1);
+    }
 }
 
 impl InternalEvent for SinkFailed<'_> {

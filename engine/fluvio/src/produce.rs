@@ -30,7 +30,7 @@ pub async fn produce(
     rate: Option<u64>,
     config: &Config,
 ) -> Result<Produced> {
-    let options = SourceOptions::new(config.fluvio.clone());
+    let options = SourceOptions::new(config);
     let mut source = connectors.open_source(from, options).await?;
     let mut sink = connectors.open_sink(to, &config.fluvio).await?;
     let started = Instant::now();

@@ -93,6 +93,8 @@ impl FluvioSource {
                         position: Position { partition, offset },
                         payload: Bytes::copy_from_slice(record.value()),
                         ingested: Instant::now(),
+                        // The broker's own record size limit bounds what it delivers.
+                        cut: None,
                     }),
                 )
                 .abort_handle(),

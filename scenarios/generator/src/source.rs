@@ -83,6 +83,7 @@ impl Source for GeneratorSource {
                 },
                 payload: Bytes::from(record.payload),
                 ingested,
+                cut: None,
             });
             self.emitted += 1;
         }

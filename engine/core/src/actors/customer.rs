@@ -109,6 +109,7 @@ pub fn process_isolated(
             ),
             raw: inbound.raw.clone(),
             position: inbound.position,
+            cut: None,
         }),
         kind: Some(inbound.event.kind.name()),
         ingested: inbound.ingested,

@@ -63,17 +63,19 @@ impl Connectors {
         .source("file", "file:PATH", |path, options| {
             Box::pin(async move {
                 let line = options.resume_line();
+                let limit = options.max_record_bytes;
                 let source: Box<dyn Source> = match &options.mapping {
-                    Some(mapping) => Box::new(CsvSource::open(&path, mapping, line).await?),
-                    None => Box::new(LineSource::open(&path).await?.resume_at(line)),
+                    Some(mapping) => Box::new(CsvSource::open(&path, mapping, line, limit).await?),
+                    None => Box::new(LineSource::open(&path, limit).await?.resume_at(line)),
                 };
                 Ok(source)
             })
         })
         .source("-", "-", |_, options| {
             Box::pin(async move {
+                let limit = options.max_record_bytes;
                 let source: Box<dyn Source> =
-                    Box::new(LineSource::stdin().resume_at(options.resume_line()));
+                    Box::new(LineSource::stdin(limit).resume_at(options.resume_line()));
                 Ok(source)
             })
         })
@@ -163,7 +165,8 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_prefix_lists_every_registered_connector() {
         let connectors = Connectors::builtin();
-        let fluvio = Config::builtin().fluvio;
+        let config = Config::builtin();
+        let fluvio = config.fluvio.clone();
         let err = connectors
             .open_sink("kafka:decisions", &fluvio)
             .await
@@ -175,7 +178,7 @@ mod tests {
             "unknown sink `kafka:decisions`: expected discard, file:PATH, stderr, stdout"
         );
         let err = connectors
-            .open_source("generate:x.toml", SourceOptions::new(fluvio.clone()))
+            .open_source("generate:x.toml", SourceOptions::new(&config))
             .await
             .err()
             .unwrap();

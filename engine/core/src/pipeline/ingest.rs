@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 
 use super::barrier::Barrier;
 use crate::actors::router::RouterMsg;
-use crate::dead_letter::DeadLetter;
+use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
 use crate::decode::Decoder;
 use crate::error::{Error, ErrorKind, Result};
 use crate::event::{Inbound, Offsets, MAX_BATCH};
@@ -150,10 +150,20 @@ impl Ingest {
         let mut routed = Vec::with_capacity(batch.len());
         for record in batch.drain(..) {
             let offset = record.position.offset;
-            match self
-                .decoder
-                .decode(&record.payload, self.max_record_bytes, offset)
-            {
+            let decoded = match record.cut {
+                Some(cut) => Err(Rejection::new(
+                    RejectReason::Oversized,
+                    None,
+                    format!(
+                        "record is {} bytes, the limit is {}; read no further than that",
+                        cut.bytes, self.max_record_bytes
+                    ),
+                )),
+                None => self
+                    .decoder
+                    .decode(&record.payload, self.max_record_bytes, offset),
+            };
+            match decoded {
                 Ok(event) => routed.push(Inbound {
                     event,
                     position: record.position,
@@ -165,6 +175,7 @@ impl Ingest {
                         rejection,
                         raw: record.payload,
                         position: record.position,
+                        cut: record.cut,
                     };
                     let _ = self.publisher.send(Report::Outcome(Outcome::Rejected {
                         letter: Box::new(letter),

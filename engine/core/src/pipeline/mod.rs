@@ -150,6 +150,7 @@ pub async fn run_with(
             ticks: options.ticks.clone(),
             actors: actors.clone(),
             committed,
+            dead_letter_raw_bytes: config.engine.dead_letter_raw_bytes,
         }
         .run(inbox),
     );
@@ -264,6 +265,7 @@ async fn open_endpoints(
                 committed: Some(committed),
                 fluvio: fluvio.clone(),
                 mapping: options.mapping.clone(),
+                max_record_bytes: options.config.engine.max_record_bytes,
             };
             connectors
                 .open_source(&options.source, source_options)

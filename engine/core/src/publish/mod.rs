@@ -27,7 +27,7 @@ use crate::error::Result;
 use crate::event::{Offsets, Position};
 use crate::outcome::{Audit, Outcome, Report};
 use crate::sink::{Sink, SinkRecord};
-use crate::telemetry::{DeadLettersWritten, EventOutcome, Stage, Telemetry};
+use crate::telemetry::{DeadLetterDropped, DeadLettersWritten, EventOutcome, Stage, Telemetry};
 use deliver::deliver;
 use progress::Progress;
 use records::{dead_letter_record, decision_record};
@@ -58,6 +58,8 @@ pub struct Publisher {
     /// Resume offsets as soon as the sinks have them, for sources that commit upstream.
     pub committed: watch::Sender<Offsets>,
     pub actors: Arc<AtomicU64>,
+    /// The most bytes of a rejected record its dead letter keeps.
+    pub dead_letter_raw_bytes: usize,
 }
 
 /// One sink's records for the current batch, with the position of the event behind each.
@@ -89,7 +91,7 @@ struct Run {
     decisions: Outgoing,
     shadows: Outgoing,
     /// Dead letters have nowhere further to go, so their positions are not kept.
-    letters: Vec<SinkRecord>,
+    letters: Vec<DeadLetter>,
     /// Ingest times of the scored records in the current batch.
     published: Vec<Instant>,
     rejected_by_reason: Vec<(RejectReason, u64)>,
@@ -220,7 +222,7 @@ impl Publisher {
                 run.progress.published(letter.position, None);
                 self.telemetry.events(kind, EventOutcome::Rejected, 1);
                 count_rejection(run, letter.rejection.reason);
-                run.letters.push(dead_letter_record(&letter));
+                run.letters.push(*letter);
             }
         }
     }
@@ -247,6 +249,7 @@ impl Publisher {
                     ),
                     raw: outgoing.records[index].value.clone(),
                     position: outgoing.positions[index],
+                    cut: None,
                 });
             }
             outgoing.clear();
@@ -254,19 +257,10 @@ impl Publisher {
         for letter in refused {
             count_rejection(run, RejectReason::Undeliverable);
             run.summary.dead_letters += 1;
-            run.letters.push(dead_letter_record(&letter));
+            run.letters.push(letter);
         }
         if !run.letters.is_empty() {
-            let refused = deliver(
-                self.sinks.dead_letters.as_mut(),
-                &run.letters,
-                &self.telemetry,
-            )
-            .await?;
-            if let Some((_, error)) = refused.into_iter().next() {
-                // Nowhere left to put it: stop before the checkpoint passes it.
-                return Err(error);
-            }
+            self.write_dead_letters(&run.letters).await?;
             run.letters.clear();
         }
         let now = Instant::now();
@@ -280,6 +274,35 @@ impl Publisher {
         }
         for (reason, count) in run.rejected_by_reason.drain(..) {
             self.telemetry.emit(DeadLettersWritten { reason, count });
+        }
+        Ok(())
+    }
+
+    /// Writes dead letters, each keeping `dead_letter_raw_bytes` of its record. One the sink
+    /// refuses for good (larger than its records may be, say) is sent again bare, with the
+    /// record's length and SHA-256 but none of its bytes; refused again, it is dropped and
+    /// counted. A refusal is never retried as it is, so it cannot stall the engine.
+    async fn write_dead_letters(&mut self, letters: &[DeadLetter]) -> Result<()> {
+        let keep = self.dead_letter_raw_bytes;
+        let records: Vec<SinkRecord> = letters
+            .iter()
+            .map(|letter| dead_letter_record(letter, keep))
+            .collect();
+        let sink = self.sinks.dead_letters.as_mut();
+        let refused = deliver(sink, &records, &self.telemetry).await?;
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let bare: Vec<SinkRecord> = refused
+            .iter()
+            .map(|(index, _)| dead_letter_record(&letters[*index], 0))
+            .collect();
+        for (index, error) in deliver(sink, &bare, &self.telemetry).await? {
+            self.telemetry.emit(DeadLetterDropped {
+                sink: &sink.describe(),
+                position: letters[refused[index].0].position,
+                error: &error,
+            });
         }
         Ok(())
     }

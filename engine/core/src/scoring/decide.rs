@@ -185,6 +185,7 @@ impl CustomerState {
                 rejection,
                 raw: raw.clone(),
                 position,
+                cut: None,
             }),
             kind: Some(event.kind.name()),
             ingested,

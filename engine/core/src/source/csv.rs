@@ -3,7 +3,7 @@
 //! are line numbers as in JSON Lines files (the header is line 0), so a resumed run skips what
 //! an earlier one decided.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -22,14 +22,16 @@ pub struct CsvSource {
 
 impl CsvSource {
     /// Opens the CSV file at `path`, to be read through the mapping file at `mapping`,
-    /// resuming at `line`.
-    pub async fn open(path: &str, mapping: &Path, line: u64) -> Result<Self> {
+    /// resuming at `line`, rows up to `limit` bytes.
+    pub async fn open(path: &str, mapping: &Path, line: u64, limit: usize) -> Result<Self> {
         let open_error = |source| Error::Open {
             what: format!("source file:{path}"),
             cause: source,
         };
+        // The header is read no further than a row may be long.
         let mut header = Vec::new();
         std::io::BufReader::new(std::fs::File::open(path).map_err(open_error)?)
+            .take(limit as u64)
             .read_until(b'\n', &mut header)
             .map_err(open_error)?;
         let file_name = Path::new(path)
@@ -37,7 +39,7 @@ impl CsvSource {
             .map_or(path.into(), |n| n.to_string_lossy())
             .into_owned();
         Ok(CsvSource {
-            lines: LineSource::open(path).await?.resume_at(line.max(1)),
+            lines: LineSource::open(path, limit).await?.resume_at(line.max(1)),
             header: Bytes::copy_from_slice(without_bom(header.trim_ascii())),
             mapping: mapping.to_owned(),
             file_name,

@@ -16,9 +16,18 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::config::FluvioConfig;
+use crate::config::{Config, FluvioConfig};
 use crate::error::Result;
 use crate::event::{Offsets, Position};
+
+/// A record the source stopped reading at the size limit (`engine.max_record_bytes`): its
+/// whole length and SHA-256. The record's payload then holds only its start, so one hostile
+/// line never costs more memory than the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub bytes: u64,
+    pub sha256: [u8; 32],
+}
 
 /// One raw record as read.
 #[derive(Debug, Clone)]
@@ -29,6 +38,8 @@ pub struct SourceRecord {
     /// latency. Sources stamp the time they read it, except the paced generator, which stamps
     /// the record's intended send time so that a record kept waiting is charged for the wait.
     pub ingested: Instant,
+    /// Set when the record was longer than the source would read.
+    pub cut: Option<Cut>,
 }
 
 /// How a source's records are written, for the decoder.
@@ -59,17 +70,20 @@ pub struct SourceOptions {
     pub fluvio: FluvioConfig,
     /// A column mapping: the `file:` source is CSV history read through it.
     pub mapping: Option<PathBuf>,
+    /// Line sources read a record no further than this (`engine.max_record_bytes`).
+    pub max_record_bytes: usize,
 }
 
 impl SourceOptions {
-    /// From the beginning, every partition, no mapping.
-    pub fn new(fluvio: FluvioConfig) -> Self {
+    /// From the beginning, every partition, no mapping, under `config`.
+    pub fn new(config: &Config) -> Self {
         SourceOptions {
             resume: Offsets::new(),
             partitions: None,
             committed: None,
-            fluvio,
+            fluvio: config.fluvio.clone(),
             mapping: None,
+            max_record_bytes: config.engine.max_record_bytes,
         }
     }
 
