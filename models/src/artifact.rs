@@ -18,8 +18,9 @@ use crate::gbdt::Gbdt;
 use crate::tree::CompiledTree;
 use crate::{Error, Evaluation, Model, Result, MAX_FEATURES};
 
-/// Most nodes a tree or boosted model may have: 300 trees of 255 leaves is under 160k, and a
-/// corrupt or hostile artifact must not take the engine's memory.
+/// Most nodes a tree or boosted model may have unless the loader says otherwise: 300 trees of
+/// 255 leaves is under 160k, and a corrupt or hostile artifact must not take the engine's
+/// memory.
 pub const MAX_FOREST_NODES: usize = 1_000_000;
 
 /// The largest log-odds any weight, intercept, node value or calibration term may hold. A
@@ -142,11 +143,25 @@ pub struct TrainingMetrics {
 impl ModelArtifact {
     /// Reads an artifact and checks it against the features the engine computes.
     pub fn load(path: &Path, kind: ModelKind, expected_features: &[&str]) -> Result<Model> {
+        Self::load_within(path, kind, expected_features, MAX_FOREST_NODES)
+    }
+
+    /// `load`, refusing trees and boosted models of more than `max_nodes` nodes.
+    pub fn load_within(
+        path: &Path,
+        kind: ModelKind,
+        expected_features: &[&str],
+        max_nodes: usize,
+    ) -> Result<Model> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_json(&text, &path.display().to_string())?.into_model(kind, expected_features)
+        Self::from_json(&text, &path.display().to_string())?.into_model_within(
+            kind,
+            expected_features,
+            max_nodes,
+        )
     }
 
     /// Parses an artifact from JSON text; `origin` names it in errors.
@@ -185,6 +200,16 @@ impl ModelArtifact {
     /// Validates the artifact against the engine's kind and feature order and turns it into a
     /// model ready to score.
     pub fn into_model(self, kind: ModelKind, expected_features: &[&str]) -> Result<Model> {
+        self.into_model_within(kind, expected_features, MAX_FOREST_NODES)
+    }
+
+    /// `into_model`, refusing trees and boosted models of more than `max_nodes` nodes.
+    pub fn into_model_within(
+        self,
+        kind: ModelKind,
+        expected_features: &[&str],
+        max_nodes: usize,
+    ) -> Result<Model> {
         let origin = self.label();
         if self.kind != kind {
             return Err(Error::KindMismatch {
@@ -267,10 +292,10 @@ impl ModelArtifact {
                 }
             }
             Algorithm::DecisionTree { tree } => tree
-                .check(n, MAX_FOREST_NODES, MAX_LOG_ODDS)
+                .check(n, max_nodes, MAX_LOG_ODDS)
                 .map_err(inconsistent)?,
             Algorithm::GradientBoosting { trees } => trees
-                .check(n, MAX_FOREST_NODES, MAX_LOG_ODDS)
+                .check(n, max_nodes, MAX_LOG_ODDS)
                 .map_err(inconsistent)?,
         }
         Ok(Model::new(self))

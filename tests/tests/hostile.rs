@@ -396,7 +396,7 @@ fn artifacts_with_extreme_values_are_refused_naming_the_value() {
         edit(&mut json);
         let path = dir.path().join("fraud.json");
         std::fs::write(&path, json.to_string()).unwrap();
-        load_checked(&path, ModelKind::Fraud, &[])
+        load_checked(&path, ModelKind::Fraud, &[], 1_000_000)
             .unwrap_err()
             .to_string()
     };
@@ -433,7 +433,12 @@ fn artifacts_with_extreme_values_are_refused_naming_the_value() {
     // The shipped artifact itself passes.
     let path = dir.path().join("fraud.json");
     std::fs::write(&path, &shipped).unwrap();
-    let model = load_checked(&path, ModelKind::Fraud, &[]).unwrap();
+    let model = load_checked(&path, ModelKind::Fraud, &[], 1_000_000).unwrap();
     assert_eq!(model.artifact().feature_names.len(), FRAUD_FEATURES.len());
     assert!(ModelArtifact::from_json(&shipped, "shipped").is_ok());
+    // Under a tighter `models.max_nodes`, it is refused as well.
+    let err = load_checked(&path, ModelKind::Fraud, &[], 1_000)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("more than the allowed 1000"), "{err}");
 }

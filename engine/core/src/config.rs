@@ -128,6 +128,8 @@ pub struct ModelsConfig {
     /// How often the artifact files are checked for a new version; zero turns hot swap off.
     #[serde(with = "humantime_serde")]
     pub watch_interval: Duration,
+    /// A tree or boosted model with more nodes than this is refused at load and on swap.
+    pub max_nodes: usize,
 }
 
 /// The repository's shipped artifacts, used when the configuration names none.
@@ -405,7 +407,7 @@ impl Config {
     }
 
     /// Every count with its least and greatest allowed value.
-    fn counts(&self) -> [(&'static str, u64, u64, u64); 5] {
+    fn counts(&self) -> [(&'static str, u64, u64, u64); 6] {
         let e = &self.engine;
         [
             (
@@ -432,6 +434,12 @@ impl Config {
                 e.passivation.max_active as u64,
                 1,
                 100_000_000,
+            ),
+            (
+                "models.max_nodes",
+                self.models.max_nodes as u64,
+                1,
+                16_000_000,
             ),
             (
                 "fluvio.batch_size",

@@ -148,6 +148,7 @@ struct ArtifactFile {
     kind: ModelKind,
     role: Role,
     budgets: Vec<(&'static str, f64)>,
+    max_nodes: usize,
 }
 
 impl ArtifactFile {
@@ -177,23 +178,30 @@ impl ArtifactFile {
             kind,
             role,
             budgets,
+            max_nodes: config.models.max_nodes,
         }
     }
 
     fn load(&self) -> Result<Model> {
-        load_checked(&self.path, self.kind, &self.budgets)
+        load_checked(&self.path, self.kind, &self.budgets, self.max_nodes)
     }
 }
 
 /// Reads an artifact, checks it against the engine's features, gives it smoke scores (vectors
 /// at the training means and three standard deviations either side must score probabilities),
 /// and makes sure it records a threshold for each alert budget in `budgets` (policy key, rate).
-pub fn load_checked(path: &Path, kind: ModelKind, budgets: &[(&str, f64)]) -> Result<Model> {
+/// A tree or boosted model of more than `max_nodes` nodes (`models.max_nodes`) is refused.
+pub fn load_checked(
+    path: &Path,
+    kind: ModelKind,
+    budgets: &[(&str, f64)],
+    max_nodes: usize,
+) -> Result<Model> {
     let names: &[&str] = match kind {
         ModelKind::Fraud => &FRAUD_FEATURES,
         ModelKind::Churn => &CHURN_FEATURES,
     };
-    let model = ModelArtifact::load(path, kind, names)?;
+    let model = ModelArtifact::load_within(path, kind, names, max_nodes)?;
     // Probes: the training means, and three spreads either side of them in every feature.
     let standardizer = &model.artifact().standardizer;
     for spread in [0.0, 3.0, -3.0] {

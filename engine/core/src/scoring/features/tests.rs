@@ -394,3 +394,41 @@ fn rollback_undoes_any_event_bit_for_bit() {
         assert_eq!(twin.observe(&event, TOLERANCE).unwrap(), tried);
     }
 }
+
+/// The extremes the decoder lets through (amounts of 0 and `MAX_AMOUNT`, the first and last
+/// valid millisecond, the poles and the antimeridian, sessions of a year, a flood of payments
+/// in one millisecond) never make a feature infinite or NaN.
+#[test]
+fn extreme_inputs_keep_every_feature_finite() {
+    use crate::event::{MAX_AMOUNT, MAX_TS};
+    let mut f = CustomerFeatures::new(1);
+    let places = [
+        (90.0, 180.0),
+        (-90.0, -180.0),
+        (0.0, 179.999),
+        (0.0, -179.999),
+    ];
+    let mut times = vec![1, 1, 2, MAX_TS / 2, MAX_TS - 1, MAX_TS, MAX_TS, MAX_TS];
+    times.extend(std::iter::repeat_n(MAX_TS, 600));
+    for (i, &ts) in times.iter().enumerate() {
+        let amount = if i % 2 == 0 { MAX_AMOUNT } else { 0.0 };
+        let event = match i % 4 {
+            3 => other(ts, EventKind::SessionEnd { duration_s: 3.15e7 }),
+            _ => payment(
+                ts,
+                amount,
+                &format!("C{i}"),
+                &format!("m-{i}"),
+                places[i % 4],
+            ),
+        };
+        let values: Vec<f64> = match f.observe(&event, i64::MAX / 4) {
+            Ok(Observation::Fraud(v)) => v.to_vec(),
+            Ok(Observation::Churn(v)) => v.to_vec(),
+            Err(late) => panic!("event {i} refused as late: {late:?}"),
+        };
+        for (j, value) in values.iter().enumerate() {
+            assert!(value.is_finite(), "event {i}: feature {j} is {value}");
+        }
+    }
+}

@@ -131,7 +131,13 @@ impl<const H: usize> RollingWindow<H> {
         if ts <= now - self.widths[0] {
             return;
         }
-        let within = self.buckets.partition_point(|b| b.last < ts);
+        // In order, the usual case: after every bucket, with no search.
+        let newest = self.buckets.back().map_or(i64::MIN, |b| b.last);
+        let within = if ts > newest {
+            self.buckets.len()
+        } else {
+            self.buckets.partition_point(|b| b.last < ts)
+        };
         if let Some(bucket) = self
             .buckets
             .get_mut(within)
@@ -147,7 +153,11 @@ impl<const H: usize> RollingWindow<H> {
             }
             return;
         }
-        let at = self.buckets.partition_point(|b| b.last <= ts);
+        let at = if ts > newest {
+            self.buckets.len()
+        } else {
+            self.buckets.partition_point(|b| b.last <= ts)
+        };
         self.buckets.insert(
             at,
             Bucket {
