@@ -1,6 +1,6 @@
 //! The `vigil` binary: `vigil run` scores a stream (with no arguments it runs the built-in
 //! demo scenario), `vigil train` fits a model from labelled history with the engine's own
-//! feature code, `vigil replay` backtests a candidate model (and a challenger) on history
+//! feature code, `vigil score` lists every customer's churn score as of a time, `vigil replay` backtests a candidate model (and a challenger) on history
 //! through the full engine, and `produce`, `tail` and `topics create` work with Fluvio topics.
 //! Each command's arguments live beside it in `commands/`.
 
@@ -9,7 +9,7 @@ mod commands;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use commands::{produce, replay, run, tail, topics, train};
+use commands::{produce, replay, run, score, tail, topics, train};
 
 /// Millions of short-lived actors and their messages churn small allocations across threads;
 /// glibc's allocator spent a fifth of the million-customer run in malloc and its arena locks.
@@ -33,6 +33,9 @@ enum Command {
     Run(run::RunArgs),
     /// Train a model from labelled history with the engine's feature code.
     Train(train::TrainArgs),
+    /// Score every customer in history for churn as of a time, quiet ones included: the
+    /// churn list, evaluated against a horizon when one is given.
+    Score(score::ScoreArgs),
     /// Run labelled history through the full engine with a candidate model (and a challenger)
     /// and report decisions and quality, without side effects.
     Replay(replay::ReplayArgs),
@@ -68,6 +71,7 @@ async fn main() {
         Command::Run(args) => run::execute(args).await,
         Command::Train(args) => train::execute(args).await,
         Command::Replay(args) => replay::execute(args).await,
+        Command::Score(args) => score::execute(args).await,
         Command::Produce(args) => produce::execute(args).await,
         Command::Tail(args) => tail::execute(args).await,
         Command::Topics { command } => topics::execute(command).await,

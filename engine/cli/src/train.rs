@@ -12,18 +12,15 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use vigil_models::{Family, ModelArtifact, ModelKind, TrainingPlan, TrainingSet, STANDARD_BUDGETS};
 
 use vigil_engine::config::Config;
-use vigil_engine::decode::Decoder;
 use vigil_engine::event::{Event, EventKind};
 use vigil_engine::scoring::features::{
     CustomerFeatures, Observation, CHURN_FEATURES, FRAUD_FEATURES,
 };
-use vigil_engine::source::SourceOptions;
 
-use crate::connectors;
+use crate::history::replay_events;
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -178,41 +175,20 @@ pub async fn featurize(
     options: &TrainOptions,
     mut row: impl FnMut(&Event, &[f64], Option<bool>),
 ) -> anyhow::Result<u64> {
-    let source_options = SourceOptions {
-        mapping: options.mapping.clone(),
-        ..SourceOptions::new(&options.config)
-    };
-    let mut source = connectors()
-        .open_source(&options.input, source_options)
-        .await?;
-    let decoder = Decoder::for_format(&source.format())?;
     let late_tolerance_ms = options.config.engine.late_tolerance.as_millis() as i64;
-    let max_bytes = options.config.engine.max_record_bytes;
-    let progress = ProgressBar::new_spinner().with_message(format!("replaying {}", options.input));
-    progress.set_style(
-        ProgressStyle::with_template("{spinner} {msg}: {human_pos} records ({per_sec}, {elapsed})")
-            .expect("valid template"),
-    );
-    progress.enable_steady_tick(std::time::Duration::from_millis(200));
     let mut customers: HashMap<String, CustomerFeatures> = HashMap::new();
-    let mut rejected = 0;
-    let mut batch = Vec::new();
-    loop {
-        batch.clear();
-        let more = source.next_batch(&mut batch).await?;
-        progress.inc(batch.len() as u64);
-        for record in &batch {
-            let Ok(event) = decoder.decode(&record.payload, max_bytes, record.position.offset)
-            else {
-                rejected += 1;
-                continue;
-            };
+    let mut late = 0;
+    let undecodable = replay_events(
+        &options.input,
+        options.mapping.clone(),
+        &options.config,
+        |event| {
             let features = customers
                 .entry(event.customer_id.clone())
                 .or_insert_with(|| CustomerFeatures::new(event.ts));
             let Ok(observation) = features.observe(&event, late_tolerance_ms) else {
-                rejected += 1;
-                continue;
+                late += 1;
+                return;
             };
             let label = event.label.unwrap_or_default();
             match (&observation, options.kind) {
@@ -224,13 +200,10 @@ pub async fn featurize(
                 }
                 _ => {}
             }
-        }
-        if !more {
-            break;
-        }
-    }
-    progress.finish_and_clear();
-    Ok(rejected)
+        },
+    )
+    .await?;
+    Ok(undecodable + late)
 }
 
 /// The event time from which rows are held out: `holdout_from`, or else the time below which

@@ -342,8 +342,8 @@ impl Generator {
         }
     }
 
-    /// Picks the customer acting at `ts`, favouring their waking hours and thinning out
-    /// churners as they drift away.
+    /// Picks the customer acting at `ts`, favouring their waking hours, thinning out churners
+    /// as they drift away and never picking one who has left.
     fn pick_customer(&mut self, ts: i64, progress: f64) -> (usize, f64) {
         if let Some(hot) = &self.scenario.hot {
             if self.rng.gen_bool(hot.share) {
@@ -351,20 +351,37 @@ impl Generator {
             }
         }
         let hour = ((ts / (60 * MINUTE_MS)) % 24) as u32;
+        let silent_at = self.scenario.churn.silent_at;
+        let decay_of = |p: &Profile| {
+            p.churn_from.map_or(0.0, |from| {
+                ((progress - from) / (1.0 - from)).clamp(0.0, 1.0)
+            })
+        };
+        let left = |decay: f64| silent_at.is_some_and(|at| decay >= at);
         let mut c = 0;
         let mut decay = 0.0;
         for _ in 0..8 {
             c = self.pick_customer.sample(&mut self.rng);
             let p = &self.customers[c];
             let awake = (hour + 24 - p.wake_hour) % 24 < 15;
-            decay = p.churn_from.map_or(0.0, |from| {
-                ((progress - from) / (1.0 - from)).clamp(0.0, 1.0)
-            });
+            decay = decay_of(p);
+            if left(decay) {
+                continue;
+            }
             let asleep_skip = !awake && self.rng.gen_bool(0.95);
             let churn_skip = self.rng.gen_bool(0.8 * decay);
             if !asleep_skip && !churn_skip {
                 break;
             }
+        }
+        // Every try fell on someone asleep or drifting: the last one acts, unless they left.
+        // (Should nearly everyone have left, someone who did acts after a thousand tries.)
+        for _ in 0..1_000 {
+            if !left(decay) {
+                break;
+            }
+            c = self.pick_customer.sample(&mut self.rng);
+            decay = decay_of(&self.customers[c]);
         }
         (c, decay)
     }

@@ -187,11 +187,18 @@ impl Default for FraudInjection {
 pub struct ChurnInjection {
     /// Their engagement decays while pricing and cancel views and tickets rise.
     pub cohort: f64,
+    /// When set, a churner whose drift has come this far (0 to 1) leaves: from then on they
+    /// send nothing at all, payments included. Unset, they only thin out.
+    #[serde(default)]
+    pub silent_at: Option<f64>,
 }
 
 impl Default for ChurnInjection {
     fn default() -> Self {
-        ChurnInjection { cohort: 0.05 }
+        ChurnInjection {
+            cohort: 0.05,
+            silent_at: None,
+        }
     }
 }
 
@@ -369,6 +376,7 @@ impl Scenario {
             ("fraud.account_takeover", self.fraud.account_takeover),
             ("fraud.card_testing", self.fraud.card_testing),
             ("churn.cohort", self.churn.cohort),
+            ("churn.silent_at", self.churn.silent_at.unwrap_or(1.0)),
             ("malformed.ratio", self.malformed.ratio),
             ("hot.share", self.hot.as_ref().map_or(0.0, |h| h.share)),
         ] {

@@ -206,3 +206,40 @@ fn malformed_records_break_only_in_the_chosen_ways() {
     }
     assert!((1_700..2_300).contains(&malformed), "{malformed}");
 }
+
+#[test]
+fn churners_who_leave_send_nothing_afterwards_and_the_others_carry_on() {
+    let text = r#"
+        seed = 5
+        customers = 300
+        events = 30000
+        start = "2026-11-01T00:00:00Z"
+        span = "30d"
+        [churn]
+        cohort = 0.3
+        silent_at = 0.3
+    "#;
+    let generator = Generator::new(Scenario::parse(text, "test.toml").unwrap());
+    let churners: std::collections::HashSet<String> =
+        generator.truth().churners.iter().cloned().collect();
+    let start = 1793491200000i64; // 2026-11-01T00:00:00Z
+    let mut last_seen: HashMap<String, i64> = HashMap::new();
+    for record in generator {
+        if let Ok(event) = decode(&record.payload, 64 * 1024) {
+            last_seen.insert(event.customer_id, event.ts);
+        }
+    }
+    // Drift starts 30-60% into the span, so every churner has left by 72% of it.
+    let left_by = start + (30 * 24 * 60 * MINUTE_MS) * 72 / 100;
+    let (mut quiet, mut active) = (0, 0);
+    for (customer, last) in &last_seen {
+        if churners.contains(customer) {
+            assert!(*last <= left_by, "{customer} sent at {last} after leaving");
+            quiet += 1;
+        } else if *last > left_by {
+            active += 1;
+        }
+    }
+    assert!(quiet > 50, "{quiet} churners");
+    assert!(active > 150, "{active} others still active at the end");
+}

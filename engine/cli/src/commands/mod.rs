@@ -5,6 +5,7 @@
 pub mod produce;
 pub mod replay;
 pub mod run;
+pub mod score;
 pub mod tail;
 pub mod topics;
 pub mod train;
@@ -30,4 +31,18 @@ impl ConfigArgs {
     pub fn load(self) -> vigil_engine::Result<Config> {
         Config::load(&Layers::from_process(self.config, self.set))
     }
+}
+
+/// A UTC time as ms since the epoch: a date, a date and time, or RFC 3339.
+pub fn parse_event_time(text: &str) -> Result<i64, String> {
+    let full = if text.len() == 10 {
+        format!("{text} 00:00:00")
+    } else {
+        text.to_owned()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .map_err(|e| format!("`{text}` is not a UTC date or time ({e})"))?
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .map_err(|_| format!("`{text}` is before 1970"))
 }

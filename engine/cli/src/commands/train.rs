@@ -7,7 +7,7 @@ use clap::ValueEnum;
 use vigil::train::{self, TrainOptions};
 use vigil_models::{Family, ModelKind};
 
-use super::ConfigArgs;
+use super::{parse_event_time, ConfigArgs};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum KindArg {
@@ -62,7 +62,7 @@ pub struct TrainArgs {
     holdout: f64,
     /// Hold out everything from this event time on instead (UTC: 2019-01-03, 2019-01-03 12:00:00
     /// or RFC 3339).
-    #[arg(long, value_parser = parse_time, conflicts_with = "holdout")]
+    #[arg(long, value_parser = parse_event_time, conflicts_with = "holdout")]
     holdout_from: Option<i64>,
     /// Column mapping (TOML) for a CSV --input file:PATH, e.g. models/mappings/sparkov.toml.
     #[arg(long)]
@@ -74,20 +74,6 @@ pub struct TrainArgs {
     /// Late tolerance, and the thresholds the evaluation reports at.
     #[command(flatten)]
     config: ConfigArgs,
-}
-
-/// A UTC time as ms since the epoch: a date, a date and time, or RFC 3339.
-fn parse_time(text: &str) -> Result<i64, String> {
-    let full = if text.len() == 10 {
-        format!("{text} 00:00:00")
-    } else {
-        text.to_owned()
-    };
-    humantime::parse_rfc3339_weak(&full)
-        .map_err(|e| format!("`{text}` is not a UTC date or time ({e})"))?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .map_err(|_| format!("`{text}` is before 1970"))
 }
 
 pub async fn execute(args: TrainArgs) -> anyhow::Result<()> {

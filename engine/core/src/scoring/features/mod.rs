@@ -362,7 +362,7 @@ impl CustomerFeatures {
                     EventKind::CartAbandon => self.cart_abandons.insert(now, ts, 1.0),
                     _ => {}
                 }
-                let churn = self.churn_features(matches!(other, EventKind::Login { .. }));
+                let churn = self.churn_features(now, matches!(other, EventKind::Login { .. }));
                 if let EventKind::Login { .. } = other {
                     self.summary.last_login_ts = Some(latest(self.summary.last_login_ts, ts));
                 }
@@ -505,12 +505,20 @@ impl CustomerFeatures {
         ]
     }
 
-    fn churn_features(&self, is_login: bool) -> ChurnVector {
-        let now = self.summary.newest_ts;
+    /// The churn features as of `at`, at or after the customer's newest event: what they
+    /// would be if the customer's next activity came at `at`, for scoring a customer who has
+    /// gone quiet. Changes nothing.
+    pub fn churn_at(&self, at: i64) -> ChurnVector {
+        self.churn_features(at.max(self.summary.newest_ts), false)
+    }
+
+    /// The churn features at `now`, at or after the newest event; `is_login` when the event
+    /// being folded in is a login (it is then the last login).
+    fn churn_features(&self, now: i64, is_login: bool) -> ChurnVector {
         let days_since =
             |t: Option<i64>| days(now - t.unwrap_or(self.summary.first_ts)).min(MAX_DAYS);
-        let logins_7d = self.logins.count(1);
-        let logins_30d = self.logins.count(0);
+        let logins_7d = self.logins.count_at(1, now);
+        let logins_30d = self.logins.count_at(0, now);
         let sessions = self.summary.session_count.min(3) as usize;
         let mean_session = if sessions == 0 {
             0.0
@@ -528,10 +536,10 @@ impl CustomerFeatures {
             logins_7d / 7.0 - logins_30d / 30.0,
             mean_session.ln_1p(),
             days_since(self.summary.last_core_feature_ts),
-            self.pricing_cancel_views.count(0),
-            self.support_tickets.count(0),
+            self.pricing_cancel_views.count_at(0, now),
+            self.support_tickets.count_at(0, now),
             days_since_last_login,
-            self.cart_abandons.count(0),
+            self.cart_abandons.count_at(0, now),
             days(now - self.summary.first_ts).min(MAX_TENURE_DAYS),
         ]
     }

@@ -432,3 +432,33 @@ fn extreme_inputs_keep_every_feature_finite() {
         }
     }
 }
+
+/// A customer who went quiet is scored as of a later time with exactly the features a neutral
+/// event (one no churn feature counts) at that time would have seen.
+#[test]
+fn churn_features_as_of_a_later_time_match_an_event_then() {
+    let mut f = CustomerFeatures::new(T0);
+    for i in 0..40 {
+        let ts = T0 + i * 6 * HOUR;
+        let kind = match i % 4 {
+            0 => EventKind::Login { place: None },
+            1 => EventKind::SupportTicket,
+            2 => EventKind::PageView {
+                page: "pricing".into(),
+            },
+            _ => EventKind::CartAbandon,
+        };
+        churn(&mut f, &other(ts, kind));
+    }
+    let newest = T0 + 39 * 6 * HOUR;
+    for quiet in [0, HOUR, 3 * DAY, 8 * DAY, 31 * DAY, 200 * DAY] {
+        let at = newest + quiet;
+        let then = churn(&mut f.clone(), &other(at, EventKind::CartAdd));
+        assert_eq!(f.churn_at(at), then, "{quiet} ms after the last event");
+    }
+    // Quiet for 8 days: nothing left in the 7-day windows.
+    let v = f.churn_at(newest + 8 * DAY);
+    assert_eq!(churn_get(&v, "logins_7d"), 0.0);
+    assert_eq!(churn_get(&v, "pricing_cancel_views_7d"), 0.0);
+    assert!(churn_get(&v, "days_since_last_login") > 8.0);
+}

@@ -191,6 +191,30 @@ impl<const H: usize> RollingWindow<H> {
         self.sums[h] + self.cut(h).map_or(0.0, |(b, inside)| b.sum * inside)
     }
 
+    /// Entries inside horizon `h` as of `at`, at or after the last `advance`, without moving
+    /// the window: what `count` will say once the window is advanced to `at`.
+    pub fn count_at(&self, h: usize, at: i64) -> f64 {
+        debug_assert!(at >= self.now, "count_at {at} before now {}", self.now);
+        let edge = at - self.widths[h];
+        let mut count = self.counts[h] as f64;
+        let mut start = self.starts[h];
+        while let Some(bucket) = self.buckets.get(start) {
+            if bucket.first() > edge {
+                break;
+            }
+            count -= bucket.count as f64;
+            start += 1;
+        }
+        let cut = start
+            .checked_sub(1)
+            .and_then(|i| self.buckets.get(i))
+            .filter(|b| b.last > edge);
+        count
+            + cut.map_or(0.0, |b| {
+                b.count as f64 * (b.last - edge) as f64 / b.span as f64
+            })
+    }
+
     /// The bucket horizon `h`'s edge cuts, if any, and the share of its span inside.
     fn cut(&self, h: usize) -> Option<(&Bucket, f64)> {
         let bucket = self.buckets.get(self.starts[h].checked_sub(1)?)?;
@@ -373,6 +397,27 @@ mod tests {
         assert_eq!(at(&w, 0), (1.0, 1.0));
         w.settle();
         assert_eq!(w.buckets(), 1);
+    }
+
+    #[test]
+    fn counts_as_of_a_later_time_match_an_advanced_window() {
+        let mut w = window();
+        for i in 0..700 {
+            observe(&mut w, i * 5_000, i * 5_000, 1.0);
+        }
+        w.settle();
+        for later in [0, 1, 30_000, 60_000, 61_000, HOUR / 2, HOUR, 2 * HOUR] {
+            let at = 699 * 5_000 + later;
+            let mut advanced = w.clone();
+            advanced.advance(at);
+            for h in 0..2 {
+                assert_eq!(
+                    w.count_at(h, at),
+                    advanced.count(h),
+                    "+{later} ms, horizon {h}"
+                );
+            }
+        }
     }
 
     #[test]
