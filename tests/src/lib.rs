@@ -141,6 +141,8 @@ pub async fn offline_features(
         holdout_from: None,
         mapping,
         export_features: None,
+        score_at: Vec::new(),
+        horizon: None,
         config: test_config(),
     };
     let mut features = FeatureBits::new();

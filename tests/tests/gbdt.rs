@@ -34,6 +34,8 @@ async fn train_gbdt(out: &Path) -> ModelArtifact {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/mappings/sparkov.toml"),
         ),
         export_features: None,
+        score_at: Vec::new(),
+        horizon: None,
         config: test_config(),
     })
     .await

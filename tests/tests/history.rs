@@ -43,6 +43,8 @@ async fn train_on_sparkov_then_replay_the_test_sample_with_a_challenger() {
         holdout_from: Some(1_546_473_600_000), // 2019-01-03 00:00:00 UTC
         mapping: mapping(),
         export_features: Some(dir.path().join("features.csv")),
+        score_at: Vec::new(),
+        horizon: None,
         config: test_config(),
     })
     .await

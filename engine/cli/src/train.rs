@@ -4,10 +4,15 @@
 //! of the history in event time (a share, or everything from a given time) is held out, and
 //! the artifact records the model's quality on it.
 //!
+//! Churn can instead be trained point in time (`score_at` and `horizon`), as a CRM team means
+//! churn: at each score time, every customer with activity before it is one row, with features
+//! as of that time from the events before it, labelled churned when they do nothing in the
+//! horizon after it.
+//!
 //! `featurize` is the replay itself, public so that the online/offline consistency test can
 //! hold the features it computes against the live actors' for the same events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -17,7 +22,7 @@ use vigil_models::{Family, ModelArtifact, ModelKind, TrainingPlan, TrainingSet, 
 use vigil_engine::config::Config;
 use vigil_engine::event::{Event, EventKind};
 use vigil_engine::scoring::features::{
-    CustomerFeatures, Observation, CHURN_FEATURES, FRAUD_FEATURES,
+    ChurnVector, CustomerFeatures, Observation, CHURN_FEATURES, FRAUD_FEATURES,
 };
 
 use crate::history::replay_events;
@@ -42,6 +47,10 @@ pub struct TrainOptions {
     pub mapping: Option<PathBuf>,
     /// Also write the exact matrix trained and evaluated on here, as CSV.
     pub export_features: Option<PathBuf>,
+    /// Churn point in time: one row per customer active before each of these times (ms),
+    /// labelled by activity within `horizon` after it, instead of one row per event.
+    pub score_at: Vec<i64>,
+    pub horizon: Option<i64>,
     pub config: Config,
 }
 
@@ -60,7 +69,13 @@ pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
         ModelKind::Fraud => &FRAUD_FEATURES,
         ModelKind::Churn => &CHURN_FEATURES,
     };
-    let history = replay(&options, names.len()).await?;
+    let history = match (options.kind, options.horizon) {
+        (ModelKind::Churn, Some(horizon)) if !options.score_at.is_empty() => {
+            point_in_time(&options, horizon).await?
+        }
+        (_, None) if options.score_at.is_empty() => replay(&options, names.len()).await?,
+        _ => anyhow::bail!("--score-at and --horizon go together, and only with --kind churn"),
+    };
     if history.rejected > 0 {
         tracing::warn!(
             rejected = history.rejected,
@@ -163,6 +178,78 @@ async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History>
         "{} holds no labelled {} rows",
         options.input,
         options.kind
+    );
+    Ok(history)
+}
+
+/// Churn rows point in time: at each score time, every customer active before it, with the
+/// churn features as of it, labelled churned when they do nothing in `[time, time + horizon)`.
+/// A score time whose horizon runs past the end of the history is left out, since who churned
+/// then is not yet known. The history is read once, in stream order: an event arriving after a
+/// score time's rows were taken does not change them, as it could not have live.
+async fn point_in_time(options: &TrainOptions, horizon: i64) -> anyhow::Result<History> {
+    let mut times = options.score_at.clone();
+    times.sort_unstable();
+    times.dedup();
+    let late_tolerance_ms = options.config.engine.late_tolerance.as_millis() as i64;
+    let mut customers: HashMap<String, CustomerFeatures> = HashMap::new();
+    // Per score time taken: its rows' customers, and those active within its horizon.
+    let mut taken: Vec<(i64, Vec<(String, ChurnVector)>, HashSet<String>)> = Vec::new();
+    let mut next = 0;
+    let (mut late, mut newest) = (0, i64::MIN);
+    let undecodable = replay_events(
+        &options.input,
+        options.mapping.clone(),
+        &options.config,
+        |event| {
+            while next < times.len() && event.ts >= times[next] {
+                let at = times[next];
+                let rows = customers
+                    .iter()
+                    .map(|(id, f)| (id.clone(), f.churn_at(at)))
+                    .collect();
+                taken.push((at, rows, HashSet::new()));
+                next += 1;
+            }
+            newest = newest.max(event.ts);
+            for (at, _, active) in &mut taken {
+                if event.ts >= *at && event.ts < at.saturating_add(horizon) {
+                    active.insert(event.customer_id.clone());
+                }
+            }
+            let features = customers
+                .entry(event.customer_id.clone())
+                .or_insert_with(|| CustomerFeatures::new(event.ts));
+            if features.observe(&event, late_tolerance_ms).is_err() {
+                late += 1;
+            }
+        },
+    )
+    .await?;
+    let mut history = History {
+        rows: Vec::new(),
+        labels: Vec::new(),
+        times: Vec::new(),
+        customers: Vec::new(),
+        width: CHURN_FEATURES.len(),
+        rejected: undecodable + late,
+    };
+    let known = |at: i64| at.saturating_add(horizon) <= newest;
+    for (at, mut rows, active) in taken.into_iter().filter(|(at, ..)| known(*at)) {
+        // Customers in a fixed order, so the matrix is the same from run to run.
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (customer, row) in rows {
+            history.rows.extend_from_slice(&row);
+            history.labels.push(!active.contains(&customer));
+            history.times.push(at);
+            history.customers.push(customer);
+        }
+    }
+    anyhow::ensure!(
+        !history.labels.is_empty(),
+        "no score time in {:?} has customers before it and its whole horizon inside {}",
+        options.score_at,
+        options.input
     );
     Ok(history)
 }

@@ -71,6 +71,14 @@ pub struct TrainArgs {
     /// customer, holdout flag and the trained model's score (see models/compare/).
     #[arg(long, value_name = "PATH.csv")]
     export_features: Option<PathBuf>,
+    /// Churn point in time: at each of these times (comma-separated, UTC), every customer
+    /// active before it is one row with features as of it, labelled by --horizon. Later times
+    /// are held out first (with --holdout-from, the times at or after it).
+    #[arg(long, value_parser = parse_event_time, value_delimiter = ',', requires = "horizon")]
+    score_at: Vec<i64>,
+    /// With --score-at: a customer doing nothing for this long after a score time churned.
+    #[arg(long, value_parser = humantime::parse_duration, requires = "score_at")]
+    horizon: Option<std::time::Duration>,
     /// Late tolerance, and the thresholds the evaluation reports at.
     #[command(flatten)]
     config: ConfigArgs,
@@ -103,6 +111,8 @@ pub async fn execute(args: TrainArgs) -> anyhow::Result<()> {
         holdout_from: args.holdout_from,
         mapping: args.mapping,
         export_features: args.export_features,
+        score_at: args.score_at,
+        horizon: args.horizon.map(|h| h.as_millis() as i64),
         config: args.config.load()?,
     };
     let artifact = train::train(options).await.context("training failed")?;
