@@ -182,6 +182,14 @@ async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History>
     Ok(history)
 }
 
+/// One score time's rows, taken as the history passed it: each customer active before it with
+/// their churn features as of it, and the customers seen active within the horizon after it.
+struct Snapshot {
+    at: i64,
+    rows: Vec<(String, ChurnVector)>,
+    active: HashSet<String>,
+}
+
 /// Churn rows point in time: at each score time, every customer active before it, with the
 /// churn features as of it, labelled churned when they do nothing in `[time, time + horizon)`.
 /// A score time whose horizon runs past the end of the history is left out, since who churned
@@ -193,8 +201,7 @@ async fn point_in_time(options: &TrainOptions, horizon: i64) -> anyhow::Result<H
     times.dedup();
     let late_tolerance_ms = options.config.engine.late_tolerance.as_millis() as i64;
     let mut customers: HashMap<String, CustomerFeatures> = HashMap::new();
-    // Per score time taken: its rows' customers, and those active within its horizon.
-    let mut taken: Vec<(i64, Vec<(String, ChurnVector)>, HashSet<String>)> = Vec::new();
+    let mut taken: Vec<Snapshot> = Vec::new();
     let mut next = 0;
     let (mut late, mut newest) = (0, i64::MIN);
     let undecodable = replay_events(
@@ -208,13 +215,18 @@ async fn point_in_time(options: &TrainOptions, horizon: i64) -> anyhow::Result<H
                     .iter()
                     .map(|(id, f)| (id.clone(), f.churn_at(at)))
                     .collect();
-                taken.push((at, rows, HashSet::new()));
+                taken.push(Snapshot {
+                    at,
+                    rows,
+                    active: HashSet::new(),
+                });
                 next += 1;
             }
             newest = newest.max(event.ts);
-            for (at, _, active) in &mut taken {
-                if event.ts >= *at && event.ts < at.saturating_add(horizon) {
-                    active.insert(event.customer_id.clone());
+            for snapshot in &mut taken {
+                let at = snapshot.at;
+                if event.ts >= at && event.ts < at.saturating_add(horizon) {
+                    snapshot.active.insert(event.customer_id.clone());
                 }
             }
             let features = customers
@@ -235,13 +247,13 @@ async fn point_in_time(options: &TrainOptions, horizon: i64) -> anyhow::Result<H
         rejected: undecodable + late,
     };
     let known = |at: i64| at.saturating_add(horizon) <= newest;
-    for (at, mut rows, active) in taken.into_iter().filter(|(at, ..)| known(*at)) {
+    for mut snapshot in taken.into_iter().filter(|s| known(s.at)) {
         // Customers in a fixed order, so the matrix is the same from run to run.
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (customer, row) in rows {
+        snapshot.rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (customer, row) in snapshot.rows {
             history.rows.extend_from_slice(&row);
-            history.labels.push(!active.contains(&customer));
-            history.times.push(at);
+            history.labels.push(!snapshot.active.contains(&customer));
+            history.times.push(snapshot.at);
             history.customers.push(customer);
         }
     }
