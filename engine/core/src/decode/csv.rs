@@ -71,6 +71,9 @@ pub enum TimeFormat {
     EpochMs,
     /// `YYYY-MM-DD HH:MM:SS` (or RFC 3339), in UTC.
     Datetime,
+    /// A day, `YYYY-MM-DD` or `YYYYMMDD`, as its first millisecond in UTC: purchase logs often
+    /// record no time of day.
+    Date,
 }
 
 /// The ground-truth column: `1`/`0` or `true`/`false`; an empty cell is unlabelled.
@@ -355,6 +358,27 @@ fn timestamp(text: &str, format: TimeFormat) -> Result<i64, &'static str> {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as i64)
             .ok_or("a `YYYY-MM-DD HH:MM:SS` time"),
+        TimeFormat::Date => {
+            let dashed = match text.as_bytes() {
+                [y @ .., m1, m2, d1, d2] if y.len() == 4 && text.is_ascii() => {
+                    format!(
+                        "{}-{}{}-{}{}",
+                        &text[..4],
+                        *m1 as char,
+                        *m2 as char,
+                        *d1 as char,
+                        *d2 as char
+                    )
+                }
+                _ => text.to_owned(),
+            };
+            humantime::parse_rfc3339_weak(&format!("{dashed} 00:00:00"))
+                .ok()
+                .filter(|_| dashed.len() == 10)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64)
+                .ok_or("a `YYYY-MM-DD` or `YYYYMMDD` date")
+        }
     }
 }
 
@@ -528,6 +552,26 @@ mod tests {
             timestamp("1325376018", TimeFormat::EpochS),
             Ok(1_325_376_018_000)
         );
+    }
+
+    #[test]
+    fn dates_without_a_time_of_day_are_their_first_millisecond() {
+        // 1997-01-01T00:00:00Z, as a purchase log writes it either way.
+        assert_eq!(timestamp("19970101", TimeFormat::Date), Ok(852_076_800_000));
+        assert_eq!(
+            timestamp("1997-01-01", TimeFormat::Date),
+            Ok(852_076_800_000)
+        );
+        for bad in [
+            "1997-1-1",
+            "19971301",
+            "1997010",
+            "1997-01-01 10:00:00",
+            "",
+            "ab970101",
+        ] {
+            assert!(timestamp(bad, TimeFormat::Date).is_err(), "{bad}");
+        }
     }
 
     #[test]
