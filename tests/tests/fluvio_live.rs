@@ -96,7 +96,13 @@ async fn a_restarted_engine_leaves_no_event_unscored() {
     for (_, _, d) in &published {
         assert_eq!(
             d.decision_id,
-            format!("{}/{}/{}", d.customer_id, d.event_id, d.decision.name())
+            format!(
+                "{}/{}/{}/{}",
+                d.customer_id,
+                d.event_id,
+                d.event_ts,
+                d.decision.name()
+            )
         );
     }
 }

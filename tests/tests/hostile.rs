@@ -180,7 +180,13 @@ async fn equal_event_ids_of_two_customers_get_two_decision_ids() {
         .map(|d| d.decision_id.as_str())
         .collect();
     ids.sort();
-    assert_eq!(ids, ["c-1/t-77/alert", "c-2/t-77/alert"]);
+    assert_eq!(
+        ids,
+        [
+            format!("c-1/t-77/{}/alert", now - 20 * MINUTE),
+            format!("c-2/t-77/{}/alert", now - 19 * MINUTE)
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

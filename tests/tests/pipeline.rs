@@ -144,7 +144,13 @@ async fn seeded_scenario_end_to_end() {
     for d in &published.decisions {
         assert_eq!(
             d.decision_id,
-            format!("{}/{}/{}", d.customer_id, d.event_id, d.decision.name())
+            format!(
+                "{}/{}/{}/{}",
+                d.customer_id,
+                d.event_id,
+                d.event_ts,
+                d.decision.name()
+            )
         );
         if d.score.is_some() {
             assert!(d.model.is_some() && !d.reasons.is_empty(), "{d:?}");

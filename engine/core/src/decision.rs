@@ -63,9 +63,10 @@ pub struct ReasonCode {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Decision {
     pub schema: u32,
-    /// `{customer_id}/{event_id}/{decision}`, with `%` and `/` inside the ids written `%25`
-    /// and `%2F`: the same event of the same customer always yields the same id, and two
-    /// customers' events never share one, even when their event ids are equal.
+    /// `{customer_id}/{event_id}/{event_ts}/{decision}`, with `%` and `/` inside the ids
+    /// written `%25` and `%2F`: the same event of the same customer always yields the same id,
+    /// two customers' events never share one even when their event ids are equal, and neither
+    /// do two events of one customer that reuse an event id at different times.
     pub decision_id: String,
     pub decision: DecisionKind,
     pub customer_id: String,
@@ -91,8 +92,8 @@ pub struct Decision {
 }
 
 impl Decision {
-    pub fn id_for(customer_id: &str, event_id: &str, kind: DecisionKind) -> String {
-        let mut id = String::with_capacity(customer_id.len() + event_id.len() + 10);
+    pub fn id_for(customer_id: &str, event_id: &str, event_ts: i64, kind: DecisionKind) -> String {
+        let mut id = String::with_capacity(customer_id.len() + event_id.len() + 24);
         for part in [customer_id, event_id] {
             for c in part.chars() {
                 match c {
@@ -103,6 +104,8 @@ impl Decision {
             }
             id.push('/');
         }
+        id.push_str(&event_ts.to_string());
+        id.push('/');
         id.push_str(kind.name());
         id
     }
@@ -119,11 +122,16 @@ mod tests {
 
     #[test]
     fn ids_are_unique_per_customer_and_event_even_with_slashes() {
-        let id = |c, e| Decision::id_for(c, e, DecisionKind::Freeze);
-        assert_eq!(id("c-1", "e-7"), "c-1/e-7/freeze");
+        let id = |c, e| Decision::id_for(c, e, 5, DecisionKind::Freeze);
+        assert_eq!(id("c-1", "e-7"), "c-1/e-7/5/freeze");
         assert_ne!(id("c-1", "e-7"), id("c-2", "e-7"));
-        // Without escaping, both would read "a/b/c/freeze".
+        // Without escaping, both would read "a/b/c/5/freeze".
         assert_ne!(id("a/b", "c"), id("a", "b/c"));
-        assert_eq!(id("a/b", "c%"), "a%2Fb/c%25/freeze");
+        assert_eq!(id("a/b", "c%"), "a%2Fb/c%25/5/freeze");
+        // An event id reused at another time is another event.
+        assert_ne!(
+            Decision::id_for("c-1", "e-7", 5, DecisionKind::Freeze),
+            Decision::id_for("c-1", "e-7", 6, DecisionKind::Freeze)
+        );
     }
 }

@@ -457,7 +457,7 @@ mod tests {
         Decision {
             degraded_reason: None,
             schema: 1,
-            decision_id: Decision::id_for(customer, id, kind),
+            decision_id: Decision::id_for(customer, id, 1_780_000_000_000, kind),
             decision: kind,
             customer_id: customer.into(),
             event_id: id.into(),

@@ -518,7 +518,7 @@ fn decision(
 ) -> Box<Decision> {
     Box::new(Decision {
         schema: SCHEMA_VERSION,
-        decision_id: Decision::id_for(&event.customer_id, &event.event_id, kind),
+        decision_id: Decision::id_for(&event.customer_id, &event.event_id, event.ts, kind),
         decision: kind,
         customer_id: event.customer_id.clone(),
         event_id: event.event_id.clone(),
