@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
+use vigil_engine::decision::Decision;
 use vigil_engine::pipeline::RunOptions;
 use vigil_tests::fluvio::{dead_letters, live, options, published, run};
 use vigil_tests::test_config;
@@ -96,13 +97,7 @@ async fn a_restarted_engine_leaves_no_event_unscored() {
     for (_, _, d) in &published {
         assert_eq!(
             d.decision_id,
-            format!(
-                "{}/{}/{}/{}",
-                d.customer_id,
-                d.event_id,
-                d.event_ts,
-                d.decision.name()
-            )
+            Decision::id_for(&d.customer_id, &d.event_id, d.event_ts, d.decision)
         );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use vigil_engine::decision::DecisionKind;
+use vigil_engine::decision::{Decision, DecisionKind};
 use vigil_scenario::{Generator, Scenario};
 use vigil_tests::{fixture, run_to_files, Published};
 
@@ -144,13 +144,7 @@ async fn seeded_scenario_end_to_end() {
     for d in &published.decisions {
         assert_eq!(
             d.decision_id,
-            format!(
-                "{}/{}/{}/{}",
-                d.customer_id,
-                d.event_id,
-                d.event_ts,
-                d.decision.name()
-            )
+            Decision::id_for(&d.customer_id, &d.event_id, d.event_ts, d.decision)
         );
         if d.score.is_some() {
             assert!(d.model.is_some() && !d.reasons.is_empty(), "{d:?}");

@@ -1,13 +1,16 @@
 //! Reading history for `vigil train` and `vigil score`: a source spec (a CSV file with its column
 //! mapping, JSON Lines, the generator) replayed through the engine's own decoder, one event at a
-//! time in stream order, with a progress spinner on the terminal.
+//! time in stream order, with a progress spinner on the terminal (`replay_events`), and folded
+//! into every customer's features as the live actors keep them (`CustomerHistories`).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use vigil_engine::config::Config;
 use vigil_engine::decode::Decoder;
 use vigil_engine::event::Event;
+use vigil_engine::scoring::features::{CustomerFeatures, Observation};
 use vigil_engine::source::SourceOptions;
 
 use crate::connectors;
@@ -52,4 +55,44 @@ pub async fn replay_events(
     }
     progress.finish_and_clear();
     Ok(undecodable)
+}
+
+/// Every customer's rolling features as history goes by: one `CustomerFeatures` per customer,
+/// with the live late tolerance, and a count of the events refused as late.
+pub struct CustomerHistories {
+    customers: HashMap<String, CustomerFeatures>,
+    late_tolerance_ms: i64,
+    late: u64,
+}
+
+impl CustomerHistories {
+    pub fn new(config: &Config) -> Self {
+        CustomerHistories {
+            customers: HashMap::new(),
+            late_tolerance_ms: config.engine.late_tolerance.as_millis() as i64,
+            late: 0,
+        }
+    }
+
+    /// Folds `event` into its customer's features and returns what it observed, or `None`
+    /// when it is refused as late (and counted).
+    pub fn observe(&mut self, event: &Event) -> Option<Observation> {
+        let features = self
+            .customers
+            .entry(event.customer_id.clone())
+            .or_insert_with(|| CustomerFeatures::new(event.ts));
+        let observed = features.observe(event, self.late_tolerance_ms).ok();
+        self.late += u64::from(observed.is_none());
+        observed
+    }
+
+    /// Events refused as late so far.
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
+    /// Every customer seen, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &CustomerFeatures)> {
+        self.customers.iter()
+    }
 }

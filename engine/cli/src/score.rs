@@ -5,17 +5,16 @@
 //! activity of any kind within the horizon after the time), and the list's ranking is
 //! evaluated: ROC AUC, AUPRC and the precision of its top tenth.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Serialize;
 use vigil_engine::config::Config;
-use vigil_engine::scoring::features::CustomerFeatures;
 use vigil_engine::scoring::models::load_checked;
 use vigil_models::{Evaluation, ModelKind};
 
-use crate::history::replay_events;
+use crate::history::{replay_events, CustomerHistories};
 
 #[derive(Debug, Clone)]
 pub struct ScoreOptions {
@@ -72,24 +71,16 @@ pub async fn score(options: &ScoreOptions) -> anyhow::Result<ScoreReport> {
         options.config.models.max_nodes,
     )
     .with_context(|| format!("cannot load the churn model {}", options.model.display()))?;
-    let late_tolerance_ms = options.config.engine.late_tolerance.as_millis() as i64;
     let horizon_end = options.horizon.map(|h| options.at.saturating_add(h));
-    // Ordered by id, so the list is the same from run to run.
-    let mut customers: BTreeMap<String, CustomerFeatures> = BTreeMap::new();
+    let mut customers = CustomerHistories::new(&options.config);
     let mut active: HashSet<String> = HashSet::new();
-    let mut late = 0;
     let undecodable = replay_events(
         &options.input,
         options.mapping.clone(),
         &options.config,
         |event| {
             if event.ts < options.at {
-                let features = customers
-                    .entry(event.customer_id.clone())
-                    .or_insert_with(|| CustomerFeatures::new(event.ts));
-                if features.observe(&event, late_tolerance_ms).is_err() {
-                    late += 1;
-                }
+                customers.observe(&event);
             } else if horizon_end.is_some_and(|end| event.ts < end) {
                 active.insert(event.customer_id);
             }
@@ -98,7 +89,7 @@ pub async fn score(options: &ScoreOptions) -> anyhow::Result<ScoreReport> {
     .await?;
 
     let mut scored: Vec<CustomerScore> = customers
-        .into_iter()
+        .iter()
         .map(|(customer_id, features)| {
             let score = model.score(&features.churn_at(options.at));
             let top_reason = score
@@ -106,20 +97,25 @@ pub async fn score(options: &ScoreOptions) -> anyhow::Result<ScoreReport> {
                 .first()
                 .filter(|r| r.contribution > 0.0)
                 .map(|r| model.feature_name(r.feature).to_owned());
-            let churned = options.horizon.map(|_| !active.contains(&customer_id));
+            let churned = options.horizon.map(|_| !active.contains(customer_id));
             CustomerScore {
-                customer_id,
+                customer_id: customer_id.clone(),
                 score: score.probability,
                 top_reason,
                 churned,
             }
         })
         .collect();
-    scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+    // Highest first; ties by id, so the list is the same from run to run.
+    scored.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.customer_id.cmp(&b.customer_id))
+    });
     let quality = options.horizon.map(|_| quality(&scored));
     Ok(ScoreReport {
         customers: scored,
-        rejected: undecodable + late,
+        rejected: undecodable + customers.late(),
         model: model.label().to_string(),
         quality,
     })

@@ -12,7 +12,7 @@
 //! `featurize` is the replay itself, public so that the online/offline consistency test can
 //! hold the features it computes against the live actors' for the same events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -21,11 +21,9 @@ use vigil_models::{Family, ModelArtifact, ModelKind, TrainingPlan, TrainingSet, 
 
 use vigil_engine::config::Config;
 use vigil_engine::event::{Event, EventKind};
-use vigil_engine::scoring::features::{
-    ChurnVector, CustomerFeatures, Observation, CHURN_FEATURES, FRAUD_FEATURES,
-};
+use vigil_engine::scoring::features::{ChurnVector, Observation, CHURN_FEATURES, FRAUD_FEATURES};
 
-use crate::history::replay_events;
+use crate::history::{replay_events, CustomerHistories};
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -199,11 +197,10 @@ async fn point_in_time(options: &TrainOptions, horizon: i64) -> anyhow::Result<H
     let mut times = options.score_at.clone();
     times.sort_unstable();
     times.dedup();
-    let late_tolerance_ms = options.config.engine.late_tolerance.as_millis() as i64;
-    let mut customers: HashMap<String, CustomerFeatures> = HashMap::new();
+    let mut customers = CustomerHistories::new(&options.config);
     let mut taken: Vec<Snapshot> = Vec::new();
     let mut next = 0;
-    let (mut late, mut newest) = (0, i64::MIN);
+    let mut newest = i64::MIN;
     let undecodable = replay_events(
         &options.input,
         options.mapping.clone(),
@@ -229,12 +226,7 @@ async fn point_in_time(options: &TrainOptions, horizon: i64) -> anyhow::Result<H
                     snapshot.active.insert(event.customer_id.clone());
                 }
             }
-            let features = customers
-                .entry(event.customer_id.clone())
-                .or_insert_with(|| CustomerFeatures::new(event.ts));
-            if features.observe(&event, late_tolerance_ms).is_err() {
-                late += 1;
-            }
+            customers.observe(&event);
         },
     )
     .await?;
@@ -244,7 +236,7 @@ async fn point_in_time(options: &TrainOptions, horizon: i64) -> anyhow::Result<H
         times: Vec::new(),
         customers: Vec::new(),
         width: CHURN_FEATURES.len(),
-        rejected: undecodable + late,
+        rejected: undecodable + customers.late(),
     };
     let known = |at: i64| at.saturating_add(horizon) <= newest;
     for mut snapshot in taken.into_iter().filter(|s| known(s.at)) {
@@ -274,19 +266,13 @@ pub async fn featurize(
     options: &TrainOptions,
     mut row: impl FnMut(&Event, &[f64], Option<bool>),
 ) -> anyhow::Result<u64> {
-    let late_tolerance_ms = options.config.engine.late_tolerance.as_millis() as i64;
-    let mut customers: HashMap<String, CustomerFeatures> = HashMap::new();
-    let mut late = 0;
+    let mut customers = CustomerHistories::new(&options.config);
     let undecodable = replay_events(
         &options.input,
         options.mapping.clone(),
         &options.config,
         |event| {
-            let features = customers
-                .entry(event.customer_id.clone())
-                .or_insert_with(|| CustomerFeatures::new(event.ts));
-            let Ok(observation) = features.observe(&event, late_tolerance_ms) else {
-                late += 1;
+            let Some(observation) = customers.observe(&event) else {
                 return;
             };
             let label = event.label.unwrap_or_default();
@@ -302,7 +288,7 @@ pub async fn featurize(
         },
     )
     .await?;
-    Ok(undecodable + late)
+    Ok(undecodable + customers.late())
 }
 
 /// The event time from which rows are held out: `holdout_from`, or else the time below which

@@ -10,7 +10,10 @@ use libfuzzer_sys::fuzz_target;
 use vigil_engine::decode::csv::{CsvRows, Mapping};
 use vigil_engine::decode::{decode, Decoder};
 
-const SPARKOV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/mappings/sparkov.toml");
+const SPARKOV: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../models/mappings/sparkov.toml"
+);
 
 fn mapping() -> &'static Mapping {
     static MAPPING: OnceLock<Mapping> = OnceLock::new();

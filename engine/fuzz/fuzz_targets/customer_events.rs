@@ -3,28 +3,18 @@
 //! the state survives passivation (encode, decode) unchanged.
 #![no_main]
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Instant;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use vigil_engine::config::{Config, LatencyBudget};
 use vigil_engine::decode::decode;
 use vigil_engine::event::{Inbound, Position};
-use vigil_engine::scoring::{CustomerState, Scoring};
-use vigil_engine::telemetry::Telemetry;
-
-fn scoring() -> &'static Scoring {
-    static SCORING: OnceLock<Scoring> = OnceLock::new();
-    SCORING.get_or_init(|| {
-        let mut config = Config::builtin();
-        config.engine.latency_budget = LatencyBudget::uniform(Duration::from_secs(3600));
-        Scoring::from_config(&config, Telemetry::new()).expect("shipped models load")
-    })
-}
+use vigil_engine::scoring::CustomerState;
 
 fuzz_target!(|data: &[u8]| {
-    let scoring = scoring();
+    let scoring = common::scoring();
     let mut state = CustomerState::default();
     for (offset, line) in data.split(|&b| b == b'\n').enumerate() {
         let Ok(mut event) = decode(line, 64 * 1024) else {

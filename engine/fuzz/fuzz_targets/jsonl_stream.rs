@@ -10,33 +10,24 @@
 //! - every customer's state survives passivation (encode, decode) unchanged.
 #![no_main]
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
 use vigil_engine::actors::customer::process_isolated;
-use vigil_engine::config::{Config, LatencyBudget};
 use vigil_engine::decision::Decision;
 use vigil_engine::decode::decode;
 use vigil_engine::event::Inbound;
 use vigil_engine::outcome::Outcome;
-use vigil_engine::scoring::{CustomerState, Scoring};
+use vigil_engine::scoring::CustomerState;
 use vigil_engine::source::file::LineSource;
 use vigil_engine::source::Source;
-use vigil_engine::telemetry::Telemetry;
 
 /// Records longer than this are cut by the source.
 const LIMIT: usize = 4_096;
-
-fn scoring() -> &'static Scoring {
-    static SCORING: OnceLock<Scoring> = OnceLock::new();
-    SCORING.get_or_init(|| {
-        let mut config = Config::builtin();
-        config.engine.latency_budget = LatencyBudget::uniform(Duration::from_secs(3600));
-        Scoring::from_config(&config, Telemetry::new()).expect("shipped models load")
-    })
-}
 
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -48,12 +39,16 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let scoring = scoring();
+    let scoring = common::scoring();
     let records = runtime().block_on(async {
         let mut source =
             LineSource::from_reader(std::io::Cursor::new(data.to_vec()), "fuzz".into(), LIMIT);
         let mut records = Vec::new();
-        while source.next_batch(&mut records).await.expect("reading memory") {}
+        while source
+            .next_batch(&mut records)
+            .await
+            .expect("reading memory")
+        {}
         records
     });
     let mut customers: HashMap<String, CustomerState> = HashMap::new();
