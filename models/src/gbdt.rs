@@ -22,7 +22,7 @@ use ndarray::{Array1, Array2, ArrayBase, Data, Ix2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::within;
+use crate::bounds::within;
 
 /// A node index meaning "no child": the node is a leaf.
 const LEAF: u32 = u32::MAX;

@@ -9,6 +9,7 @@
 //! artifact's feature names are how the two agree.
 
 mod artifact;
+mod bounds;
 mod calibration;
 mod evaluation;
 pub mod gbdt;

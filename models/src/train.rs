@@ -11,7 +11,8 @@ use linfa_logistic::LogisticRegression;
 use linfa_trees::DecisionTree;
 use ndarray::{Array1, Array2, Axis};
 
-use crate::artifact::{TrainingMetrics, MIN_SCALE};
+use crate::artifact::TrainingMetrics;
+use crate::bounds::MIN_SCALE;
 use crate::calibration::{alert_budgets, Calibration, CALIBRATION_FRACTION};
 use crate::gbdt::GbdtParams;
 use crate::tree::CompiledTree;

@@ -11,7 +11,7 @@
 use linfa_trees::{DecisionTree, TreeNode};
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::within;
+use crate::bounds::within;
 
 /// One node; children always come after their parent in the array.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,13 +15,8 @@ use fluvio::{Fluvio, FluvioClusterConfig};
 use vigil_engine::config::FluvioConfig;
 use vigil_engine::event::Offsets;
 
+pub use crate::error::GET_A_CLUSTER;
 use crate::error::{Error, Result};
-
-/// How to get a cluster on one machine, for errors and for tests that skip without one.
-pub const GET_A_CLUSTER: &str = "For a local cluster: install Fluvio \
-(`curl -fsS https://hub.infinyon.cloud/install/install.sh | bash`) and run `fluvio cluster start`, \
-or run the `infinyon/fluvio` container image (SC on port 9003, SPU on 9010) as in the docker-compose \
-example of the Fluvio repository; then `export FLUVIO_ENDPOINT=127.0.0.1:9003`.";
 
 /// Where the cluster is, and how that was decided (for logs and errors).
 #[derive(Debug, Clone, PartialEq)]

@@ -5,11 +5,17 @@
 
 use vigil_engine::ErrorKind;
 
+/// How to get a cluster on one machine, for errors and for tests that skip without one.
+pub const GET_A_CLUSTER: &str = "For a local cluster: install Fluvio \
+(`curl -fsS https://hub.infinyon.cloud/install/install.sh | bash`) and run `fluvio cluster start`, \
+or run the `infinyon/fluvio` container image (SC on port 9003, SPU on 9010) as in the docker-compose \
+example of the Fluvio repository; then `export FLUVIO_ENDPOINT=127.0.0.1:9003`.";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
         "no Fluvio cluster: set FLUVIO_ENDPOINT, create a Fluvio profile, or set fluvio.endpoint in the configuration. {}",
-        crate::client::GET_A_CLUSTER
+        GET_A_CLUSTER
     )]
     NoCluster,
     #[error("FLUVIO_ENDPOINT={env} is set, but the current Fluvio profile connects to {profile} with TLS; FLUVIO_ENDPOINT would connect without it. Unset FLUVIO_ENDPOINT to use the profile, or switch to a profile without TLS")]
