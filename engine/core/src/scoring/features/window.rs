@@ -205,20 +205,21 @@ impl<const H: usize> RollingWindow<H> {
             count -= bucket.count as f64;
             start += 1;
         }
-        let cut = start
-            .checked_sub(1)
-            .and_then(|i| self.buckets.get(i))
-            .filter(|b| b.last > edge);
         count
-            + cut.map_or(0.0, |b| {
-                b.count as f64 * (b.last - edge) as f64 / b.span as f64
-            })
+            + self
+                .cut_before(start, edge)
+                .map_or(0.0, |(b, inside)| b.count as f64 * inside)
     }
 
     /// The bucket horizon `h`'s edge cuts, if any, and the share of its span inside.
     fn cut(&self, h: usize) -> Option<(&Bucket, f64)> {
-        let bucket = self.buckets.get(self.starts[h].checked_sub(1)?)?;
-        let edge = self.now - self.widths[h];
+        self.cut_before(self.starts[h], self.now - self.widths[h])
+    }
+
+    /// The bucket just before `start` when `edge` cuts it, with the share of its span after
+    /// the edge.
+    fn cut_before(&self, start: usize, edge: i64) -> Option<(&Bucket, f64)> {
+        let bucket = self.buckets.get(start.checked_sub(1)?)?;
         (bucket.last > edge).then(|| (bucket, (bucket.last - edge) as f64 / bucket.span as f64))
     }
 
