@@ -204,12 +204,7 @@ impl CustomerState {
                         kind: event.kind.name(),
                         event_ts: event.ts,
                         ingested,
-                        decision: decision.map(|json| {
-                            Box::new(
-                                serde_json::from_str(json)
-                                    .expect("a remembered decision is one this engine wrote"),
-                            )
-                        }),
+                        decision: decision.map(|d| Box::new(d.clone())),
                         shadow: None,
                         audit: None,
                     };

@@ -2,7 +2,7 @@
 //! retry, a replayed partition) is recognised instead of being counted twice.
 //!
 //! Each processed event is remembered by a hash of its id, a SHA-256 prefix of its record and
-//! the decision it got (as published, in JSON), for `engine.repeat_horizon` of event time and at most `CAPACITY`
+//! the decision it got (written as its published JSON when the state is stored), for `engine.repeat_horizon` of event time and at most `CAPACITY`
 //! events. A record seen again gets the same decision again (same id, same content: consumers
 //! de-duplicate it) and is not folded into the features. A different record reusing an event
 //! id is not a repeat: it is refused, since deciding it would publish a second decision under
@@ -32,8 +32,37 @@ struct Remembered {
     ts: i64,
     /// The first eight bytes of the SHA-256 of the record.
     content: u64,
-    /// The decision it got, as published.
-    decision: Option<String>,
+    /// The decision it got.
+    #[serde(with = "decision_json")]
+    decision: Option<Box<Decision>>,
+}
+
+/// A remembered decision in stored state: its published JSON. `Decision` leaves out empty
+/// fields when serialised, which the state's non-self-describing format cannot read back.
+mod decision_json {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::decision::Decision;
+
+    pub fn serialize<S: Serializer>(
+        decision: &Option<Box<Decision>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        decision.as_ref().map(|d| d.to_json()).serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Box<Decision>>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|json| {
+                serde_json::from_str(&json)
+                    .map(Box::new)
+                    .map_err(D::Error::custom)
+            })
+            .transpose()
+    }
 }
 
 /// What a customer's memory says about an event.
@@ -42,7 +71,7 @@ pub enum Seen<'a> {
     /// Not processed within the horizon.
     New,
     /// The same record again, with the decision it got the first time.
-    Repeat(Option<&'a str>),
+    Repeat(Option<&'a Decision>),
     /// A different record under an id already processed.
     IdReused,
 }
@@ -90,7 +119,7 @@ impl RecentEvents {
         self.events.push_back(Remembered {
             ts,
             content: content(raw),
-            decision: decision.map(Decision::to_json),
+            decision: decision.map(|d| Box::new(d.clone())),
         });
     }
 }
