@@ -183,6 +183,7 @@ fn busy_customer(c: &mut Criterion) {
 
 fn inbound(event: Event, raw: String) -> Inbound {
     Inbound {
+        watermark: vigil_engine::pipeline::watermark::NO_WATERMARK,
         event,
         position: Position {
             partition: 0,

@@ -18,6 +18,7 @@ use vigil_engine::dead_letter::DeadLetter;
 use vigil_engine::decode::decode;
 use vigil_engine::event::{Inbound, Position, MAX_BATCH};
 use vigil_engine::outcome::Outcome;
+use vigil_engine::pipeline::watermark::NO_WATERMARK;
 use vigil_engine::pipeline::{self, Endpoints, RunOptions};
 use vigil_engine::publish::records::dead_letter_json;
 use vigil_engine::scoring::{CustomerState, Scoring};
@@ -99,7 +100,7 @@ pub fn plain_loop(records: &[Bytes], config: &Config) -> anyhow::Result<Duration
                 let letter = DeadLetter {
                     rejection,
                     raw: raw.clone(),
-                    position,
+                    position: Some(position),
                     cut: None,
                 };
                 written += dead_letter_json(&letter, keep).len();
@@ -112,7 +113,10 @@ pub fn plain_loop(records: &[Bytes], config: &Config) -> anyhow::Result<Duration
         let state = customers
             .get_mut(&event.customer_id)
             .expect("inserted above");
+        // No watermark: the baseline measures event processing, which inactivity checks do not
+        // touch.
         let inbound = Inbound {
+            watermark: NO_WATERMARK,
             event,
             position,
             ingested: Instant::now(),

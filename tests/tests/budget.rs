@@ -17,6 +17,8 @@ async fn payments_past_the_fraud_budget_get_counted_rules_only_decisions() {
     let mut config = test_config();
     config.engine.latency_budget.fraud = Duration::ZERO;
     config.engine.latency_budget.churn = Duration::from_secs(60);
+    // Outreach on most engagement events, so that there are churn decisions to judge.
+    config.policy.churn.outreach = 0.01;
     let options = vigil_tests::run_options(
         config,
         &format!("generate:{}", fixture("hot.toml").display()),

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 use vigil_engine::config::{shipped_artifact, Config};
+use vigil_engine::decision::{Decision, Trigger};
 use vigil_engine::decode::decode;
 use vigil_engine::scoring::features::{CustomerFeatures, Observation};
 use vigil_scenario::{Generator, Scenario};
@@ -174,6 +175,19 @@ async fn decisions_are_reproducible_from_the_artifact_and_the_features() {
     // The same events through the same feature code, outside the engine.
     let config = Config::builtin();
     let tolerance = config.engine.late_tolerance.as_millis() as i64;
+    // An inactivity check's features are the churn features as of the check, of the customer
+    // as they were after the activity the decision names (nothing came between).
+    let mut checks: HashMap<(String, i64), Vec<&Decision>> = HashMap::new();
+    for d in published
+        .decisions
+        .iter()
+        .filter(|d| d.trigger == Trigger::Inactivity)
+    {
+        checks
+            .entry((d.customer_id.clone(), d.event_ts))
+            .or_default()
+            .push(d);
+    }
     let mut customers: HashMap<String, CustomerFeatures> = HashMap::new();
     let mut observed: HashMap<String, Observation> = HashMap::new();
     for record in Generator::new(Scenario::load(&fixture("e2e.toml")).unwrap()) {
@@ -186,13 +200,26 @@ async fn decisions_are_reproducible_from_the_artifact_and_the_features() {
         if let Ok(observation) = features.observe(&event, tolerance) {
             observed.insert(event.event_id.clone(), observation);
         }
+        let newest = features.newest_ts();
+        for d in checks
+            .get(&(event.customer_id.clone(), newest))
+            .into_iter()
+            .flatten()
+        {
+            let as_of = features.churn_at(d.timer_ts.unwrap());
+            observed.insert(d.decision_id.clone(), Observation::Churn(as_of));
+        }
     }
 
     let fraud = ArtifactByHand::read("fraud.json");
     let churn = ArtifactByHand::read("churn.json");
     let mut checked = 0;
     for decision in published.decisions.iter().filter(|d| d.score.is_some()) {
-        let (model, x): (&ArtifactByHand, &[f64]) = match &observed[&decision.event_id] {
+        let key = match decision.trigger {
+            Trigger::Event => &decision.event_id,
+            Trigger::Inactivity => &decision.decision_id,
+        };
+        let (model, x): (&ArtifactByHand, &[f64]) = match &observed[key] {
             Observation::Fraud(x) => (&fraud, x),
             Observation::Churn(x) => (&churn, x),
         };

@@ -52,7 +52,10 @@ async fn run(dir: &std::path::Path, outage: Option<Duration>) -> (Vec<String>, u
     let failures = Arc::new(AtomicU32::new(0));
     let path = dir.join("decisions.jsonl");
     let spec = format!("file:{}", path.display());
-    let config = test_config();
+    let mut config = test_config();
+    // Outreach on most engagement events: decisions flow from the first second, so the sink
+    // is tried all through its outage.
+    config.policy.churn.outreach = 0.01;
     let options = vigil_tests::run_options(
         config.clone(),
         &format!("generate:{}", fixture("passivation.toml").display()),

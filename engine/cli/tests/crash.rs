@@ -1,7 +1,8 @@
 //! Kill -9 mid-stream and restart: the engine resumes from its last checkpoint (customer state
 //! and source offsets written together), so no event goes unscored and every decision, including
 //! those published twice around the crash, is the one an uninterrupted run makes, with the same
-//! id. Runs the real `vigil` binary on the paced generator source.
+//! id, inactivity checks' decisions included. Runs the real `vigil` binary on the paced
+//! generator source.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ fn config(dir: &Path) -> PathBuf {
         churn = "60s"
         [engine.passivation]
         max_active = 50
+        # Low enough that inactivity checks publish outreach.
+        [policy.churn]
+        outreach = 0.2
         [metrics]
         listen = "127.0.0.1:0"
         "#,
@@ -105,6 +109,11 @@ fn a_killed_engine_resumes_without_losing_or_changing_a_decision() {
 
     let expected = decisions(&whole);
     assert!(expected.len() > 100, "{} decisions", expected.len());
+    let inactivity = expected
+        .values()
+        .filter(|d| d.contains(r#""trigger":"inactivity""#))
+        .count();
+    assert!(inactivity >= 5, "{inactivity} inactivity decisions");
     assert!(
         before_restart > 0 && before_restart < expected.len(),
         "{before_restart} of {} decisions before the kill",

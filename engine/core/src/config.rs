@@ -63,6 +63,10 @@ pub struct EngineConfig {
     pub dead_letter_raw_bytes: usize,
     #[serde(with = "humantime_serde")]
     pub late_tolerance: Duration,
+    /// A source partition with no record for this long (wall-clock time) stops holding the
+    /// watermark back.
+    #[serde(with = "humantime_serde")]
+    pub idle_partition_timeout: Duration,
     /// An event further than this ahead of processing time is dead-lettered as `future_event`.
     #[serde(with = "humantime_serde")]
     pub max_future_skew: Duration,
@@ -198,6 +202,21 @@ pub struct ChurnPolicy {
     pub outreach: f64,
     #[serde(with = "humantime_serde")]
     pub cooldown: Duration,
+    /// Inactivity checks: how long after a customer's newest activity (event time) they are
+    /// scored for churn again if nothing else has come from them. Strictly increasing; empty
+    /// turns inactivity timers off.
+    pub check_after: Vec<humantime_serde::Serde<Duration>>,
+}
+
+/// At most this many inactivity checks, each at most this long after the newest activity.
+const MAX_INACTIVITY_CHECKS: usize = 16;
+const MAX_INACTIVITY_CHECK: Duration = Duration::from_secs(3_650 * 86_400);
+
+impl ChurnPolicy {
+    /// `check_after` as durations.
+    pub fn inactivity_checks(&self) -> Vec<Duration> {
+        self.check_after.iter().map(|d| **d).collect()
+    }
 }
 
 /// A hard rule over a payment's fraud features.
@@ -452,7 +471,7 @@ impl Config {
 
     /// Every duration with its least and greatest allowed value; the greatest keeps
     /// `Instant::now() + d` from overflowing anywhere it is used.
-    fn durations(&self) -> [(&'static str, Duration, Duration, Duration); 12] {
+    fn durations(&self) -> [(&'static str, Duration, Duration, Duration); 13] {
         const ZERO: Duration = Duration::ZERO;
         const MS: Duration = Duration::from_millis(1);
         const MINUTE: Duration = Duration::from_secs(60);
@@ -462,6 +481,12 @@ impl Config {
         [
             ("engine.late_tolerance", e.late_tolerance, ZERO, 30 * DAY),
             ("engine.repeat_horizon", e.repeat_horizon, ZERO, 30 * DAY),
+            (
+                "engine.idle_partition_timeout",
+                e.idle_partition_timeout,
+                MS,
+                DAY,
+            ),
             (
                 "engine.max_future_skew",
                 e.max_future_skew,
@@ -554,6 +579,29 @@ impl Config {
                     "({alert}) acts on less than policy.fraud.freeze ({freeze}); alert must be the wider threshold"
                 ),
             ));
+        }
+        let checks = policy.churn.inactivity_checks();
+        if checks.len() > MAX_INACTIVITY_CHECKS {
+            return Err(self.invalid(
+                "policy.churn.check_after",
+                format!(
+                    "has {} checks; at most {MAX_INACTIVITY_CHECKS}",
+                    checks.len()
+                ),
+            ));
+        }
+        let mut previous = Duration::ZERO;
+        for (i, after) in checks.iter().enumerate() {
+            if *after <= previous || *after > MAX_INACTIVITY_CHECK {
+                return Err(self.invalid(
+                    &format!("policy.churn.check_after[{i}]"),
+                    format!(
+                        "is {}; each check must come after the one before it, from 1ms to 10 years",
+                        humantime::format_duration(*after)
+                    ),
+                ));
+            }
+            previous = *after;
         }
         for (i, rule) in policy.rules.iter().enumerate() {
             let key = format!("policy.rules[{i}] ({})", rule.name);

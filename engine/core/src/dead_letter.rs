@@ -87,7 +87,9 @@ impl Rejection {
 pub struct DeadLetter {
     pub rejection: Rejection,
     pub raw: Bytes,
-    pub position: Position,
+    /// The record's place in its source; none for an inactivity check's decision that its
+    /// sink refused, which no record made.
+    pub position: Option<Position>,
     /// Set when `raw` is only the start of a record the source stopped reading.
     pub cut: Option<Cut>,
 }

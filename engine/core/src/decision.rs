@@ -52,6 +52,16 @@ pub enum DegradedReason {
     ModelError,
 }
 
+/// What made a decision: one of the customer's events, or an inactivity check that came due
+/// because nothing had come from them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    #[default]
+    Event,
+    Inactivity,
+}
+
 /// One feature's contribution to a score, in log-odds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReasonCode {
@@ -66,12 +76,21 @@ pub struct Decision {
     /// `{customer_id}/{event_id}/{event_ts}/{decision}`, with `%` and `/` inside the ids
     /// written `%25` and `%2F`: the same event of the same customer always yields the same id,
     /// two customers' events never share one even when their event ids are equal, and neither
-    /// do two events of one customer that reuse an event id at different times.
+    /// do two events of one customer that reuse an event id at different times. An inactivity
+    /// check's decision is `{customer_id}/inactivity@{timer_ts}/{decision}`: three parts where
+    /// an event's have four, so the two never meet.
     pub decision_id: String,
     pub decision: DecisionKind,
     pub customer_id: String,
+    /// The event decided on; empty for an inactivity check.
     pub event_id: String,
+    /// The event's time; for an inactivity check, the time of the customer's newest activity.
     pub event_ts: i64,
+    #[serde(default)]
+    pub trigger: Trigger,
+    /// For an inactivity check, the event time it came due at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer_ts: Option<i64>,
     /// Wall-clock time the decision was made, ms since the epoch.
     pub decided_ts: i64,
     /// Model probability; absent when the decision is degraded to rules only.
@@ -95,13 +114,7 @@ impl Decision {
     pub fn id_for(customer_id: &str, event_id: &str, event_ts: i64, kind: DecisionKind) -> String {
         let mut id = String::with_capacity(customer_id.len() + event_id.len() + 24);
         for part in [customer_id, event_id] {
-            for c in part.chars() {
-                match c {
-                    '%' => id.push_str("%25"),
-                    '/' => id.push_str("%2F"),
-                    c => id.push(c),
-                }
-            }
+            push_escaped(&mut id, part);
             id.push('/');
         }
         id.push_str(&event_ts.to_string());
@@ -110,9 +123,32 @@ impl Decision {
         id
     }
 
+    /// The id of the decision an inactivity check due at `timer_ts` made: the same on every
+    /// replay and restart.
+    pub fn id_for_timer(customer_id: &str, timer_ts: i64, kind: DecisionKind) -> String {
+        let mut id = String::with_capacity(customer_id.len() + 40);
+        push_escaped(&mut id, customer_id);
+        id.push_str("/inactivity@");
+        id.push_str(&timer_ts.to_string());
+        id.push('/');
+        id.push_str(kind.name());
+        id
+    }
+
     /// The decision as one JSON line, without the newline.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("decisions always serialize")
+    }
+}
+
+/// `part` with `%` and `/` written `%25` and `%2F`.
+fn push_escaped(id: &mut String, part: &str) {
+    for c in part.chars() {
+        match c {
+            '%' => id.push_str("%25"),
+            '/' => id.push_str("%2F"),
+            c => id.push(c),
+        }
     }
 }
 
@@ -132,6 +168,13 @@ mod tests {
         assert_ne!(
             Decision::id_for("c-1", "e-7", 5, DecisionKind::Freeze),
             Decision::id_for("c-1", "e-7", 6, DecisionKind::Freeze)
+        );
+        // An inactivity check's id has three parts, an event's four.
+        let timer = Decision::id_for_timer("c/1", 5, DecisionKind::Outreach);
+        assert_eq!(timer, "c%2F1/inactivity@5/outreach");
+        assert_ne!(
+            timer,
+            Decision::id_for("c/1", "inactivity@5", 5, DecisionKind::Outreach)
         );
     }
 }

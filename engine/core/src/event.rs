@@ -31,11 +31,21 @@ pub const MAX_BATCH: usize = 1024;
 #[derive(Debug)]
 pub struct Inbound {
     pub event: Event,
+    /// The watermark of the stream before this event (`pipeline::watermark`), at which the
+    /// customer's due inactivity checks fire before the event is folded in.
+    pub watermark: i64,
     pub position: Position,
     /// When the record arrived: the start of its latency budget.
     pub ingested: Instant,
     /// The original bytes, kept for the dead-letter output.
     pub raw: Bytes,
+}
+
+/// The wall clock in milliseconds since the epoch, on the event-time scale.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The largest payment amount any event may carry, whatever the configuration: sums of up to

@@ -1,7 +1,7 @@
 //! Where each record ended up, and the reports that carry it to the publisher. Customer actors
 //! produce `Outcome`s (a scored event, maybe with a decision, a shadow and an audit; or a
 //! rejection); the ingest loop produces them for records that do not decode, and also says what
-//! it has taken in. All of it reaches the publisher as `Report`s on one channel, in the order
+//! it has taken in. Inactivity checks that fire report what they made of a quiet customer. All of it reaches the publisher as `Report`s on one channel, in the order
 //! it happened, so the publisher always hears that a record was taken before it hears its
 //! outcome.
 
@@ -67,6 +67,46 @@ pub struct Audit {
     pub challenger_decision: Option<DecisionKind>,
 }
 
+/// What an inactivity check that came due made of a customer who had gone quiet. It is no
+/// source record's outcome: it moves no offset and counts as no record.
+#[derive(Debug)]
+pub struct Fired {
+    pub timer_ts: i64,
+    pub outcome: TimerOutcome,
+    pub decision: Option<Box<Decision>>,
+}
+
+/// The `outcome` label of `vigil_timers_fired_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerOutcome {
+    /// The churn score earned outreach, which was published.
+    Outreach,
+    /// The score would have earned outreach, but the customer had one within the cooldown.
+    Cooldown,
+    /// The score was below the outreach threshold.
+    NoAction,
+    /// The churn model's score was not a number.
+    ModelError,
+}
+
+impl TimerOutcome {
+    pub const ALL: [TimerOutcome; 4] = [
+        TimerOutcome::Outreach,
+        TimerOutcome::Cooldown,
+        TimerOutcome::NoAction,
+        TimerOutcome::ModelError,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TimerOutcome::Outreach => "outreach",
+            TimerOutcome::Cooldown => "cooldown",
+            TimerOutcome::NoAction => "no_action",
+            TimerOutcome::ModelError => "model_error",
+        }
+    }
+}
+
 /// What the publisher hears, from the ingest loop and from the customer actors.
 pub enum Report {
     /// The ingest loop took in a batch: where each record sits, and what the source says is
@@ -76,6 +116,11 @@ pub enum Report {
         backlog: Vec<(u32, u64)>,
     },
     Outcome(Outcome),
+    /// An inactivity check fired.
+    Fired(Fired),
+    /// Everything reported before this is written to the sinks: reply. A checkpoint asks,
+    /// so that it never records a fired check whose decision is not yet published.
+    Flush(tokio::sync::oneshot::Sender<()>),
     /// The ingest loop has stopped after taking in this many records.
     SourceDone {
         records: u64,

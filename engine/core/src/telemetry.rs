@@ -17,6 +17,7 @@ use crate::dead_letter::RejectReason;
 use crate::decision::DecisionKind;
 use crate::error::{Error, Result};
 use crate::event::{Position, KINDS};
+use crate::outcome::TimerOutcome;
 use vigil_models::ModelKind;
 
 pub const EVENTS_TOTAL: &str = "vigil_events_total";
@@ -44,6 +45,9 @@ pub const SINK_FAILURES: &str = "vigil_sink_failures_total";
 pub const DEAD_LETTERS_DROPPED: &str = "vigil_dead_letters_dropped_total";
 pub const SOURCE_REREADS: &str = "vigil_source_rereads_total";
 pub const SOURCE_RECORDS_LOST: &str = "vigil_source_records_lost_total";
+pub const WATERMARK_LAG: &str = "vigil_watermark_lag_seconds";
+pub const TIMERS_PENDING: &str = "vigil_timers_pending";
+pub const TIMERS_FIRED: &str = "vigil_timers_fired_total";
 
 /// Latency buckets in seconds, 50 µs to 5 s.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -167,6 +171,19 @@ fn describe() {
         REPEATED_EVENTS,
         "Records a customer already had processed, answered with the decision they got then."
     );
+    describe_gauge!(
+        WATERMARK_LAG,
+        Unit::Seconds,
+        "Now minus the watermark (the smallest newest event time over active source partitions, less the late tolerance), which inactivity checks fire against."
+    );
+    describe_gauge!(
+        TIMERS_PENDING,
+        "Customers with an inactivity check still to come: live ones held in memory, passivated ones in the state store."
+    );
+    describe_counter!(
+        TIMERS_FIRED,
+        "Inactivity checks fired, by what they decided: outreach, cooldown, no_action, model_error."
+    );
     describe_counter!(
         MODEL_ERRORS,
         "Scores that were not a number, decided on rules only."
@@ -229,6 +246,9 @@ pub struct Telemetry {
     /// Per model kind (fraud, churn): events shadowed, and disagreements among them.
     shadowed: [[Counter; 2]; 2],
     model_rejections: Counter,
+    watermark_lag: Gauge,
+    timers_pending: Gauge,
+    timers_fired: [Counter; 4],
 }
 
 impl Telemetry {
@@ -271,6 +291,10 @@ impl Telemetry {
                 ]
             }),
             model_rejections: metrics::counter!(MODEL_REJECTIONS),
+            watermark_lag: metrics::gauge!(WATERMARK_LAG),
+            timers_pending: metrics::gauge!(TIMERS_PENDING),
+            timers_fired: TimerOutcome::ALL
+                .map(|o| metrics::counter!(TIMERS_FIRED, "outcome" => o.name())),
         }
     }
 
@@ -305,6 +329,20 @@ impl Telemetry {
 
     pub fn actors_active(&self, count: u64) {
         self.actors_active.set(count as f64);
+    }
+
+    pub fn timer_fired(&self, outcome: TimerOutcome) {
+        self.timers_fired[outcome as usize].increment(1);
+    }
+
+    pub fn timers_pending(&self, count: u64) {
+        self.timers_pending.set(count as f64);
+    }
+
+    /// The watermark, in ms since the epoch, as its lag behind the wall clock.
+    pub fn watermark(&self, watermark_ms: i64, now_ms: i64) {
+        self.watermark_lag
+            .set(now_ms.saturating_sub(watermark_ms) as f64 / 1_000.0);
     }
 
     pub fn emit(&self, event: impl InternalEvent) {
@@ -547,13 +585,15 @@ pub struct SinkFailed<'a> {
 /// The dead-letter sink refused a dead letter even bare: it is dropped, never retried forever.
 pub struct DeadLetterDropped<'a> {
     pub sink: &'a str,
-    pub position: Position,
+    /// None for an inactivity check's decision.
+    pub position: Option<Position>,
     pub error: &'a dyn std::fmt::Display,
 }
 
 impl InternalEvent for DeadLetterDropped<'_> {
     fn emit(self, _: &Telemetry) {
-        tracing::error!(sink = self.sink, partition = self.position.partition, offset = self.position.offset, error = %self.error, "Dead-letter sink refused a dead letter even without the record's bytes; dropped.");
+        let (partition, offset) = self.position.map(|p| (p.partition, p.offset)).unzip();
+        tracing::error!(sink = self.sink, partition, offset, error = %self.error, "Dead-letter sink refused a dead letter even without the record's bytes; dropped.");
         metrics::counter!(DEAD_LETTERS_DROPPED).increment(1);
     }
 }

@@ -462,6 +462,8 @@ mod tests {
             customer_id: customer.into(),
             event_id: id.into(),
             event_ts: 1_780_000_000_000,
+            trigger: vigil_engine::decision::Trigger::Event,
+            timer_ts: None,
             decided_ts: 1_780_000_000_100,
             score,
             model: Some("fraud-lr@1".into()),

@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         };
         event.customer_id = "c-fuzz".to_owned();
         let inbound = Inbound {
+            watermark: vigil_engine::pipeline::watermark::NO_WATERMARK,
             event,
             position: Position {
                 partition: 0,

@@ -66,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let state = customers.entry(event.customer_id.clone()).or_default();
         let inbound = Inbound {
+            watermark: vigil_engine::pipeline::watermark::NO_WATERMARK,
             event,
             position: record.position,
             ingested: Instant::now(),

@@ -53,6 +53,8 @@ struct Profile {
     wake_hour: u32,
     /// Progress (0..1 of the span) at which a churner starts to drift away.
     churn_from: Option<f64>,
+    /// Progress at which the customer joins; they act only from then on.
+    joined: f64,
 }
 
 /// Injected events wait here until the benign clock reaches them.
@@ -118,6 +120,10 @@ impl Generator {
             let churn_from = rng
                 .gen_bool(scenario.churn.cohort)
                 .then(|| rng.gen_range(0.3..0.6));
+            let joined = scenario
+                .signup_spread
+                .filter(|spread| *spread > 0.0)
+                .map_or(0.0, |spread| rng.gen_range(0.0..spread));
             let profile = Profile {
                 id: format!("c-{i:07}"),
                 home,
@@ -130,6 +136,7 @@ impl Generator {
                     .expect("valid log-normal"),
                 wake_hour: world::wake_hour(home, &mut rng),
                 churn_from,
+                joined,
             };
             if churn_from.is_some() {
                 truth.churners.push(profile.id.clone());
@@ -343,7 +350,7 @@ impl Generator {
     }
 
     /// Picks the customer acting at `ts`, favouring their waking hours, thinning out churners
-    /// as they drift away and never picking one who has left.
+    /// as they drift away and never picking one who has not joined yet or has left.
     fn pick_customer(&mut self, ts: i64, progress: f64) -> (usize, f64) {
         if let Some(hot) = &self.scenario.hot {
             if self.rng.gen_bool(hot.share) {
@@ -358,6 +365,7 @@ impl Generator {
             })
         };
         let left = |decay: f64| silent_at.is_some_and(|at| decay >= at);
+        let absent = |p: &Profile| progress < p.joined || left(decay_of(p));
         let mut c = 0;
         let mut decay = 0.0;
         for _ in 0..8 {
@@ -365,7 +373,7 @@ impl Generator {
             let p = &self.customers[c];
             let awake = (hour + 24 - p.wake_hour) % 24 < 15;
             decay = decay_of(p);
-            if left(decay) {
+            if absent(p) {
                 continue;
             }
             let asleep_skip = !awake && self.rng.gen_bool(0.95);
@@ -374,10 +382,11 @@ impl Generator {
                 break;
             }
         }
-        // Every try fell on someone asleep or drifting: the last one acts, unless they left.
-        // (Should nearly everyone have left, someone who did acts after a thousand tries.)
+        // Every try fell on someone asleep or drifting: the last one acts, unless they are absent
+        // (not joined yet, or left). Should nearly everyone be absent, an absent one acts after a
+        // thousand tries.
         for _ in 0..1_000 {
-            if !left(decay) {
+            if !absent(&self.customers[c]) {
                 break;
             }
             c = self.pick_customer.sample(&mut self.rng);

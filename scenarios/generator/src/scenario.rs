@@ -29,6 +29,10 @@ pub struct Scenario {
     /// Unset, activity follows a capped Pareto tail (most customers quiet, a few busy).
     #[serde(default)]
     pub activity_skew: Option<f64>,
+    /// Customers join evenly over this first share of the span (0 to 1), so how long each
+    /// has been a customer is not the calendar. Unset, every customer is there from the start.
+    #[serde(default)]
+    pub signup_spread: Option<f64>,
     /// Benign events to generate (injected patterns and malformed records come on top).
     /// With `phases`, it is derived from them and must not be given.
     #[serde(default)]
@@ -377,6 +381,7 @@ impl Scenario {
             ("fraud.card_testing", self.fraud.card_testing),
             ("churn.cohort", self.churn.cohort),
             ("churn.silent_at", self.churn.silent_at.unwrap_or(1.0)),
+            ("signup_spread", self.signup_spread.unwrap_or(0.0)),
             ("malformed.ratio", self.malformed.ratio),
             ("hot.share", self.hot.as_ref().map_or(0.0, |h| h.share)),
         ] {

@@ -7,11 +7,18 @@
 //! dead-letters that event with the panic message, counts a restart, and the actor carries on
 //! from its last state with the rest of its mailbox intact.
 //!
+//! Every event carries the watermark before it: the customer's inactivity checks due by then
+//! fire first (`scoring::inactivity`), and so do those due by a wake-up's watermark, which the
+//! router sends to customers who have gone quiet. The router keeps a time-ordered index of
+//! when each customer's next check is due; the actor tells it (a `Notice`) when that time moves
+//! earlier than it last said, and after every wake-up. A later time needs no word: the router
+//! wakes the customer at the earlier one, finds nothing due, and hears the new time then.
+//!
 //! An actor starts from a state the router hands it (a passivated customer coming back) or
 //! from nothing. Told to passivate, it has by then processed every event sent before, so it
-//! encodes its state, hands it over on its handover channel (which leads to the router's
-//! mailbox, though the actor knows no more than the `Handover` type) and stops; asked for a
-//! snapshot, it answers with the encoded state and carries on.
+//! encodes its state, hands it over with its next due time on its notice channel (which leads
+//! to the router's mailbox, though the actor knows no more than the `Notice` type) and stops;
+//! asked for a snapshot, it answers with the encoded state and due time and carries on.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -28,23 +35,43 @@ use crate::text::printable;
 
 pub struct CustomerActor;
 
-/// A passivating actor's state, handed back before it stops.
+/// What a customer actor tells the router.
 #[derive(Debug)]
-pub struct Handover {
-    pub customer_id: Arc<str>,
-    pub actor: ActorId,
-    pub state: Vec<u8>,
+pub enum Notice {
+    /// A passivating actor's state and next due time, handed back before it stops.
+    Handover {
+        customer_id: Arc<str>,
+        actor: ActorId,
+        state: Vec<u8>,
+        due: Option<i64>,
+    },
+    /// When the customer's next inactivity check is due: earlier than last said, or after a
+    /// wake-up.
+    Due {
+        customer_id: Arc<str>,
+        actor: ActorId,
+        due: Option<i64>,
+        /// In answer to a wake-up.
+        woken: bool,
+    },
 }
+
+/// A customer's encoded state and when their next inactivity check is due, for a checkpoint.
+pub type Snapshot = (Vec<u8>, Option<i64>);
 
 /// What a customer actor is told.
 // Boxing the event would cost an allocation per event; `Passivate` is rare and small.
 #[allow(clippy::large_enum_variant)]
 pub enum CustomerMsg {
     Event(Inbound),
+    /// The watermark has passed the customer's next inactivity check, as the router knows it.
+    Wake {
+        watermark: i64,
+    },
     /// Hand the state to the router and stop.
     Passivate,
     /// Answer with the encoded state, for a checkpoint.
-    Snapshot(RpcReplyPort<Vec<u8>>),
+    Snapshot(RpcReplyPort<Snapshot>),
 }
 
 /// What a customer actor starts from.
@@ -54,8 +81,8 @@ pub struct CustomerArgs {
     pub state: Option<CustomerState>,
     pub scoring: Arc<Scoring>,
     pub publisher: UnboundedSender<Report>,
-    /// Where the state goes on passivation.
-    pub handover: DerivedActorRef<Handover>,
+    /// Where notices go: due times, and the state on passivation.
+    pub notices: DerivedActorRef<Notice>,
 }
 
 pub struct CustomerActorState {
@@ -63,7 +90,47 @@ pub struct CustomerActorState {
     customer: CustomerState,
     scoring: Arc<Scoring>,
     publisher: UnboundedSender<Report>,
-    handover: DerivedActorRef<Handover>,
+    notices: DerivedActorRef<Notice>,
+    /// The due time the router last heard (from the state it restored, or a notice).
+    told_due: Option<i64>,
+}
+
+impl CustomerActorState {
+    /// Fires the checks due by `watermark` and publishes what they made.
+    fn fire_due(&mut self, watermark: i64) {
+        let publisher = &self.publisher;
+        self.customer
+            .fire_due(&self.customer_id, watermark, &self.scoring, |fired| {
+                // A closed channel means shutdown is under way.
+                let _ = publisher.send(Report::Fired(fired));
+            });
+    }
+
+    fn due(&self) -> Option<i64> {
+        self.customer
+            .inactivity_due(self.scoring.policy.inactivity_checks_ms())
+    }
+
+    /// Tells the router the next due time: after a wake-up (`woken`) always, else when it is
+    /// earlier than the router last heard.
+    fn tell_due(&mut self, myself: &ActorRef<CustomerMsg>, woken: bool) {
+        let due = self.due();
+        let earlier = match (due, self.told_due) {
+            (Some(due), Some(told)) => due < told,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if woken || earlier {
+            self.told_due = due;
+            // A router that has stopped no longer wants it: the run is over.
+            let _ = self.notices.send_message(Notice::Due {
+                customer_id: self.customer_id.clone(),
+                actor: myself.get_id(),
+                due,
+                woken,
+            });
+        }
+    }
 }
 
 /// How many times an event is tried before it is dead-lettered.
@@ -108,7 +175,7 @@ pub fn process_isolated(
                 format!("processing failed {ATTEMPTS} times, the customer's state was rolled back each time: {detail}"),
             ),
             raw: inbound.raw.clone(),
-            position: inbound.position,
+            position: Some(inbound.position),
             cut: None,
         }),
         kind: Some(inbound.event.kind.name()),
@@ -126,12 +193,15 @@ impl Actor for CustomerActor {
         _myself: ActorRef<CustomerMsg>,
         args: CustomerArgs,
     ) -> Result<CustomerActorState, ActorProcessingErr> {
+        let customer = args.state.unwrap_or_default();
+        let told_due = customer.inactivity_due(args.scoring.policy.inactivity_checks_ms());
         Ok(CustomerActorState {
             customer_id: args.customer_id,
-            customer: args.state.unwrap_or_default(),
+            customer,
             scoring: args.scoring,
             publisher: args.publisher,
-            handover: args.handover,
+            notices: args.notices,
+            told_due,
         })
     }
 
@@ -143,25 +213,35 @@ impl Actor for CustomerActor {
     ) -> Result<(), ActorProcessingErr> {
         let inbound = match message {
             CustomerMsg::Event(inbound) => inbound,
+            CustomerMsg::Wake { watermark } => {
+                state.fire_due(watermark);
+                state.tell_due(&myself, true);
+                return Ok(());
+            }
             CustomerMsg::Passivate => {
+                let due = state.due();
                 let encoded = state.customer.encode();
                 // A router that has stopped no longer wants the state: the run is over.
-                let _ = state.handover.send_message(Handover {
+                let _ = state.notices.send_message(Notice::Handover {
                     customer_id: state.customer_id.clone(),
                     actor: myself.get_id(),
                     state: encoded,
+                    due,
                 });
                 myself.stop(None);
                 return Ok(());
             }
             CustomerMsg::Snapshot(reply) => {
-                let _ = reply.send(state.customer.encode());
+                let due = state.due();
+                let _ = reply.send((state.customer.encode(), due));
                 return Ok(());
             }
         };
+        state.fire_due(inbound.watermark);
         let outcome = process_isolated(&mut state.customer, &inbound, &state.scoring);
         // The publisher outlives every actor; a closed channel means shutdown is under way.
         let _ = state.publisher.send(Report::Outcome(outcome));
+        state.tell_due(&myself, false);
         Ok(())
     }
 }

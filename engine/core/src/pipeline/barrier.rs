@@ -1,7 +1,8 @@
 //! Aligned checkpoints, the pipeline's part: every `engine.checkpoint_interval`, the ingest
 //! loop stops taking records in until everything in flight is published (so the resume offsets
 //! and the customers' state describe the same moment), the router writes every touched
-//! customer's state with the offsets in one store transaction, and the offsets are mirrored to
+//! customer's state with the offsets (and each partition's newest event time, which the
+//! watermark resumes from) in one store transaction, and the offsets are mirrored to
 //! the checkpoint file for operators.
 
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use ractor::rpc::CallResult;
 use ractor::ActorRef;
 
+use super::watermark::EventTimes;
 use crate::actors::router::RouterMsg;
 use crate::error::{Error, Result};
 use crate::event::Offsets;
@@ -44,6 +46,7 @@ impl Barrier {
         &mut self,
         router: &ActorRef<RouterMsg>,
         offsets: &Offsets,
+        event_times: &EventTimes,
         telemetry: &Telemetry,
     ) -> Result<()> {
         let started = Instant::now();
@@ -52,6 +55,7 @@ impl Barrier {
             .call(
                 |reply| RouterMsg::Checkpoint {
                     offsets: offsets.clone(),
+                    event_times: event_times.clone(),
                     reply,
                 },
                 None,

@@ -1,6 +1,6 @@
 //! The ingest loop: reads source batches, waits for in-flight room, decodes and validates each
-//! record, sends rejects straight to the publisher and the rest to the router in one message
-//! per batch, and pauses at checkpoint barriers. It stops when the source is exhausted, the
+//! record, gives each event the watermark before it, sends rejects straight to the publisher
+//! and the rest to the router in one message per batch, and pauses at checkpoint barriers. It stops when the source is exhausted, the
 //! record limit or the duration is reached, or shutdown is asked for; a batch it could not
 //! make room for is not taken in, so a resumed run reads it again.
 
@@ -13,11 +13,12 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Semaphore;
 
 use super::barrier::Barrier;
+use super::watermark::{EventTimes, Watermark};
 use crate::actors::router::RouterMsg;
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
 use crate::decode::Decoder;
 use crate::error::{Error, ErrorKind, Result};
-use crate::event::{Inbound, Offsets, MAX_BATCH};
+use crate::event::{wall_clock_ms, Inbound, Offsets, MAX_BATCH};
 use crate::outcome::{Outcome, Report};
 use crate::source::{Source, SourceRecord};
 use crate::telemetry::Telemetry;
@@ -36,6 +37,7 @@ pub(super) struct Ingest {
     pub max_records: Option<u64>,
     pub deadline: Option<Instant>,
     pub barrier: Barrier,
+    pub watermark: Watermark,
     pub telemetry: Telemetry,
 }
 
@@ -44,6 +46,8 @@ pub(super) struct Ingested {
     /// Per partition, one past the newest offset taken in: where a run resumes once
     /// everything taken in is published.
     pub taken_up_to: Offsets,
+    /// Each partition's newest event time, for the last checkpoint.
+    pub event_times: EventTimes,
     /// Shutdown was asked for.
     pub stopping: bool,
     pub barrier: Barrier,
@@ -73,7 +77,12 @@ impl Ingest {
                 };
                 let everything = everything.map_err(|_| limiter_closed())?;
                 self.barrier
-                    .take(&self.router, &taken_up_to, &self.telemetry)
+                    .take(
+                        &self.router,
+                        &taken_up_to,
+                        &self.watermark.event_times(),
+                        &self.telemetry,
+                    )
                     .await?;
                 drop(everything);
             }
@@ -97,8 +106,9 @@ impl Ingest {
                 .max_records
                 .is_some_and(|max| records + batch.len() as u64 >= max);
             if !batch.is_empty() {
+                let in_flight = self.in_flight.clone();
                 let room = tokio::select! {
-                    room = self.in_flight.acquire_many(batch.len() as u32) => Some(room),
+                    room = in_flight.acquire_many(batch.len() as u32) => Some(room),
                     _ = &mut shutdown, if !stopping => None,
                 };
                 let Some(room) = room else {
@@ -118,9 +128,12 @@ impl Ingest {
                 break;
             }
         }
+        // Checks due by the last watermark fire before the publisher hears the run is over.
+        let _ = ractor::call!(self.router, RouterMsg::Settle);
         let _ = self.publisher.send(Report::SourceDone { records });
         Ok(Ingested {
             taken_up_to,
+            event_times: self.watermark.event_times(),
             stopping,
             barrier: self.barrier,
         })
@@ -140,14 +153,17 @@ impl Ingest {
         }
     }
 
-    /// Tells the publisher what was taken in, decodes each record, and sends the events to
-    /// the router in one message and each reject straight to the publisher.
-    fn take(&self, batch: &mut Vec<SourceRecord>) -> Result<()> {
+    /// Tells the publisher what was taken in, decodes each record, gives each event the
+    /// watermark before it, and sends the events to the router in one message and each reject
+    /// straight to the publisher.
+    fn take(&mut self, batch: &mut Vec<SourceRecord>) -> Result<()> {
         let _ = self.publisher.send(Report::Taken {
             positions: batch.iter().map(|r| r.position).collect(),
             backlog: self.source.backlog(),
         });
         let mut routed = Vec::with_capacity(batch.len());
+        let (now, now_ms) = (Instant::now(), wall_clock_ms());
+        self.watermark.refresh(now);
         for record in batch.drain(..) {
             let offset = record.position.offset;
             let decoded = match record.cut {
@@ -165,6 +181,12 @@ impl Ingest {
             };
             match decoded {
                 Ok(event) => routed.push(Inbound {
+                    watermark: self.watermark.observe(
+                        record.position.partition,
+                        event.ts,
+                        now,
+                        now_ms,
+                    ),
                     event,
                     position: record.position,
                     ingested: record.ingested,
@@ -174,7 +196,7 @@ impl Ingest {
                     let letter = DeadLetter {
                         rejection,
                         raw: record.payload,
-                        position: record.position,
+                        position: Some(record.position),
                         cut: record.cut,
                     };
                     let _ = self.publisher.send(Report::Outcome(Outcome::Rejected {
@@ -185,9 +207,13 @@ impl Ingest {
                 }
             }
         }
+        self.telemetry.watermark(self.watermark.current(), now_ms);
         if !routed.is_empty() {
             self.router
-                .send_message(RouterMsg::Route(routed))
+                .send_message(RouterMsg::Route {
+                    batch: routed,
+                    watermark: self.watermark.current(),
+                })
                 .map_err(|_| Error::Bug("the router stopped".into()))?;
         }
         Ok(())

@@ -4,7 +4,8 @@
 //! - the publisher (`publish`) and the router (`actors::router`) are started, the router
 //!   feeding the customer actors, whose outcomes reach the publisher;
 //! - `ingest` reads, decodes and routes until the source is exhausted, the duration elapses or
-//!   shutdown is requested, pausing at the checkpoint `barrier`;
+//!   shutdown is requested, pausing at the checkpoint `barrier`; it keeps the `watermark`,
+//!   which drives the customers' inactivity checks;
 //! - in each case every record already taken in is decided and published before `run`
 //!   returns (within `engine.shutdown_deadline` after a shutdown), and a run that keeps state
 //!   takes a last checkpoint.
@@ -12,6 +13,7 @@
 mod barrier;
 pub mod connectors;
 mod ingest;
+pub mod watermark;
 
 pub use connectors::Connectors;
 
@@ -41,6 +43,7 @@ use crate::state::store::StateStore;
 use crate::telemetry::Telemetry;
 use barrier::Barrier;
 use ingest::{Ingest, Ingested};
+use watermark::Watermark;
 
 /// What to run and where to send it.
 #[derive(Clone)]
@@ -133,6 +136,13 @@ pub async fn run_with(
         .as_ref()
         .map(|dir| Checkpoint::new(dir, &options.source));
     let resume = resume_offsets(&store, checkpoint.as_ref(), &options.source)?;
+    let watermark = Watermark::new(
+        &store.event_times(&options.source)?,
+        config.engine.late_tolerance,
+        config.engine.idle_partition_timeout,
+        config.engine.max_future_skew,
+        Instant::now(),
+    );
     let (committed, committed_rx) = watch::channel(resume.clone());
     let (source, sinks) = open_endpoints(&options, endpoints, &resume, committed_rx).await?;
     let decoder = Decoder::for_format(&source.format())?;
@@ -164,6 +174,7 @@ pub async fn run_with(
             passivation: config.engine.passivation,
             store,
             checkpoints: checkpoint.as_ref().map(|_| options.source.clone()),
+            watermark: watermark.current(),
         },
     )
     .await
@@ -181,6 +192,7 @@ pub async fn run_with(
         max_records: options.max_records,
         deadline: options.duration.map(|d| Instant::now() + d),
         barrier: Barrier::new(checkpoint, config.engine.checkpoint_interval),
+        watermark,
         telemetry,
     };
     let ingested = match ingest.run(resume, shutdown).await {
@@ -332,7 +344,12 @@ async fn finish(
     let mut barrier = ingested.barrier;
     if barrier.file.is_some() {
         barrier
-            .take(&router, &ingested.taken_up_to, &models.scoring.telemetry)
+            .take(
+                &router,
+                &ingested.taken_up_to,
+                &ingested.event_times,
+                &models.scoring.telemetry,
+            )
             .await?;
     }
     (summary.checkpoints, summary.checkpoint_longest) = (barrier.taken, barrier.longest);

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
 use crate::error::Result;
 use crate::event::{Offsets, Position};
-use crate::outcome::{Audit, Outcome, Report};
+use crate::outcome::{Audit, Fired, Outcome, Report};
 use crate::sink::{Sink, SinkRecord};
 use crate::telemetry::{DeadLetterDropped, DeadLettersWritten, EventOutcome, Stage, Telemetry};
 use deliver::deliver;
@@ -62,15 +62,16 @@ pub struct Publisher {
     pub dead_letter_raw_bytes: usize,
 }
 
-/// One sink's records for the current batch, with the position of the event behind each.
+/// One sink's records for the current batch, with the position of the event behind each
+/// (none behind an inactivity check's decision).
 #[derive(Default)]
 struct Outgoing {
     records: Vec<SinkRecord>,
-    positions: Vec<Position>,
+    positions: Vec<Option<Position>>,
 }
 
 impl Outgoing {
-    fn push(&mut self, record: SinkRecord, position: Position) {
+    fn push(&mut self, record: SinkRecord, position: Option<Position>) {
         self.records.push(record);
         self.positions.push(position);
     }
@@ -141,8 +142,11 @@ impl Publisher {
                 }
             }
             let mut outcomes = 0;
+            let mut flushed = Vec::new();
             for report in reports.drain(..) {
                 match report {
+                    Report::Fired(fired) => self.fired(&mut run, fired),
+                    Report::Flush(reply) => flushed.push(reply),
                     Report::Taken { positions, backlog } => {
                         for position in positions {
                             run.progress.taken(position);
@@ -159,6 +163,9 @@ impl Publisher {
                 }
             }
             self.write(&mut run).await?;
+            for reply in flushed {
+                let _ = reply.send(());
+            }
             self.in_flight.add_permits(outcomes);
             self.committed
                 .send_replace(run.progress.watermarks.resume_offsets());
@@ -197,7 +204,7 @@ impl Publisher {
                     run.summary.disagreements += u64::from(shadow.disagrees);
                     if let Some(d) = shadow.decision {
                         run.summary.shadow_decisions += 1;
-                        run.shadows.push(decision_record(&d), position);
+                        run.shadows.push(decision_record(&d), Some(position));
                     }
                 }
                 if let (Some(audit), Some(to)) = (audit, &self.audit) {
@@ -209,7 +216,7 @@ impl Publisher {
                         run.summary.decisions[d.decision.index()] += 1;
                         run.summary.degraded += u64::from(d.degraded);
                         self.telemetry.decision(d.decision, d.degraded);
-                        run.decisions.push(decision_record(&d), position);
+                        run.decisions.push(decision_record(&d), Some(position));
                         EventOutcome::Decided
                     }
                     None => EventOutcome::Cleared,
@@ -219,11 +226,24 @@ impl Publisher {
             }
             Outcome::Rejected { letter, kind, .. } => {
                 run.summary.dead_letters += 1;
-                run.progress.published(letter.position, None);
+                if let Some(position) = letter.position {
+                    run.progress.published(position, None);
+                }
                 self.telemetry.events(kind, EventOutcome::Rejected, 1);
                 count_rejection(run, letter.rejection.reason);
                 run.letters.push(*letter);
             }
+        }
+    }
+
+    /// Counts a fired inactivity check and puts its decision, if it made one, in the batch.
+    fn fired(&self, run: &mut Run, fired: Fired) {
+        self.telemetry.timer_fired(fired.outcome);
+        run.summary.timers_fired += 1;
+        if let Some(d) = fired.decision {
+            run.summary.decisions[d.decision.index()] += 1;
+            self.telemetry.decision(d.decision, d.degraded);
+            run.decisions.push(decision_record(&d), None);
         }
     }
 

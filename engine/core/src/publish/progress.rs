@@ -9,9 +9,8 @@
 //! advances its consumer offset from it) and saved at each checkpoint.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::event::{Offsets, Position};
+use crate::event::{wall_clock_ms, Offsets, Position};
 use crate::telemetry::{ConsumerLag, Telemetry};
 
 /// Out-of-order completion tracking for one partition.
@@ -124,9 +123,7 @@ impl Progress {
     /// Emits every partition's lag: records still to publish, and the event-time distance of
     /// the newest published record from now (0 when nothing is waiting).
     pub fn emit_lag(&self, telemetry: &Telemetry) {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = wall_clock_ms();
         for (&partition, p) in &self.partitions {
             let records = p.backlog + p.taken.saturating_sub(p.published);
             let seconds = match p.newest_event_ts {

@@ -38,7 +38,7 @@ struct DeadLetterRecord<'a> {
     raw_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     raw_sha256: Option<String>,
-    source: Position,
+    source: Option<Position>,
 }
 
 /// The dead-letter JSON record, keeping at most `keep` bytes of the record, without a trailing
@@ -95,10 +95,10 @@ mod tests {
         let letter = DeadLetter {
             rejection: Rejection::new(RejectReason::Oversized, None, "too long"),
             raw: Bytes::from(raw),
-            position: Position {
+            position: Some(Position {
                 partition: 0,
                 offset: 7,
-            },
+            }),
             cut: None,
         };
         serde_json::from_str(&dead_letter_json(&letter, KEEP)).unwrap()
@@ -109,10 +109,10 @@ mod tests {
         let letter = DeadLetter {
             rejection: Rejection::new(RejectReason::Oversized, None, "too long"),
             raw: Bytes::from(vec![b'x'; 100]),
-            position: Position {
+            position: Some(Position {
                 partition: 0,
                 offset: 7,
-            },
+            }),
             cut: Some(crate::source::Cut {
                 bytes: 300 << 20,
                 sha256: [0xab; 32],

@@ -34,6 +34,8 @@ pub struct RunSummary {
     /// Model artifacts swapped in while running, and changed ones rejected.
     pub model_swaps: u64,
     pub model_rejections: u64,
+    /// Inactivity checks fired, whatever they decided.
+    pub timers_fired: u64,
 }
 
 /// The run once a second, for live displays and load-test timelines.
@@ -83,6 +85,7 @@ impl RunSummary {
             disagreements: 0,
             model_swaps: 0,
             model_rejections: 0,
+            timers_fired: 0,
         }
     }
 

@@ -10,7 +10,7 @@
 //! score too; that would-be decision is the event's shadow, never acted on.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use vigil_models::{Model, ModelKind, Score};
 
@@ -20,9 +20,9 @@ use super::policy::Policy;
 use super::repeats::{RecentEvents, Seen};
 use crate::config::{Config, LatencyBudget};
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
-use crate::decision::{Decision, DecisionKind, DegradedReason, ReasonCode};
+use crate::decision::{Decision, DecisionKind, DegradedReason, ReasonCode, Trigger};
 use crate::error::Result;
-use crate::event::{Event, EventKind, Inbound, SCHEMA_VERSION};
+use crate::event::{wall_clock_ms, Event, EventKind, Inbound, SCHEMA_VERSION};
 use crate::outcome::{Audit, Outcome, Shadow};
 use crate::telemetry::{BudgetExceeded, ModelError, ModelLoaded, RepeatedEvent, Stage, Telemetry};
 
@@ -93,23 +93,26 @@ struct Verdict<'m> {
 pub struct RestorePoint {
     features: Option<FeaturesMark>,
     last_outreach_ts: Option<i64>,
+    checks_fired: u8,
 }
 
-/// A customer's state: rolling features, when they were last offered outreach, and the
-/// events they had processed lately.
+/// A customer's state: rolling features, when they were last offered outreach, how many
+/// inactivity checks have fired since their newest activity, and the events they had
+/// processed lately.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CustomerState {
-    features: Option<CustomerFeatures>,
-    last_outreach_ts: Option<i64>,
+    pub(super) features: Option<CustomerFeatures>,
+    pub(super) last_outreach_ts: Option<i64>,
+    pub(super) checks_fired: u8,
     recent_events: RecentEvents,
 }
 
 /// The layout of an encoded `CustomerState`, its first byte. It changes whenever the fields
 /// (and so the postcard bytes) of the state change, so that a state store written by another
 /// engine version is refused by name rather than misread. Layout 2: the time-carrying fraud
-/// features (sketch, recent payments, usual place). Layout 3: bucketed windows. States before
-/// layout 2 began with 0 or 1.
-const STATE_LAYOUT: u8 = 3;
+/// features (sketch, recent payments, usual place). Layout 3: bucketed windows. Layout 4:
+/// inactivity checks fired. States before layout 2 began with 0 or 1.
+const STATE_LAYOUT: u8 = 4;
 
 /// Why stored customer state cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +156,7 @@ impl CustomerState {
         RestorePoint {
             features,
             last_outreach_ts: self.last_outreach_ts,
+            checks_fired: self.checks_fired,
         }
     }
 
@@ -164,6 +168,7 @@ impl CustomerState {
             (None, Some(_)) => unreachable!("a customer's features are never dropped"),
         }
         self.last_outreach_ts = point.last_outreach_ts;
+        self.checks_fired = point.checks_fired;
     }
 
     /// Processes one of this customer's events: the budget check, then features, models and
@@ -174,6 +179,7 @@ impl CustomerState {
             position,
             ingested,
             raw,
+            ..
         } = inbound;
         let (position, ingested) = (*position, *ingested);
         let started = Instant::now();
@@ -184,7 +190,7 @@ impl CustomerState {
             letter: Box::new(DeadLetter {
                 rejection,
                 raw: raw.clone(),
-                position,
+                position: Some(position),
                 cut: None,
             }),
             kind: Some(event.kind.name()),
@@ -221,6 +227,7 @@ impl CustomerState {
         let features = self
             .features
             .get_or_insert_with(|| CustomerFeatures::new(event.ts));
+        let newest_before = features.newest_ts();
         let observation = match features.observe(event, scoring.late_tolerance_ms) {
             Ok(observation) => observation,
             Err(late) => {
@@ -235,6 +242,10 @@ impl CustomerState {
             }
         };
         let newest_ts = features.newest_ts();
+        if newest_ts > newest_before {
+            // Newer activity: the inactivity checks start again from it.
+            self.checks_fired = 0;
+        }
         if let Some(hook) = &scoring.after_features {
             hook(event);
         }
@@ -371,7 +382,7 @@ fn over_budget(event: &Event, ingested: Instant, started: Instant, scoring: &Sco
 /// over the configured maximum. Checked before the features, so a refused event changes
 /// nothing.
 fn insane(event: &Event, scoring: &Scoring) -> Option<Rejection> {
-    let now = now_ms();
+    let now = wall_clock_ms();
     let ahead = event.ts.saturating_sub(now);
     if ahead > scoring.max_future_skew_ms {
         return Some(Rejection::new(
@@ -394,13 +405,6 @@ fn insane(event: &Event, scoring: &Scoring) -> Option<Rejection> {
         )),
         _ => None,
     }
-}
-
-/// The wall clock in milliseconds since the epoch.
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The fraud model's verdict on a payment raised to the hard rules, and the challenger's.
@@ -461,7 +465,7 @@ fn judge_fraud<'m>(
 
 /// The model's score of `v`, or `None`, counted as a model error, when it is not a number: a
 /// decision never carries a score that is not one.
-fn scored(model: &Model, v: &[f64], scoring: &Scoring) -> Option<Score> {
+pub(super) fn scored(model: &Model, v: &[f64], scoring: &Scoring) -> Option<Score> {
     let score = model.score(v);
     if score.probability.is_finite() {
         Some(score)
@@ -518,7 +522,9 @@ fn decision(
         customer_id: event.customer_id.clone(),
         event_id: event.event_id.clone(),
         event_ts: event.ts,
-        decided_ts: now_ms(),
+        trigger: Trigger::Event,
+        timer_ts: None,
+        decided_ts: wall_clock_ms(),
         score: verdict.map(|v| v.score.probability),
         model: verdict.map(|v| v.model.label()),
         reasons: verdict.map_or(Vec::new(), |v| reason_codes(v.model, &v.score)),
@@ -530,7 +536,7 @@ fn decision(
 }
 
 /// The score's top reasons with their feature names, built only when a decision is published.
-fn reason_codes(model: &Model, score: &Score) -> Vec<ReasonCode> {
+pub(super) fn reason_codes(model: &Model, score: &Score) -> Vec<ReasonCode> {
     score
         .reasons()
         .iter()
@@ -575,7 +581,7 @@ mod tests {
         let previous = postcard::to_allocvec(&state).unwrap();
         let err = CustomerState::decode(&previous).unwrap_err().to_string();
         assert!(
-            err.contains("state layout 1, this engine reads layout 3"),
+            err.contains("state layout 1, this engine reads layout 4"),
             "{err}"
         );
         assert!(CustomerState::decode(&[]).is_err());
@@ -646,6 +652,7 @@ mod tests {
 
     fn inbound(raw: &str) -> Inbound {
         Inbound {
+            watermark: crate::pipeline::watermark::NO_WATERMARK,
             event: crate::decode::decode(raw.as_bytes(), 65_536).unwrap(),
             position: crate::event::Position {
                 partition: 0,
@@ -665,7 +672,7 @@ mod tests {
     #[test]
     fn a_repeat_gets_its_first_decision_after_passivation_and_is_not_counted_twice() {
         let scoring = Scoring::from_config(&Config::builtin(), Telemetry::new()).unwrap();
-        let ts = now_ms() - 60_000;
+        let ts = wall_clock_ms() - 60_000;
         let mut state = CustomerState::default();
         for i in 0..5 {
             let raw = takeover(ts - 3_600_000 + i, "20.0")
@@ -702,24 +709,19 @@ mod tests {
         assert_eq!(letter.rejection.field.as_deref(), Some("event_id"));
     }
 
-    #[test]
-    fn a_score_that_is_not_a_number_degrades_to_rules_only_as_a_model_error() {
-        let scoring = Scoring::from_config(&Config::builtin(), Telemetry::new()).unwrap();
-        let shipped = scoring.models.current();
-        // Boosted trees send a NaN down one branch and still score; a logistic model passes it
-        // through, as any model might pass an overflow.
-        let names = super::super::features::FRAUD_FEATURES;
+    /// A logistic model of `kind` over `names`, fitted on two informative features.
+    fn logistic(kind: ModelKind, names: &[&str]) -> Model {
         let mut rows = vigil_models::TrainingSet::new(names.len());
         for i in 0..400 {
-            let mut row = [0.0; super::super::features::FRAUD_FEATURES.len()];
+            let mut row = vec![0.0; names.len()];
             row[0] = (i % 7) as f64 + if i % 10 == 0 { 5.0 } else { 0.0 };
             row[1] = (i % 3) as f64;
             rows.push(&row, i % 10 == 0);
         }
         let plan = vigil_models::TrainingPlan {
-            name: "fraud-lr".into(),
+            name: format!("{kind}-lr"),
             version: 1,
-            kind: ModelKind::Fraud,
+            kind,
             feature_names: names.iter().map(|n| n.to_string()).collect(),
             training_data: "unit test".into(),
             trained_at: "2026-12-01T00:00:00Z".into(),
@@ -727,22 +729,31 @@ mod tests {
             family: vigil_models::Family::Logistic { alpha: 1.0 },
             alert_budgets: Vec::new(),
         };
-        let logistic =
-            vigil_models::train(plan, &rows, &vigil_models::TrainingSet::new(names.len()))
-                .unwrap()
-                .into_model(ModelKind::Fraud, &names)
-                .unwrap();
+        vigil_models::train(plan, &rows, &vigil_models::TrainingSet::new(names.len()))
+            .unwrap()
+            .into_model(kind, names)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_score_that_is_not_a_number_degrades_to_rules_only_as_a_model_error() {
+        use super::super::features::{CHURN_FEATURES, FRAUD_FEATURES};
+        let scoring = Scoring::from_config(&Config::builtin(), Telemetry::new()).unwrap();
+        let shipped = scoring.models.current();
+        // Boosted trees send a NaN down one branch and still score; a logistic model passes it
+        // through, as any model might pass an overflow.
         let models = ModelSet {
-            fraud: logistic,
+            fraud: logistic(ModelKind::Fraud, &FRAUD_FEATURES),
+            churn: logistic(ModelKind::Churn, &CHURN_FEATURES),
             ..ModelSet::clone(&shipped)
         };
-        let mut v = [0.0; super::super::features::FRAUD_FEATURES.len()];
+        let mut v = [0.0; FRAUD_FEATURES.len()];
         v[0] = f64::NAN;
         let judgement = judge_fraud(&models, &scoring, &v, None);
         assert_eq!(judgement.degraded, Some(DegradedReason::ModelError));
         assert!(judgement.champion.is_none() && judgement.challenger.is_none());
 
-        let churn = [f64::NAN; super::super::features::CHURN_FEATURES.len()];
+        let churn = [f64::NAN; CHURN_FEATURES.len()];
         let judgement = CustomerState::default().judge_churn(&models, &scoring, &churn, 0, None);
         assert_eq!(judgement.degraded, Some(DegradedReason::ModelError));
         assert_eq!(judgement.action, None);

@@ -39,6 +39,8 @@ pub struct Policy {
     alert: Threshold,
     outreach: f64,
     cooldown_ms: i64,
+    /// Inactivity checks, ms after the newest activity, increasing.
+    inactivity_checks_ms: Vec<i64>,
     rules: Vec<Rule>,
 }
 
@@ -77,6 +79,12 @@ impl Policy {
             alert: policy.fraud.alert,
             outreach: policy.churn.outreach,
             cooldown_ms: policy.churn.cooldown.as_millis() as i64,
+            inactivity_checks_ms: policy
+                .churn
+                .inactivity_checks()
+                .iter()
+                .map(|d| d.as_millis() as i64)
+                .collect(),
             rules,
         })
     }
@@ -108,6 +116,16 @@ impl Policy {
             }
         }
         FraudVerdict { action, fired }
+    }
+
+    /// How long after a customer's newest activity each inactivity check comes, in ms.
+    pub fn inactivity_checks_ms(&self) -> &[i64] {
+        &self.inactivity_checks_ms
+    }
+
+    /// Whether a churn score is high enough for outreach, cooldown aside.
+    pub fn wants_outreach(&self, score: f64) -> bool {
+        score >= self.outreach
     }
 
     /// Whether a churn score earns outreach at event time `ts`, given the last outreach.

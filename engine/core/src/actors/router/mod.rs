@@ -3,8 +3,9 @@
 //! order. It supervises the customer actors: one that dies is counted as a restart and
 //! forgotten, and that customer's next event starts a fresh actor.
 //!
-//! It also passivates idle and surplus actors (`passivation`) and, with a state directory,
-//! writes the touched customers' state at each checkpoint (`snapshot`).
+//! It also passivates idle and surplus actors (`passivation`), wakes customers whose
+//! inactivity checks the watermark has passed, live or passivated (`timers`), and, with a
+//! state directory, writes the touched customers' state at each checkpoint (`snapshot`).
 //!
 //! Events arrive in batches from the ingest loop, so the router's own mailbox sees one message
 //! per source batch, not per event.
@@ -20,51 +21,62 @@ use ractor::{
 };
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::customer::{CustomerActor, CustomerArgs, CustomerMsg, Handover};
+use super::customer::{CustomerActor, CustomerArgs, CustomerMsg, Notice};
 use crate::config::PassivationConfig;
 use crate::event::{Inbound, Offsets};
 use crate::outcome::Report;
+use crate::pipeline::watermark::EventTimes;
 use crate::scoring::{CustomerState, Scoring};
 use crate::state::store::{Entry, StateStore};
 use crate::telemetry::ActorDied;
 
 mod passivation;
 mod snapshot;
+mod timers;
 
 /// How often the router passivates and saves. Ten small sweeps a second rather than one
 /// large one: on the million-customer scenario p99 fell from 208 ms to 40 ms.
 const SWEEP_EVERY: Duration = Duration::from_millis(100);
+/// The pending-timers gauge is refreshed every tenth sweep, once a second.
+const TIMERS_REPORT_EVERY: u64 = 10;
 
 pub enum RouterMsg {
-    Route(Vec<Inbound>),
+    /// A source batch, and the watermark after it.
+    Route { batch: Vec<Inbound>, watermark: i64 },
     /// Every `SWEEP_EVERY`: passivate idle and surplus actors, save what they handed over.
     Sweep,
-    /// A customer actor's state, handed over before it stopped.
-    Passivated(Handover),
+    /// Go on waking customers whose checks are due, after a bounded batch of them.
+    FireDue,
+    /// From a customer actor: its state handed over before it stopped, or its next due time.
+    Notice(Notice),
     /// These states are in the store (none when the write failed; they are retried).
     Saved(Vec<Entry>),
     /// Everything taken in is published: snapshot every customer touched since the last
     /// checkpoint with these offsets, then reply.
     Checkpoint {
         offsets: Offsets,
+        event_times: EventTimes,
         reply: RpcReplyPort<crate::error::Result<CheckpointTaken>>,
     },
     /// How many passivations and restores so far.
     Stats(RpcReplyPort<ActorStats>),
+    /// The source is done: reply once every check due by the watermark has fired and its
+    /// results are on their way to the publisher.
+    Settle(RpcReplyPort<()>),
 }
 
-impl From<Handover> for RouterMsg {
-    fn from(handover: Handover) -> Self {
-        RouterMsg::Passivated(handover)
+impl From<Notice> for RouterMsg {
+    fn from(notice: Notice) -> Self {
+        RouterMsg::Notice(notice)
     }
 }
 
-impl TryFrom<RouterMsg> for Handover {
+impl TryFrom<RouterMsg> for Notice {
     type Error = RouterMsg;
 
     fn try_from(message: RouterMsg) -> Result<Self, RouterMsg> {
         match message {
-            RouterMsg::Passivated(handover) => Ok(handover),
+            RouterMsg::Notice(notice) => Ok(notice),
             other => Err(other),
         }
     }
@@ -96,6 +108,8 @@ pub struct RouterArgs {
     pub store: Arc<StateStore>,
     /// The source spec checkpoints are kept under, when the run takes checkpoints.
     pub checkpoints: Option<String>,
+    /// The watermark the run resumes from.
+    pub watermark: i64,
 }
 
 /// A customer the router knows.
@@ -103,6 +117,8 @@ enum CustomerEntry {
     Active {
         actor: ActorRef<CustomerMsg>,
         last_event: Instant,
+        /// The next inactivity check as the actor last said, also in `RouterState::timers`.
+        due: Option<i64>,
     },
     /// Told to passivate; events that arrive meanwhile wait here for the handed-over state.
     Handing { waiting: Vec<Inbound> },
@@ -110,13 +126,13 @@ enum CustomerEntry {
 
 pub struct RouterState {
     args: RouterArgs,
-    /// Where customer actors hand their state back: made once, cloned into each actor.
-    handover: DerivedActorRef<Handover>,
+    /// Where customer actors send notices: made once, cloned into each actor.
+    notices: DerivedActorRef<Notice>,
     customers: HashMap<Arc<str>, CustomerEntry>,
     by_actor: HashMap<ActorId, Arc<str>>,
     active: usize,
     /// Handed-over states not yet in the store.
-    unsaved: HashMap<Arc<str>, Arc<[u8]>>,
+    unsaved: HashMap<Arc<str>, Entry>,
     saving: bool,
     /// Customers told to passivate who have not handed over yet.
     handing: usize,
@@ -125,8 +141,16 @@ pub struct RouterState {
     /// Customers with events since the last checkpoint, when checkpoints are taken.
     dirty: HashSet<Arc<str>>,
     /// A checkpoint waiting for hand-overs and saves in progress to finish.
-    checkpoint: Option<(Offsets, RpcReplyPort<crate::error::Result<CheckpointTaken>>)>,
+    checkpoint: Option<PendingCheckpoint>,
     stats: ActorStats,
+    timers: timers::Timers,
+}
+
+/// A checkpoint asked for, waiting for hand-overs and saves in progress to finish.
+struct PendingCheckpoint {
+    offsets: Offsets,
+    event_times: EventTimes,
+    reply: RpcReplyPort<crate::error::Result<CheckpointTaken>>,
 }
 
 impl RouterState {
@@ -136,6 +160,9 @@ impl RouterState {
         customer_id: Arc<str>,
         state: Option<CustomerState>,
     ) -> Result<ActorRef<CustomerMsg>, ActorProcessingErr> {
+        let due = state.as_ref().and_then(|state| {
+            state.inactivity_due(self.args.scoring.policy.inactivity_checks_ms())
+        });
         let (actor, _) = Actor::spawn_linked(
             None,
             CustomerActor,
@@ -144,17 +171,21 @@ impl RouterState {
                 state,
                 scoring: self.args.scoring.clone(),
                 publisher: self.args.publisher.clone(),
-                handover: self.handover.clone(),
+                notices: self.notices.clone(),
             },
             myself.get_cell(),
         )
         .await?;
         self.by_actor.insert(actor.get_id(), customer_id.clone());
+        if let Some(due) = due {
+            self.timers.index(due, &customer_id);
+        }
         self.customers.insert(
             customer_id,
             CustomerEntry::Active {
                 actor: actor.clone(),
                 last_event: Instant::now(),
+                due,
             },
         );
         self.active += 1;
@@ -175,7 +206,9 @@ impl RouterState {
                 .insert(Arc::from(inbound.event.customer_id.as_str()));
         }
         let actor = match self.customers.get_mut(inbound.event.customer_id.as_str()) {
-            Some(CustomerEntry::Active { actor, last_event }) => {
+            Some(CustomerEntry::Active {
+                actor, last_event, ..
+            }) => {
                 *last_event = now;
                 actor.clone()
             }
@@ -260,9 +293,10 @@ impl Actor for Router {
         args: RouterArgs,
     ) -> Result<RouterState, ActorProcessingErr> {
         myself.send_interval(SWEEP_EVERY, || RouterMsg::Sweep);
+        let timers = timers::Timers::new(&args.store, args.watermark)?;
         Ok(RouterState {
             args,
-            handover: myself.get_derived(),
+            notices: myself.get_derived(),
             customers: HashMap::new(),
             by_actor: HashMap::new(),
             active: 0,
@@ -273,6 +307,7 @@ impl Actor for Router {
             dirty: HashSet::new(),
             checkpoint: None,
             stats: ActorStats::default(),
+            timers,
         })
     }
 
@@ -283,26 +318,66 @@ impl Actor for Router {
         state: &mut RouterState,
     ) -> Result<(), ActorProcessingErr> {
         match message {
-            RouterMsg::Route(batch) => {
+            RouterMsg::Route { batch, watermark } => {
                 let now = Instant::now();
                 for inbound in batch {
                     state.route(&myself, inbound, now).await?;
                 }
+                state.timers.advance(watermark);
+                state.fire_due(&myself).await?;
             }
             RouterMsg::Sweep => {
                 state.sweep(Instant::now());
                 state.save(&myself);
+                state.fire_due(&myself).await?;
+                if state.sweeps.is_multiple_of(TIMERS_REPORT_EVERY) {
+                    state.report_timers();
+                }
             }
-            RouterMsg::Passivated(handover) => state.passivated(&myself, handover).await?,
+            RouterMsg::FireDue => {
+                state.timers.continuation_queued = false;
+                state.fire_due(&myself).await?;
+            }
+            RouterMsg::Notice(Notice::Handover {
+                customer_id,
+                actor,
+                state: encoded,
+                due,
+            }) => {
+                state
+                    .passivated(&myself, customer_id, actor, encoded, due)
+                    .await?
+            }
+            RouterMsg::Notice(Notice::Due {
+                customer_id,
+                actor,
+                due,
+                woken,
+            }) => {
+                if woken {
+                    state.timers.answered(actor);
+                }
+                state.due_changed(customer_id, actor, due);
+            }
+            RouterMsg::Settle(reply) => state.timers.settling = Some(reply),
             RouterMsg::Saved(batch) => state.saved(batch),
-            RouterMsg::Checkpoint { offsets, reply } => {
-                state.checkpoint = Some((offsets, reply));
+            RouterMsg::Checkpoint {
+                offsets,
+                event_times,
+                reply,
+            } => {
+                state.checkpoint = Some(PendingCheckpoint {
+                    offsets,
+                    event_times,
+                    reply,
+                });
             }
             RouterMsg::Stats(reply) => {
                 let _ = reply.send(state.stats);
             }
         }
         state.try_checkpoint().await?;
+        state.try_settle();
         Ok(())
     }
 
@@ -314,6 +389,7 @@ impl Actor for Router {
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, error) => {
+                state.timers.answered(cell.get_id());
                 let detail = format!("{error}; its next event starts a fresh actor");
                 state
                     .args
@@ -324,6 +400,7 @@ impl Actor for Router {
                 state.try_checkpoint().await?;
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.timers.answered(cell.get_id());
                 // A passivating actor's state message may still be on its way: wait for it.
                 let handing = state.by_actor.get(&cell.get_id()).is_some_and(|id| {
                     matches!(state.customers.get(id), Some(CustomerEntry::Handing { .. }))
@@ -334,6 +411,7 @@ impl Actor for Router {
             }
             _ => {}
         }
+        state.try_settle();
         Ok(())
     }
 }
@@ -358,6 +436,7 @@ mod tests {
             1_763_805_600_000 + offset as i64 * 1_000
         );
         Inbound {
+            watermark: crate::pipeline::watermark::NO_WATERMARK,
             event: decode(raw.as_bytes(), 65_536).unwrap(),
             position: Position {
                 partition: 0,
@@ -396,17 +475,17 @@ mod tests {
                 passivation: config.engine.passivation,
                 store: Arc::new(StateStore::open(None).unwrap()),
                 checkpoints: None,
+                watermark: crate::pipeline::watermark::NO_WATERMARK,
             },
         )
         .await
         .unwrap();
 
         router
-            .send_message(RouterMsg::Route(vec![
-                inbound("c-1", 0),
-                inbound("c-2", 1),
-                inbound("c-1", 2),
-            ]))
+            .send_message(RouterMsg::Route {
+                batch: vec![inbound("c-1", 0), inbound("c-2", 1), inbound("c-1", 2)],
+                watermark: crate::pipeline::watermark::NO_WATERMARK,
+            })
             .unwrap();
         let mut seen = vec![];
         for _ in 0..3 {
@@ -422,7 +501,10 @@ mod tests {
             child.kill_and_wait(None).await.unwrap();
         }
         router
-            .send_message(RouterMsg::Route(vec![inbound("c-1", 3)]))
+            .send_message(RouterMsg::Route {
+                batch: vec![inbound("c-1", 3)],
+                watermark: crate::pipeline::watermark::NO_WATERMARK,
+            })
             .unwrap();
         assert_eq!(next_offset(&mut outcomes).await, 3);
         assert_eq!(router.get_children().len(), 1);

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ractor::{ActorProcessingErr, ActorRef};
+use ractor::{ActorId, ActorProcessingErr, ActorRef};
 
 use super::{CustomerEntry, RouterMsg, RouterState};
-use crate::actors::customer::{CustomerMsg, Handover};
+use crate::actors::customer::CustomerMsg;
 use crate::config::PassivationConfig;
 use crate::scoring::CustomerState;
 use crate::state::store::Entry;
@@ -26,7 +26,7 @@ impl RouterState {
     /// is pending, else from the store.
     pub(super) fn restore(&mut self, customer_id: &str) -> Option<CustomerState> {
         let decoded = match self.unsaved.get(customer_id) {
-            Some(encoded) => CustomerState::decode(encoded),
+            Some(entry) => CustomerState::decode(&entry.state),
             None => match self.args.store.get(customer_id) {
                 Ok(Some(encoded)) => CustomerState::decode(&encoded),
                 Ok(None) => return None,
@@ -50,17 +50,15 @@ impl RouterState {
     }
 
     /// An actor handed over its state: bring the customer straight back if events waited,
-    /// else keep the state for the store.
+    /// else keep the state for the store, and its due time in memory until the store has it.
     pub(super) async fn passivated(
         &mut self,
         myself: &ActorRef<RouterMsg>,
-        handover: Handover,
+        customer_id: Arc<str>,
+        actor: ActorId,
+        encoded: Vec<u8>,
+        due: Option<i64>,
     ) -> Result<(), ActorProcessingErr> {
-        let Handover {
-            customer_id,
-            actor,
-            state: encoded,
-        } = handover;
         self.by_actor.remove(&actor);
         let waiting = match self.customers.remove(&customer_id) {
             Some(CustomerEntry::Handing { waiting, .. }) => {
@@ -75,7 +73,16 @@ impl RouterState {
             None => Vec::new(),
         };
         if waiting.is_empty() {
-            self.unsaved.insert(customer_id, Arc::from(encoded));
+            // Held in memory until the state is in the store (`due_stored`).
+            if let Some(due) = due {
+                self.timers.index(due, &customer_id);
+            }
+            let entry = Entry {
+                customer_id: customer_id.clone(),
+                state: Arc::from(encoded),
+                due,
+            };
+            self.unsaved.insert(customer_id, entry);
             return Ok(());
         }
         let state = CustomerState::decode(&encoded).ok();
@@ -115,9 +122,13 @@ impl RouterState {
         }
         drop(busy);
         for id in chosen {
-            let Some(CustomerEntry::Active { actor, .. }) = self.customers.remove(&id) else {
+            let Some(CustomerEntry::Active { actor, due, .. }) = self.customers.remove(&id) else {
                 continue;
             };
+            // Its hand-over brings its due time.
+            if let Some(due) = due {
+                self.timers.unindex(due, &id);
+            }
             self.active -= 1;
             self.args.scoring.telemetry.emit(Passivated);
             self.stats.passivations += 1;
@@ -140,11 +151,7 @@ impl RouterState {
             return;
         }
         self.saving = true;
-        let batch: Vec<Entry> = self
-            .unsaved
-            .iter()
-            .map(|(id, state)| (id.clone(), state.clone()))
-            .collect();
+        let batch: Vec<Entry> = self.unsaved.values().cloned().collect();
         let (store, router, telemetry) = (
             self.args.store.clone(),
             myself.clone(),
@@ -173,13 +180,14 @@ impl RouterState {
     /// Drops from memory the states the store now holds, unless a newer one replaced them.
     pub(super) fn saved(&mut self, batch: Vec<Entry>) {
         self.saving = false;
-        for (id, state) in batch {
+        for entry in batch {
             if self
                 .unsaved
-                .get(&id)
-                .is_some_and(|current| Arc::ptr_eq(current, &state))
+                .get(&entry.customer_id)
+                .is_some_and(|current| Arc::ptr_eq(&current.state, &entry.state))
             {
-                self.unsaved.remove(&id);
+                self.unsaved.remove(&entry.customer_id);
+                self.due_stored(entry.customer_id, entry.due);
             }
         }
     }

@@ -10,8 +10,14 @@
 //! hundreds of events in one, then within a few percent (see `window`); an event older than
 //! the customer's newest by more than the late tolerance is refused, a later-but-tolerated one
 //! is placed in time order. Every collection is bounded, so an event costs the same for a
-//! customer with ten events a day and one with a million.
+//! customer with ten events a day and one with a million. Churn looks back months, so its
+//! activity and spend are kept per day (`daily`), exact to the day.
+//!
+//! `CustomerFeatures::churn_at` gives the churn features as of any time after the newest
+//! event, without an event: what an inactivity check, `vigil score` and point-in-time training
+//! read.
 
+mod daily;
 mod fixed_array;
 mod place;
 mod recent;
@@ -19,6 +25,7 @@ mod seen;
 mod sketch;
 mod window;
 
+pub use daily::DailyActivity;
 pub use place::{haversine_km, Centroid};
 pub use recent::{RecentMark, RecentPayment, RecentPayments};
 pub use seen::{fnv1a, Seen, SeenSet};
@@ -71,8 +78,25 @@ pub const FRAUD_FEATURES: [&str; 33] = [
     "log_prior_payments",
 ];
 
-/// Churn features, in the order churn models take them.
-pub const CHURN_FEATURES: [&str; 10] = [
+/// Churn features, in the order churn models take them: recency, frequency and spend from
+/// every kind of activity (payments included), tenure, gaps and trend, then the engagement
+/// signals.
+pub const CHURN_FEATURES: [&str; 25] = [
+    "days_since_activity",
+    "days_since_purchase",
+    "log_activities_30d",
+    "log_activities_90d",
+    "log_activities_365d",
+    "log_purchases_30d",
+    "log_purchases_90d",
+    "log_purchases_365d",
+    "log_spend_90d",
+    "log_spend_365d",
+    "log_mean_spend_90d",
+    "log_mean_spend_365d",
+    "mean_gap_days",
+    "log_gap_over_mean",
+    "activity_trend",
     "logins_7d",
     "logins_30d",
     "login_trend",
@@ -111,6 +135,12 @@ pub struct LateEvent {
 const MAX_GAP_SECS: f64 = 30.0 * 86_400.0;
 const MAX_DAYS: f64 = 90.0;
 const MAX_TENURE_DAYS: f64 = 365.0;
+/// Recency and gaps stop at a year.
+const MAX_RECENCY_DAYS: f64 = 365.0;
+/// The current gap over the mean gap stops at this many times.
+const MAX_GAP_RATIO: f64 = 100.0;
+/// The shortest mean gap a ratio is taken over: an hour.
+const MIN_MEAN_GAP_DAYS: f64 = 1.0 / 24.0;
 /// Past this many payments a history is simply long: the count stops growing, so it cannot
 /// stand in for the date.
 const MAX_PRIOR_PAYMENTS: f64 = 100.0;
@@ -160,6 +190,8 @@ pub struct CustomerFeatures {
     pricing_cancel_views: RollingWindow<1>,
     support_tickets: RollingWindow<1>,
     cart_abandons: RollingWindow<1>,
+    /// Events and payments per day over the last year, for churn.
+    daily: DailyActivity,
 }
 
 /// The fixed-size part of a customer's features, copied whole into a `FeaturesMark`.
@@ -183,6 +215,8 @@ struct Summary {
     last_sessions: [f64; 3],
     session_count: u32,
     last_core_feature_ts: Option<i64>,
+    /// Events of every kind folded in.
+    activity_count: u64,
 }
 
 /// A customer's features before an event, restored by `CustomerFeatures::rollback`.
@@ -216,6 +250,7 @@ impl CustomerFeatures {
                 last_sessions: [0.0; 3],
                 session_count: 0,
                 last_core_feature_ts: None,
+                activity_count: 0,
             },
             payments: RollingWindow::new(PAYMENT_WINDOWS),
             night_payments: RollingWindow::new([7 * DAY, DAY]),
@@ -227,6 +262,7 @@ impl CustomerFeatures {
             pricing_cancel_views: RollingWindow::new([7 * DAY]),
             support_tickets: RollingWindow::new([30 * DAY]),
             cart_abandons: RollingWindow::new([30 * DAY]),
+            daily: DailyActivity::default(),
         }
     }
 
@@ -246,8 +282,10 @@ impl CustomerFeatures {
             pricing_cancel_views,
             support_tickets,
             cart_abandons,
+            daily,
         } = self;
         payments.settle();
+        daily.settle(self.summary.newest_ts);
         night_payments.settle();
         recent.settle();
         for set in [countries, merchants, mccs] {
@@ -297,6 +335,7 @@ impl CustomerFeatures {
         self.pricing_cancel_views.rollback(pricing_cancel_views);
         self.support_tickets.rollback(support_tickets);
         self.cart_abandons.rollback(cart_abandons);
+        self.daily.rollback();
     }
 
     /// The newest event time folded in.
@@ -332,6 +371,12 @@ impl CustomerFeatures {
         self.night_payments.advance(now);
         self.recent.advance(now - DAY);
         self.logins.advance(now);
+        self.summary.activity_count += 1;
+        let purchase = match &event.kind {
+            EventKind::Payment(p) => Some(p.amount),
+            _ => None,
+        };
+        self.daily.record(ts, purchase);
 
         let hour_share = self.hour_share(ts);
         let hour = &mut self.summary.hours[hour_of_day(ts)];
@@ -515,32 +560,62 @@ impl CustomerFeatures {
     /// The churn features at `now`, at or after the newest event; `is_login` when the event
     /// being folded in is a login (it is then the last login).
     fn churn_features(&self, now: i64, is_login: bool) -> ChurnVector {
-        let days_since =
-            |t: Option<i64>| days(now - t.unwrap_or(self.summary.first_ts)).min(MAX_DAYS);
+        let summary = &self.summary;
+        let days_since = |t: Option<i64>| days(now - t.unwrap_or(summary.first_ts)).min(MAX_DAYS);
+        let recency =
+            |t: Option<i64>| days(now - t.unwrap_or(summary.first_ts)).min(MAX_RECENCY_DAYS);
+        let [d30, d60, d90, d365] = self.daily.totals(now);
+        let log_mean = |count: f64, sum: f64| (sum.max(0.0) / count.max(1.0)).ln_1p();
+        let days_since_activity = recency(Some(summary.newest_ts));
+        // Over the customer's whole history: the span between first and newest activity per gap.
+        let mean_gap_days = if summary.activity_count > 1 {
+            days(summary.newest_ts - summary.first_ts) / (summary.activity_count - 1) as f64
+        } else {
+            days(now - summary.first_ts)
+        }
+        .min(MAX_RECENCY_DAYS);
+        let gap_over_mean =
+            (days_since_activity / mean_gap_days.max(MIN_MEAN_GAP_DAYS)).min(MAX_GAP_RATIO);
+
         let logins_7d = self.logins.count_at(1, now);
         let logins_30d = self.logins.count_at(0, now);
-        let sessions = self.summary.session_count.min(3) as usize;
+        let sessions = summary.session_count.min(3) as usize;
         let mean_session = if sessions == 0 {
             0.0
         } else {
-            self.summary.last_sessions[..sessions].iter().sum::<f64>() / sessions as f64
+            summary.last_sessions[..sessions].iter().sum::<f64>() / sessions as f64
         };
         let days_since_last_login = if is_login {
             0.0
         } else {
-            days_since(self.summary.last_login_ts)
+            days_since(summary.last_login_ts)
         };
         [
+            days_since_activity,
+            recency(summary.last_payment.map(|(ts, _)| ts)),
+            d30.events.ln_1p(),
+            d90.events.ln_1p(),
+            d365.events.ln_1p(),
+            d30.purchases.ln_1p(),
+            d90.purchases.ln_1p(),
+            d365.purchases.ln_1p(),
+            d90.spend.max(0.0).ln_1p(),
+            d365.spend.max(0.0).ln_1p(),
+            log_mean(d90.purchases, d90.spend),
+            log_mean(d365.purchases, d365.spend),
+            mean_gap_days,
+            gap_over_mean.ln_1p(),
+            ((d30.events + 1.0) / ((d60.events - d30.events).max(0.0) + 1.0)).ln(),
             logins_7d,
             logins_30d,
             logins_7d / 7.0 - logins_30d / 30.0,
             mean_session.ln_1p(),
-            days_since(self.summary.last_core_feature_ts),
+            days_since(summary.last_core_feature_ts),
             self.pricing_cancel_views.count_at(0, now),
             self.support_tickets.count_at(0, now),
             days_since_last_login,
             self.cart_abandons.count_at(0, now),
-            days(now - self.summary.first_ts).min(MAX_TENURE_DAYS),
+            days(now - summary.first_ts).min(MAX_TENURE_DAYS),
         ]
     }
 

@@ -451,14 +451,70 @@ fn churn_features_as_of_a_later_time_match_an_event_then() {
         churn(&mut f, &other(ts, kind));
     }
     let newest = T0 + 39 * 6 * HOUR;
+    // The engagement signals as of a later time are what an event then (which itself touches
+    // none of them) would read; the activity features differ by that event alone.
+    let engagement = CHURN_FEATURES
+        .iter()
+        .position(|f| *f == "logins_7d")
+        .unwrap();
     for quiet in [0, HOUR, 3 * DAY, 8 * DAY, 31 * DAY, 200 * DAY] {
         let at = newest + quiet;
         let then = churn(&mut f.clone(), &other(at, EventKind::CartAdd));
-        assert_eq!(f.churn_at(at), then, "{quiet} ms after the last event");
+        let as_of = f.churn_at(at);
+        assert_eq!(
+            as_of[engagement..],
+            then[engagement..],
+            "{quiet} ms after the last event"
+        );
+        assert_eq!(churn_get(&as_of, "days_since_activity"), days(quiet));
+        assert_eq!(churn_get(&then, "days_since_activity"), 0.0);
     }
     // Quiet for 8 days: nothing left in the 7-day windows.
     let v = f.churn_at(newest + 8 * DAY);
     assert_eq!(churn_get(&v, "logins_7d"), 0.0);
     assert_eq!(churn_get(&v, "pricing_cancel_views_7d"), 0.0);
     assert!(churn_get(&v, "days_since_last_login") > 8.0);
+}
+
+#[test]
+fn churn_features_from_purchases_by_hand() {
+    let mut f = CustomerFeatures::new(T0);
+    fraud(&mut f, &payment(T0, 100.0, "FR", "m-1", PARIS));
+    fraud(&mut f, &payment(T0 + 10 * DAY, 50.0, "FR", "m-1", PARIS));
+    churn(
+        &mut f,
+        &other(T0 + 20 * DAY, EventKind::Login { place: None }),
+    );
+    fraud(&mut f, &payment(T0 + 50 * DAY, 30.0, "FR", "m-2", PARIS));
+
+    let v = f.churn_at(T0 + 60 * DAY);
+    let near = |name: &str, want: f64| {
+        let got = churn_get(&v, name);
+        assert!((got - want).abs() < 1e-12, "{name}: {got}, want {want}");
+    };
+    near("days_since_activity", 10.0);
+    near("days_since_purchase", 10.0);
+    // The payment at T0 is exactly 60 days old: outside the 60-day window.
+    near("log_activities_30d", 1f64.ln_1p());
+    near("log_activities_90d", 4f64.ln_1p());
+    near("log_activities_365d", 4f64.ln_1p());
+    near("activity_trend", (2.0f64 / 3.0).ln());
+    near("log_purchases_30d", 1f64.ln_1p());
+    near("log_purchases_90d", 3f64.ln_1p());
+    near("log_purchases_365d", 3f64.ln_1p());
+    near("log_spend_90d", 180f64.ln_1p());
+    near("log_spend_365d", 180f64.ln_1p());
+    near("log_mean_spend_90d", 60f64.ln_1p());
+    near("log_mean_spend_365d", 60f64.ln_1p());
+    // Four activities over 50 days: three gaps of 50/3 days; the current one is 10.
+    near("mean_gap_days", 50.0 / 3.0);
+    near("log_gap_over_mean", 0.6f64.ln_1p());
+    near("tenure_days", 60.0);
+
+    // Two months later, the 30 and 90-day windows are empty.
+    let v = f.churn_at(T0 + 150 * DAY);
+    assert_eq!(churn_get(&v, "log_purchases_90d"), 0.0);
+    assert_eq!(churn_get(&v, "log_mean_spend_90d"), 0.0);
+    assert_eq!(churn_get(&v, "log_purchases_365d"), 3f64.ln_1p());
+    assert_eq!(churn_get(&v, "days_since_purchase"), 100.0);
 }
