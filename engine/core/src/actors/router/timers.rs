@@ -70,10 +70,6 @@ impl Timers {
         self.index.remove(&(due, customer_id.clone()));
     }
 
-    pub fn watermark(&self) -> i64 {
-        self.watermark
-    }
-
     /// The watermark has reached `watermark` (it never goes back).
     pub fn advance(&mut self, watermark: i64) {
         self.watermark = self.watermark.max(watermark);
