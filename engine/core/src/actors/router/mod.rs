@@ -47,6 +47,9 @@ pub enum RouterMsg {
     Sweep,
     /// Go on waking customers whose checks are due, after a bounded batch of them.
     FireDue,
+    /// Passivated customers' states after their due checks fired, each with the customer's
+    /// id (none when the stored state could not be read).
+    Fired(Vec<(Arc<str>, Option<Entry>)>),
     /// From a customer actor: its state handed over before it stopped, or its next due time.
     Notice(Notice),
     /// These states are in the store (none when the write failed; they are retried).
@@ -122,6 +125,9 @@ enum CustomerEntry {
     },
     /// Told to passivate; events that arrive meanwhile wait here for the handed-over state.
     Handing { waiting: Vec<Inbound> },
+    /// Passivated, with due checks being fired (`timers`); events that arrive meanwhile wait
+    /// here for the state that comes back.
+    Firing { waiting: Vec<Inbound> },
 }
 
 pub struct RouterState {
@@ -212,7 +218,7 @@ impl RouterState {
                 *last_event = now;
                 actor.clone()
             }
-            Some(CustomerEntry::Handing { waiting, .. }) => {
+            Some(CustomerEntry::Handing { waiting } | CustomerEntry::Firing { waiting }) => {
                 waiting.push(inbound);
                 return Ok(());
             }
@@ -336,6 +342,10 @@ impl Actor for Router {
             }
             RouterMsg::FireDue => {
                 state.timers.continuation_queued = false;
+                state.fire_due(&myself).await?;
+            }
+            RouterMsg::Fired(batch) => {
+                state.fired(&myself, batch).await?;
                 state.fire_due(&myself).await?;
             }
             RouterMsg::Notice(Notice::Handover {

@@ -13,6 +13,7 @@ use ractor::{ActorId, ActorProcessingErr, ActorRef};
 use super::{CustomerEntry, RouterMsg, RouterState};
 use crate::actors::customer::CustomerMsg;
 use crate::config::PassivationConfig;
+use crate::event::Inbound;
 use crate::scoring::CustomerState;
 use crate::state::store::Entry;
 use crate::telemetry::{Passivated, StateRestored, StateSaved};
@@ -49,8 +50,7 @@ impl RouterState {
         }
     }
 
-    /// An actor handed over its state: bring the customer straight back if events waited,
-    /// else keep the state for the store, and its due time in memory until the store has it.
+    /// An actor handed over its state.
     pub(super) async fn passivated(
         &mut self,
         myself: &ActorRef<RouterMsg>,
@@ -72,21 +72,34 @@ impl RouterState {
             }
             None => Vec::new(),
         };
+        let entry = Entry {
+            customer_id: customer_id.clone(),
+            state: Arc::from(encoded),
+            due,
+        };
+        self.keep_state(myself, entry, waiting).await
+    }
+
+    /// A passivated customer's newest state, from a hand-over or fired checks: kept for the
+    /// store, with its due time in memory until the store has it (`due_stored`); or, when
+    /// events waited for it, the customer is brought straight back with them.
+    pub(super) async fn keep_state(
+        &mut self,
+        myself: &ActorRef<RouterMsg>,
+        entry: Entry,
+        waiting: Vec<Inbound>,
+    ) -> Result<(), ActorProcessingErr> {
         if waiting.is_empty() {
-            // Held in memory until the state is in the store (`due_stored`).
-            if let Some(due) = due {
-                self.timers.index(due, &customer_id);
+            if let Some(due) = entry.due {
+                self.timers.index(due, &entry.customer_id);
             }
-            let entry = Entry {
-                customer_id: customer_id.clone(),
-                state: Arc::from(encoded),
-                due,
-            };
-            self.unsaved.insert(customer_id, entry);
+            self.unsaved.insert(entry.customer_id.clone(), entry);
             return Ok(());
         }
-        let state = CustomerState::decode(&encoded).ok();
-        let fresh = self.spawn_customer(myself, customer_id, state).await?;
+        let state = CustomerState::decode(&entry.state).ok();
+        let fresh = self
+            .spawn_customer(myself, entry.customer_id, state)
+            .await?;
         for inbound in waiting {
             fresh.send_message(CustomerMsg::Event(inbound))?;
         }

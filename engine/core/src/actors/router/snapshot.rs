@@ -15,11 +15,11 @@ use crate::outcome::Report;
 use crate::state::store::Entry;
 
 impl RouterState {
-    /// Takes the waiting checkpoint once no hand-over or save is in progress: every touched
+    /// Takes the waiting checkpoint once no hand-over, save or firing job is in progress: every touched
     /// customer's state (from their actor, or from memory or the store when passivated) goes
     /// into the store's snapshot with the offsets.
     pub(super) async fn try_checkpoint(&mut self) -> Result<(), ActorProcessingErr> {
-        if self.handing > 0 || self.saving || self.checkpoint.is_none() {
+        if self.handing > 0 || self.saving || self.timers.job_running || self.checkpoint.is_none() {
             return Ok(());
         }
         let PendingCheckpoint {

@@ -7,11 +7,12 @@
 //! Either way the customer's own state decides what fires: a wake-up finds nothing due when
 //! the customer has been active since, and the actor then says its new due time.
 //!
-//! Waking is bounded: at most `FIRE_BATCH` customers per router message, the rest after a
-//! message to itself, so a watermark jump that makes a million checks due never holds up the
-//! events queued behind it. Passivated customers are woken only while live actors are fewer
-//! than a batch over `engine.passivation.max_active`; the sweep passivates the surplus, and
-//! the next sweep goes on.
+//! Firing is bounded: at most `FIRE_BATCH` live customers woken per router message, the rest
+//! after a message to itself, so a watermark jump that makes a million checks due never holds
+//! up the events queued behind it. Passivated customers are not woken at all: their checks
+//! fire on a blocking thread, `FIRE_BATCH` states at a time read, fired and written back
+//! through the same path as a hand-over, while the router goes on routing; events for them
+//! wait for their new state, as they do during a hand-over.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -20,8 +21,10 @@ use ractor::{ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::{CustomerEntry, RouterMsg, RouterState};
 use crate::actors::customer::CustomerMsg;
+use crate::outcome::Report;
 use crate::pipeline::watermark::NO_WATERMARK;
-use crate::state::store::StateStore;
+use crate::scoring::CustomerState;
+use crate::state::store::{Entry, StateStore};
 
 /// Customers woken per router message.
 const FIRE_BATCH: usize = 1024;
@@ -40,6 +43,10 @@ pub(super) struct Timers {
     pub continuation_queued: bool,
     /// Actors woken that have not answered yet.
     woken: HashSet<ActorId>,
+    /// Passivated customers found due in memory, for the next firing job.
+    passivated_due: Vec<Arc<str>>,
+    /// A firing job is under way.
+    pub job_running: bool,
     /// Waiting for every due check to fire (`RouterMsg::Settle`).
     pub settling: Option<RpcReplyPort<()>>,
 }
@@ -53,6 +60,8 @@ impl Timers {
             store_next: store.next_due(None)?,
             continuation_queued: false,
             woken: HashSet::new(),
+            passivated_due: Vec::new(),
+            job_running: false,
             settling: None,
         })
     }
@@ -132,8 +141,9 @@ impl RouterState {
         }
     }
 
-    /// Wakes up to `FIRE_BATCH` customers whose checks the watermark has passed, and asks
-    /// itself to go on when more are due.
+    /// Fires the checks the watermark has passed, `FIRE_BATCH` customers at a time: live
+    /// customers get a wake-up; passivated ones go to the firing job (one at a time). Asks
+    /// itself to go on while more are due.
     pub(super) async fn fire_due(
         &mut self,
         myself: &ActorRef<RouterMsg>,
@@ -146,70 +156,155 @@ impl RouterState {
         while budget > 0 && self.timers.due_in_memory() {
             let (_, customer_id) = self.timers.index.pop_first().expect("checked above");
             budget -= 1;
-            self.wake(myself, customer_id).await?;
-        }
-        let room = self.args.passivation.max_active + FIRE_BATCH;
-        while budget > 0 && self.timers.due_in_store() && self.active < room {
-            let store = self.args.store.clone();
-            let (due, next) =
-                store.due_by(self.timers.store_cursor.as_deref(), watermark, budget)?;
-            let Some(next) = next else {
-                // Nothing is due after all: the key behind `store_next` was replaced since.
-                self.timers.store_next = store.next_due(self.timers.store_cursor.as_deref())?;
-                break;
-            };
-            for (_, customer_id) in due {
-                budget -= 1;
-                // A live customer's own due time governs, and one handing over brings theirs.
-                if !self.customers.contains_key(&customer_id) {
-                    self.wake(myself, customer_id).await?;
+            match self.customers.get_mut(&customer_id) {
+                Some(CustomerEntry::Active { actor, due, .. }) => {
+                    // The actor says its next due time after every wake-up.
+                    if let Some(old) = due.take() {
+                        self.timers.unindex(old, &customer_id);
+                    }
+                    let actor = actor.clone();
+                    self.wake(customer_id, &actor);
                 }
+                // Its hand-over, or the firing job, brings its state and due time.
+                Some(CustomerEntry::Handing { .. } | CustomerEntry::Firing { .. }) => {}
+                None => self.timers.passivated_due.push(customer_id),
             }
-            self.timers.store_next = store.next_due(Some(&next))?;
-            self.timers.store_cursor = Some(next);
         }
-        let more = self.timers.due_in_memory() || self.timers.due_in_store();
-        if budget == 0 && more && !self.timers.continuation_queued {
+        if !self.timers.job_running {
+            let mut batch = std::mem::take(&mut self.timers.passivated_due);
+            let store = self.args.store.clone();
+            while batch.len() < FIRE_BATCH && self.timers.due_in_store() {
+                let wanted = FIRE_BATCH - batch.len();
+                let cursor = self.timers.store_cursor.as_deref();
+                let (due, next) = store.due_by(cursor, watermark, wanted)?;
+                let Some(next) = next else {
+                    // Nothing is due after all: the key behind `store_next` was replaced since.
+                    self.timers.store_next = store.next_due(cursor)?;
+                    break;
+                };
+                // A live customer's own due time governs; one handing over brings theirs.
+                batch.extend(
+                    due.into_iter()
+                        .map(|(_, id)| id)
+                        .filter(|id| !self.customers.contains_key(id)),
+                );
+                self.timers.store_next = store.next_due(Some(&next))?;
+                self.timers.store_cursor = Some(next);
+            }
+            batch.retain(|id| !self.customers.contains_key(id));
+            batch.sort_unstable();
+            batch.dedup();
+            if !batch.is_empty() {
+                self.fire_passivated(myself, batch);
+            }
+        }
+        if budget == 0 && self.timers.due_in_memory() && !self.timers.continuation_queued {
             self.timers.continuation_queued = true;
             myself.send_message(RouterMsg::FireDue)?;
         }
         Ok(())
     }
 
-    /// Sends a wake-up to `customer_id`'s actor, bringing a passivated customer back first.
-    async fn wake(
+    /// Fires passivated customers' due checks on a blocking thread, without waking their
+    /// actors: each state is read (from memory while its write is pending, else from the
+    /// store), its checks fire and their results go to the publisher, and the new states come
+    /// back to the router (`RouterMsg::Fired`) to be kept like a hand-over. Events for these
+    /// customers wait meanwhile.
+    fn fire_passivated(&mut self, myself: &ActorRef<RouterMsg>, batch: Vec<Arc<str>>) {
+        let pending: Vec<Option<Arc<[u8]>>> = batch
+            .iter()
+            .map(|id| self.unsaved.get(id).map(|entry| entry.state.clone()))
+            .collect();
+        for id in &batch {
+            let firing = CustomerEntry::Firing {
+                waiting: Vec::new(),
+            };
+            self.customers.insert(id.clone(), firing);
+            if self.args.checkpoints.is_some() {
+                self.dirty.insert(id.clone());
+            }
+        }
+        self.timers.job_running = true;
+        let watermark = self.timers.watermark;
+        let (store, scoring, publisher, router) = (
+            self.args.store.clone(),
+            self.args.scoring.clone(),
+            self.args.publisher.clone(),
+            myself.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let checks = scoring.policy.inactivity_checks_ms();
+            let fired = batch
+                .into_iter()
+                .zip(pending)
+                .map(|(customer_id, pending)| {
+                    let encoded = match pending {
+                        Some(state) => Some(state.to_vec()),
+                        None => store.get(&customer_id).unwrap_or_else(|error| {
+                            tracing::error!(%customer_id, %error, "Cannot read a passivated customer's state to fire their checks.");
+                            None
+                        }),
+                    };
+                    let state = encoded.and_then(|bytes| match CustomerState::decode(&bytes) {
+                        Ok(state) => Some(state),
+                        Err(error) => {
+                            tracing::error!(%customer_id, %error, "A passivated customer's state does not decode; their checks cannot fire.");
+                            None
+                        }
+                    });
+                    let entry = state.map(|mut state| {
+                        state.fire_due(&customer_id, watermark, &scoring, |fired| {
+                            // A closed channel means shutdown is under way.
+                            let _ = publisher.send(Report::Fired(fired));
+                        });
+                        Entry {
+                            customer_id: customer_id.clone(),
+                            due: state.inactivity_due(checks),
+                            state: Arc::from(state.encode()),
+                        }
+                    });
+                    (customer_id, entry)
+                })
+                .collect();
+            let _ = router.send_message(RouterMsg::Fired(fired));
+        });
+    }
+
+    /// The firing job's states: each is kept like a hand-over.
+    pub(super) async fn fired(
         &mut self,
         myself: &ActorRef<RouterMsg>,
-        customer_id: Arc<str>,
+        batch: Vec<(Arc<str>, Option<Entry>)>,
     ) -> Result<(), ActorProcessingErr> {
-        let watermark = self.timers.watermark;
-        let actor = match self.customers.get_mut(&customer_id) {
-            Some(CustomerEntry::Active { actor, due, .. }) => {
-                // The actor says its next due time after every wake-up.
-                if let Some(old) = due.take() {
-                    self.timers.unindex(old, &customer_id);
+        self.timers.job_running = false;
+        for (customer_id, entry) in batch {
+            let waiting = match self.customers.remove(&customer_id) {
+                Some(CustomerEntry::Firing { waiting }) => waiting,
+                Some(other) => {
+                    self.customers.insert(customer_id, other);
+                    continue;
                 }
-                actor.clone()
-            }
-            // Its hand-over brings its due time.
-            Some(CustomerEntry::Handing { .. }) => return Ok(()),
-            None => {
-                let Some(state) = self.restore(&customer_id) else {
-                    return Ok(());
-                };
-                let actor = self
-                    .spawn_customer(myself, customer_id.clone(), Some(state))
-                    .await?;
-                if let Some(CustomerEntry::Active { due, .. }) =
-                    self.customers.get_mut(&customer_id)
-                {
-                    if let Some(old) = due.take() {
-                        self.timers.unindex(old, &customer_id);
+                None => Vec::new(),
+            };
+            match entry {
+                Some(entry) => self.keep_state(myself, entry, waiting).await?,
+                // Unreadable: the customer's next event starts them as `restore` would.
+                None if !waiting.is_empty() => {
+                    let state = self.restore(&customer_id);
+                    let fresh = self.spawn_customer(myself, customer_id, state).await?;
+                    for inbound in waiting {
+                        fresh.send_message(CustomerMsg::Event(inbound))?;
                     }
                 }
-                actor
+                None => {}
             }
-        };
+        }
+        Ok(())
+    }
+
+    /// Sends a wake-up to a live customer's actor.
+    fn wake(&mut self, customer_id: Arc<str>, actor: &ActorRef<CustomerMsg>) {
+        let watermark = self.timers.watermark;
         if self.args.checkpoints.is_some() {
             self.dirty.insert(customer_id);
         }
@@ -218,7 +313,6 @@ impl RouterState {
         if actor.send_message(CustomerMsg::Wake { watermark }).is_ok() {
             self.timers.woken.insert(actor.get_id());
         }
-        Ok(())
     }
 
     /// Answers a `Settle` once nothing is due and every woken actor has answered.
@@ -227,6 +321,8 @@ impl RouterState {
         if timers.settling.is_none()
             || timers.due_in_memory()
             || timers.due_in_store()
+            || timers.job_running
+            || !timers.passivated_due.is_empty()
             || !timers.woken.is_empty()
         {
             return;
