@@ -184,3 +184,44 @@ async fn passivated_customers_fire_their_checks_exactly_as_live_ones() {
     assert_eq!(passivating.timers_fired, live.timers_fired);
     assert_eq!(substance(&decisions), substance(&kept));
 }
+
+/// Quiet customers read from a file far faster than their actors process them, then one jump of
+/// the watermark past every check: each check fires, however far the actors lag behind the
+/// reading when the file ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watermark_jump_at_the_end_of_a_file_fires_every_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let t0: i64 = 1_780_272_000_000;
+    let mut lines = String::new();
+    for i in 0..5_000 {
+        lines.push_str(&format!(
+            r#"{{"schema":1,"event_id":"e-{i}","customer_id":"c-{i}","ts":{},"kind":"login"}}"#,
+            t0 + i * 10
+        ));
+        lines.push('\n');
+    }
+    for j in 0..500 {
+        lines.push_str(&format!(
+            r#"{{"schema":1,"event_id":"a-{j}","customer_id":"a-{}","ts":{},"kind":"login"}}"#,
+            j % 50,
+            t0 + 8 * DAY + j * 10
+        ));
+        lines.push('\n');
+    }
+    std::fs::write(&events, lines).unwrap();
+    for max_active in [100_000, 100] {
+        let mut config = test_config();
+        config.engine.passivation.max_active = max_active;
+        let options = vigil_tests::run_options(
+            config,
+            &format!("file:{}", events.display()),
+            "discard",
+            "discard",
+        );
+        let summary = pipeline::run(options, std::future::pending())
+            .await
+            .unwrap();
+        assert_eq!(summary.timers_fired, 5_000, "cap {max_active}");
+    }
+}

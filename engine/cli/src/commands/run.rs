@@ -99,6 +99,12 @@ fn print_summary(s: &RunSummary, dead_letter: &str) {
         l.p999 as f64 / 1e3,
         l.max as f64 / 1e3,
     );
+    if s.timers_fired > 0 {
+        eprintln!(
+            "Inactivity checks: {} fired (their outreach is counted above).",
+            s.timers_fired
+        );
+    }
     if s.model_swaps + s.model_rejections > 0 {
         eprintln!(
             "Models: {} swapped in, {} rejected (see the log for why).",

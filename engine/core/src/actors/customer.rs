@@ -239,9 +239,11 @@ impl Actor for CustomerActor {
         };
         state.fire_due(inbound.watermark);
         let outcome = process_isolated(&mut state.customer, &inbound, &state.scoring);
+        // Before the outcome: once every event is published, the router has heard every due
+        // time it will hear from them (`RouterMsg::Settle`).
+        state.tell_due(&myself, false);
         // The publisher outlives every actor; a closed channel means shutdown is under way.
         let _ = state.publisher.send(Report::Outcome(outcome));
-        state.tell_due(&myself, false);
         Ok(())
     }
 }

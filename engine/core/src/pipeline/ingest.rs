@@ -128,8 +128,17 @@ impl Ingest {
                 break;
             }
         }
-        // Checks due by the last watermark fire before the publisher hears the run is over.
-        let _ = ractor::call!(self.router, RouterMsg::Settle);
+        // Checks due by the last watermark fire before the publisher hears the run is over:
+        // once everything taken in is published, the router has every due time the actors
+        // will tell it, and settles them. A shutdown does not wait for that (a resumed run
+        // fires them), and a closed limiter means the publisher stopped on an error, which the
+        // run reports.
+        if !stopping {
+            if let Ok(everything) = self.in_flight.acquire_many(self.max_in_flight).await {
+                let _ = ractor::call!(self.router, RouterMsg::Settle);
+                drop(everything);
+            }
+        }
         let _ = self.publisher.send(Report::SourceDone { records });
         Ok(Ingested {
             taken_up_to,

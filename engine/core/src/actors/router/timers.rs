@@ -315,10 +315,13 @@ impl RouterState {
         }
     }
 
-    /// Answers a `Settle` once nothing is due and every woken actor has answered.
+    /// Answers a `Settle` once nothing is due, no hand-over or firing job is under way and
+    /// every woken actor has answered.
     pub(super) fn try_settle(&mut self) {
         let timers = &self.timers;
+        // A hand-over on its way may bring a due check.
         if timers.settling.is_none()
+            || self.handing > 0
             || timers.due_in_memory()
             || timers.due_in_store()
             || timers.job_running
