@@ -1,16 +1,20 @@
 //! Inactivity timers end to end: customers who go quiet are scored for churn when their checks
 //! come due, as the watermark passes them, and those likely to have left get an outreach that
 //! says `"trigger":"inactivity"`; customers who stay active get none; the cooldown holds across
-//! outreach from events and from timers; and a run that passivates nearly everyone fires the
-//! same checks with the same results as one that passivates no one.
+//! outreach from events and from timers; each check's score is what the same feature code and
+//! model give offline; and a run that passivates nearly everyone fires the same checks with the
+//! same results as one that passivates no one.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use vigil_engine::config::Config;
 use vigil_engine::decision::{Decision, DecisionKind, Trigger};
+use vigil_engine::decode::decode;
 use vigil_engine::pipeline;
 use vigil_engine::publish::RunSummary;
+use vigil_engine::scoring::features::CustomerFeatures;
+use vigil_engine::scoring::models::ModelSet;
 use vigil_scenario::{Generator, Scenario};
 use vigil_tests::{fixture, read_lines, test_config};
 
@@ -116,6 +120,38 @@ async fn quiet_customers_get_inactivity_outreach_and_active_ones_none() {
         }
     }
     assert!(silent >= 100, "{silent} silent customers");
+
+    // Online and offline agree: each check's score is the shipped model's on the churn features
+    // as of the check, from the customer's events up to the one the decision names, computed
+    // outside the engine by the same feature code.
+    let config = Config::builtin();
+    let model = ModelSet::load(&config).unwrap().churn;
+    let tolerance = config.engine.late_tolerance.as_millis() as i64;
+    let mut customers: BTreeMap<String, CustomerFeatures> = BTreeMap::new();
+    let mut offline: BTreeMap<&str, f64> = BTreeMap::new();
+    for record in Generator::new(Scenario::load(&fixture("silent.toml")).unwrap()) {
+        let Ok(event) = decode(&record.payload, config.engine.max_record_bytes) else {
+            continue;
+        };
+        let features = customers
+            .entry(event.customer_id.clone())
+            .or_insert_with(|| CustomerFeatures::new(event.ts));
+        let _ = features.observe(&event, tolerance);
+        for d in inactivity
+            .iter()
+            .filter(|d| d.customer_id == event.customer_id && d.event_ts == features.newest_ts())
+        {
+            let v = features.churn_at(d.timer_ts.unwrap());
+            offline.insert(&d.decision_id, model.score(&v).probability);
+        }
+    }
+    for d in &inactivity {
+        assert_eq!(
+            offline.get(d.decision_id.as_str()).map(|p| p.to_bits()),
+            d.score.map(f64::to_bits),
+            "{d:?}"
+        );
+    }
 
     // One cooldown for outreach from events and from checks alike.
     let cooldown = Config::builtin().policy.churn.cooldown.as_millis() as i64;
