@@ -26,7 +26,7 @@ use crate::pipeline::watermark::NO_WATERMARK;
 use crate::scoring::CustomerState;
 use crate::state::store::{Entry, StateStore};
 
-/// Customers woken per router message.
+/// Live customers woken per router message, and passivated customers per firing job.
 const FIRE_BATCH: usize = 1024;
 
 pub(super) struct Timers {
