@@ -7,7 +7,9 @@
 //! whose offset is above the one expected means records were skipped: the reader drops the
 //! stream and reopens it at the first missing offset. Only when the missing offsets are truly
 //! gone (the partition's log now starts after them, through retention) does it move on; that is
-//! logged as an error and counted in `vigil_source_records_lost_total`, never silent.
+//! logged as an error and counted in `vigil_source_records_lost_total`, never silent. A skip of
+//! a partition's last records shows no later record; a reader told the end it must reach
+//! (`vigil tail --to-end`) reopens a stream that stalls short of it.
 //!
 //! `follow` runs a reader in a task of its own, hands each record on through a channel, and
 //! moves the Fluvio consumer offset only at a barrier: every `commit_interval`, right after a
@@ -44,6 +46,8 @@ const COMMIT_WAIT: Duration = Duration::from_secs(1);
 const FINAL_COMMIT_WAIT: Duration = Duration::from_secs(1);
 /// Reopens at the same offset that skipped again before the log's start is checked.
 const SKIPS_BEFORE_RETENTION_CHECK: u32 = 2;
+/// How long a stream reading up to a known end may go without a record before it is reopened.
+const STALL_BEFORE_END: Duration = Duration::from_millis(500);
 
 /// Where a reader begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +289,10 @@ pub struct Follow<T> {
     /// When it turns true the reader stops reading, waits until what it handed on is done,
     /// commits, and returns.
     pub stop: Option<watch::Receiver<bool>>,
+    /// The partition's end offset when the reader is to read up to it: a stream that stalls
+    /// short of it is reopened, since the client may have skipped the partition's last records
+    /// (a skip is otherwise seen only from a later record, and there is none).
+    pub until: Option<u64>,
 }
 
 impl PartitionReader {
@@ -300,16 +308,24 @@ impl PartitionReader {
         let mut handed: Option<u64> = None;
         let mut stop = to.stop.take();
         loop {
+            let short_of_end = to
+                .until
+                .is_some_and(|end| self.expected.is_some_and(|next| next < end));
+            let stall = short_of_end.then_some(STALL_BEFORE_END);
             let read = match &mut stop {
                 Some(stop) => tokio::select! {
                     biased;
                     _ = stop.wait_for(|stop| *stop) => break,
-                    read = self.next() => read,
+                    read = self.next_within(stall) => read,
                 },
-                None => self.next().await,
+                None => self.next_within(stall).await,
             };
             let record = match read {
-                Ok(record) => record,
+                Ok(Some(record)) => record,
+                Ok(None) => {
+                    self.reopen_stalled();
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(topic = self.topic, partition = self.partition, %error, "Fluvio partition stream failed; reopening.");
                     tokio::time::sleep(REOPEN_BACKOFF).await;
@@ -350,6 +366,31 @@ impl PartitionReader {
             }
         }
         self
+    }
+
+    /// The next record, or `None` when `stall` passes first.
+    async fn next_within(&mut self, stall: Option<Duration>) -> Result<Option<Record>> {
+        match stall {
+            Some(stall) => match tokio::time::timeout(stall, self.next()).await {
+                Ok(read) => read.map(Some),
+                Err(_) => Ok(None),
+            },
+            None => self.next().await.map(Some),
+        }
+    }
+
+    /// Nothing came for a while short of the end the reader is to reach: the client may have
+    /// skipped the last records, so the stream is reopened at the next offset wanted.
+    fn reopen_stalled(&mut self) {
+        self.rereads += 1;
+        self.count(SOURCE_REREADS, 1);
+        tracing::debug!(
+            topic = self.topic,
+            partition = self.partition,
+            from = self.expected,
+            "Fluvio stream stalled short of the partition's end; re-reading from the next offset."
+        );
+        self.stream = None;
     }
 
     /// Waits until the record at `offset` is done, then commits; `false` when nobody will

@@ -86,6 +86,7 @@ impl FluvioSource {
                 commit_interval: options.fluvio.commit_interval,
                 next: Some(next),
                 stop: None,
+                until: None,
             };
             tasks.push(
                 tokio::spawn(

@@ -255,6 +255,9 @@ pub async fn tail<W: Write>(
             commit_interval: options.commit_interval,
             next: None,
             stop: Some(stop_rx.clone()),
+            until: options
+                .to_end
+                .then(|| ends.get(&partition).copied().unwrap_or(0)),
         };
         readers.push(tokio::spawn(reader.follow(
             follow,
