@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 use vigil_engine::event::Offsets;
 use vigil_engine::sink::{Sink, SinkRecord};
-use vigil_engine::source::{Source, SourceOptions, SourceRecord};
+use vigil_engine::source::{PartitionChoice, Source, SourceOptions, SourceRecord};
 use vigil_engine::Error;
 use vigil_fluvio::client;
 use vigil_fluvio::sink::FluvioSink;
@@ -58,7 +58,7 @@ pub async fn start(plan: &Plan) -> anyhow::Result<FluvioLeg> {
         &events,
         SourceOptions {
             resume: Offsets::from([(0, base)]),
-            partitions: Some(vec![0]),
+            partitions: PartitionChoice::Listed(vec![0]),
             ..SourceOptions::new(&plan.config)
         },
     )

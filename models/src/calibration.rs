@@ -167,7 +167,9 @@ pub fn alert_budgets(scored: &[(f64, bool)], budgets: &[f64]) -> Vec<AlertBudget
         .collect()
 }
 
-fn sigmoid(z: f64) -> f64 {
+/// The probability of log-odds `z`: every model and calibration in the crate turns log-odds
+/// into a probability with this one function, so scores agree to the bit.
+pub(crate) fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 

@@ -23,6 +23,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::bounds::within;
+use crate::calibration::sigmoid;
 
 /// A node index meaning "no child": the node is a leaf.
 const LEAF: u32 = u32::MAX;
@@ -352,10 +353,6 @@ impl Fit<Array2<f64>, Array1<bool>, GbdtError> for GbdtValidParams {
                 .run((positive / (total - positive)).ln()),
         )
     }
-}
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 /// Per-feature bin edges: a value `v` falls in the first bin whose edge is at or above it, the

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::calibration::sigmoid;
 use crate::{Algorithm, ModelArtifact, ModelKind};
 
 /// Upper bound on a model's feature count, so standardisation fits a stack buffer.
@@ -145,13 +146,28 @@ impl Model {
         }
     }
 
-    /// The score's calibrated log-odds alone, for one feature vector in the artifact's order.
+    /// The score's calibrated log-odds alone, for one feature vector in the artifact's order:
+    /// the same sums as [`Model::score`] in the same order, so the same bits, without crediting
+    /// any feature (trees skip a write per split).
     pub fn log_odds(&self, features: &[f64]) -> f64 {
         let n = self.artifact.feature_names.len();
         let mut standardized = [0.0; MAX_FEATURES];
         self.standardize(features, &mut standardized[..n]);
-        let mut contributions = [0.0; MAX_FEATURES];
-        self.calibrated(self.raw_log_odds(&standardized[..n], &mut contributions[..n]))
+        let standardized = &standardized[..n];
+        let raw = match &self.artifact.algorithm {
+            Algorithm::GradientBoosting { trees } => trees.log_odds(standardized),
+            Algorithm::LogisticRegression { .. } | Algorithm::DecisionTree { .. } => {
+                let mut contributions = [0.0; MAX_FEATURES];
+                self.raw_log_odds(standardized, &mut contributions[..n])
+            }
+        };
+        self.calibrated(raw)
+    }
+
+    /// The probability of the positive class alone, as [`Model::score`] gives it: what the
+    /// engine needs for every event, leaving the reasons to the few that get a decision.
+    pub fn probability(&self, features: &[f64]) -> f64 {
+        sigmoid(self.log_odds(features))
     }
 
     /// Scores one feature vector, ordered as the artifact's feature names.
@@ -167,7 +183,7 @@ impl Model {
         let mut contributions = [0.0; MAX_FEATURES];
         let log_odds =
             self.calibrated(self.raw_log_odds(&standardized[..n], &mut contributions[..n]));
-        let probability = 1.0 / (1.0 + (-log_odds).exp());
+        let probability = sigmoid(log_odds);
         let (mut reasons, reason_count) = top_reasons(&contributions[..n]);
         if let Some(c) = &self.artifact.calibration {
             for reason in &mut reasons[..reason_count] {

@@ -263,7 +263,7 @@ pub fn train(
     budgets.extend(plan.threshold.budget());
     budgets.sort_by(f64::total_cmp);
     budgets.dedup();
-    let probability = |row: &[f64]| model.score(row).probability;
+    let probability = |row: &[f64]| model.probability(row);
     artifact.alert_budgets = alert_budgets(&train.scored(tail_rows, probability), &budgets);
     // A budget too strict for the calibration rows has no threshold: nothing is flagged.
     let threshold = plan.threshold.resolve(&artifact).unwrap_or(1.0);
@@ -378,9 +378,7 @@ mod tests {
                 .calibration
                 .expect("both classes in the tail");
             assert_eq!(calibration.rows, tail);
-            let tail_scores = set.scored(set.len() - tail..set.len(), |row| {
-                model.score(row).probability
-            });
+            let tail_scores = set.scored(set.len() - tail..set.len(), |row| model.probability(row));
             let negatives = tail_scores.iter().filter(|(_, y)| !*y).count() as f64;
             assert_eq!(
                 model.artifact().alert_budgets.len(),

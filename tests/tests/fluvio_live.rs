@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use vigil_engine::decision::Decision;
 use vigil_engine::pipeline::RunOptions;
+use vigil_engine::source::PartitionChoice;
 use vigil_tests::fluvio::{dead_letters, live, options, published, run};
 use vigil_tests::test_config;
 
@@ -113,7 +114,7 @@ async fn two_instances_on_disjoint_partitions_decide_everything_once() {
         let mut config = config.clone();
         config.fluvio.consumer = format!("{}-{partition}", live.prefix);
         RunOptions {
-            partitions: Some(vec![partition]),
+            partitions: PartitionChoice::Listed(vec![partition]),
             max_records: None,
             duration: Some(Duration::from_secs(15)),
             ..options(&live.prefix, &config, None, 0)

@@ -143,7 +143,7 @@ fn export(
             history.times[i].to_string(),
             history.customers[i].clone(),
             u8::from(history.times[i] >= cut).to_string(),
-            model.score(row).probability.to_string(),
+            model.probability(row).to_string(),
         ]);
         out.write_record(&record)?;
     }

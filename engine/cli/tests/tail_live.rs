@@ -5,40 +5,21 @@
 //! resumed under its consumer name must leave nothing out. Skipped, saying so, without a
 //! cluster.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use common::{fixture, live, settled_ends, succeed, unique_prefix, vigil};
 use fluvio::consumer::ConsumerConfigExtBuilder;
 use fluvio::{Fluvio, Offset};
 use futures_util::StreamExt;
 use vigil_engine::config::Config;
 use vigil_engine::decision::Decision;
 use vigil_fluvio::client;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
-
-fn vigil(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    command.args(args).env_remove("RUST_LOG");
-    command
-}
-
-fn succeed(output: Output, what: &str) -> Output {
-    assert!(
-        output.status.success(),
-        "{what} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
 
 /// `vigil tail` over the whole topic as JSON, with a tally, and `extra` arguments.
 fn whole_topic(spec: &str, extra: &[&str]) -> Output {
@@ -75,23 +56,6 @@ fn lines(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The partitions' high watermarks once they stop moving (the metadata trails the SPU).
-async fn settled_ends(fluvio: &Fluvio, topic: &str) -> u64 {
-    let mut last = u64::MAX;
-    loop {
-        let total: u64 = client::end_offsets(fluvio, topic)
-            .await
-            .unwrap()
-            .values()
-            .sum();
-        if total == last {
-            return total;
-        }
-        last = total;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
 /// How many records the plain client delivers reading every partition from the beginning
 /// until it has been quiet for 3 s.
 async fn plain_client_count(fluvio: &Arc<Fluvio>, topic: &str, partitions: u32) -> u64 {
@@ -116,19 +80,11 @@ async fn plain_client_count(fluvio: &Arc<Fluvio>, topic: &str, partitions: u32) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tail_prints_every_decision_and_resumes_where_it_was_killed() {
-    if std::env::var_os("FLUVIO_ENDPOINT").is_none() {
-        eprintln!(
-            "skipped: FLUVIO_ENDPOINT is not set, so the live tail test did not run. {}",
-            client::GET_A_CLUSTER
-        );
+    if !live("tail") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let prefix = format!("t{}-tail", nanos % 1_000_000_000);
+    let prefix = unique_prefix("tail");
     let topic = format!("{prefix}-decisions");
     let spec = format!("fluvio:{topic}");
 
@@ -170,7 +126,7 @@ async fn tail_prints_every_decision_and_resumes_where_it_was_killed() {
     );
 
     let fluvio = client::connect(&Config::builtin().fluvio).await.unwrap();
-    let published = settled_ends(&fluvio, &topic).await;
+    let published = settled_ends(&fluvio, &topic).await.values().sum::<u64>();
     assert!(published > 20_000, "every payment is decided: {published}");
     let plain = plain_client_count(&fluvio, &topic, 2).await;
     eprintln!("{topic}: {published} decisions published; the plain client read {plain}");

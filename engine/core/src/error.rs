@@ -64,6 +64,19 @@ pub enum Error {
     ModelCheck { path: PathBuf, detail: String },
     #[error("state store {path}: {detail}")]
     Store { path: PathBuf, detail: String },
+    /// A state directory kept for other partitions of the source than the run reads.
+    #[error(
+        "state directory {dir} holds the customers of {spec} partitions {held:?}, but this \
+         run reads {reading:?}: customer state follows partitions, so give each instance back \
+         its own state directory, or rebuild this one from the log (see \"Scaling out\" in \
+         the README)"
+    )]
+    PartitionsMoved {
+        dir: PathBuf,
+        spec: String,
+        held: Vec<u32>,
+        reading: Vec<u32>,
+    },
     #[error("checkpoint {path} is not valid: {detail}")]
     CorruptCheckpoint { path: PathBuf, detail: String },
     /// A connector's failure, with the kind the connector gave it.
@@ -97,6 +110,7 @@ impl Error {
             | Error::Model(_)
             | Error::ModelCheck { .. }
             | Error::CorruptCheckpoint { .. }
+            | Error::PartitionsMoved { .. }
             | Error::Metrics { .. } => ErrorKind::Configuration,
             Error::Io { .. } | Error::Store { .. } | Error::ShutdownDeadline { .. } => {
                 ErrorKind::External

@@ -24,12 +24,9 @@ pub enum Error {
     Connect { origin: String, detail: String },
     #[error("Fluvio topic `{0}` does not exist")]
     NoTopic(String),
-    #[error("partition {partition} does not exist; `{topic}` has {count}")]
-    NoPartition {
-        topic: String,
-        partition: u32,
-        count: u32,
-    },
+    /// The partition choice names none of the topic's partitions, or one it lacks.
+    #[error("cannot read `{topic}`: {detail}")]
+    Partitions { topic: String, detail: String },
     /// The cluster refused a setting or a name.
     #[error("{what}: {detail}")]
     Refused { what: String, detail: String },
@@ -62,7 +59,7 @@ impl Error {
             Error::NoCluster
             | Error::EndpointBypassesTls { .. }
             | Error::NoTopic(_)
-            | Error::NoPartition { .. }
+            | Error::Partitions { .. }
             | Error::Refused { .. } => ErrorKind::Configuration,
             Error::Unacceptable { .. } => ErrorKind::InvalidInput,
             Error::Connect { .. } | Error::Client { .. } | Error::Output(_) => ErrorKind::External,

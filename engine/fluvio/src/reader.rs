@@ -293,6 +293,9 @@ pub struct Follow<T> {
     /// short of it is reopened, since the client may have skipped the partition's last records
     /// (a skip is otherwise seen only from a later record, and there is none).
     pub until: Option<u64>,
+    /// The consumer offset is stored only for records at or past this offset less one: a
+    /// partition re-read from its start to rebuild state never moves it back.
+    pub commit_from: u64,
 }
 
 impl PartitionReader {
@@ -306,12 +309,21 @@ impl PartitionReader {
     ) -> Self {
         let mut last_commit = Instant::now();
         let mut handed: Option<u64> = None;
+        // The last record handed on whose offset is stored or being stored.
+        let mut committed: Option<u64> = None;
         let mut stop = to.stop.take();
         loop {
             let short_of_end = to
                 .until
                 .is_some_and(|end| self.expected.is_some_and(|next| next < end));
-            let stall = short_of_end.then_some(STALL_BEFORE_END);
+            // Idle with a record not yet committed: wake after the commit interval to commit
+            // it, so the stored offset catches up when the records stop coming.
+            let uncommitted = handed.filter(|&h| committed != Some(h) && h + 1 >= to.commit_from);
+            let stall = if short_of_end {
+                Some(STALL_BEFORE_END)
+            } else {
+                uncommitted.map(|_| to.commit_interval)
+            };
             let read = match &mut stop {
                 Some(stop) => tokio::select! {
                     biased;
@@ -322,8 +334,19 @@ impl PartitionReader {
             };
             let record = match read {
                 Ok(Some(record)) => record,
-                Ok(None) => {
+                Ok(None) if short_of_end => {
                     self.reopen_stalled();
+                    continue;
+                }
+                Ok(None) => {
+                    // Not done with yet: try again after another interval.
+                    let done = uncommitted.filter(|&o| is_done(&to.done, self.partition, o));
+                    if let Some(offset) = done {
+                        self.commit_when_done(&mut to.done, offset, COMMIT_WAIT)
+                            .await;
+                        committed = Some(offset);
+                        last_commit = Instant::now();
+                    }
                     continue;
                 }
                 Err(error) => {
@@ -345,17 +368,18 @@ impl PartitionReader {
             if let Some(next) = &to.next {
                 next.store(offset + 1, Ordering::Relaxed);
             }
-            if last_commit.elapsed() >= to.commit_interval {
+            if last_commit.elapsed() >= to.commit_interval && offset + 1 >= to.commit_from {
                 if !self
                     .commit_when_done(&mut to.done, offset, COMMIT_WAIT)
                     .await
                 {
                     return self;
                 }
+                committed = Some(offset);
                 last_commit = Instant::now();
             }
         }
-        if let Some(offset) = handed {
+        if let Some(offset) = handed.filter(|offset| offset + 1 >= to.commit_from) {
             // The read that `stop` cancelled still holds the client's stream, so the last
             // commit goes through a stream reopened at the last record handed on.
             self.stream = None;
@@ -425,4 +449,10 @@ impl PartitionReader {
         }
         true
     }
+}
+
+/// Whether the record at `offset` of `partition` is done with; never without a `done` channel.
+fn is_done(done: &Option<watch::Receiver<Offsets>>, partition: u32, offset: u64) -> bool {
+    done.as_ref()
+        .is_some_and(|done| done.borrow().get(&partition).is_some_and(|d| *d > offset))
 }

@@ -38,6 +38,8 @@ pub struct FluvioSource {
     next_offsets: BTreeMap<u32, Arc<AtomicU64>>,
     /// Per partition, the end offset last read from the cluster.
     end_offsets: Arc<Mutex<Offsets>>,
+    /// Per partition, where the log was decided before a rebuild (or an earlier one) from it.
+    replayed: Offsets,
     tasks: Vec<AbortHandle>,
 }
 
@@ -53,24 +55,28 @@ impl FluvioSource {
     pub async fn open(topic: &str, options: SourceOptions) -> Result<Self> {
         let fluvio = client::connect(&options.fluvio).await?;
         let count = client::partition_count(&fluvio, topic).await?;
-        let partitions = match &options.partitions {
-            Some(chosen) => {
-                if let Some(&partition) = chosen.iter().find(|p| **p >= count) {
-                    return Err(Error::NoPartition {
-                        topic: topic.to_owned(),
-                        partition,
-                        count,
-                    });
-                }
-                chosen.clone()
-            }
-            None => (0..count).collect(),
+        let partitions = options
+            .partitions
+            .resolve(count)
+            .map_err(|detail| Error::Partitions {
+                topic: topic.to_owned(),
+                detail,
+            })?;
+        let consumer = |partition| format!("{}-{topic}-{partition}", options.fluvio.consumer);
+        let (starts, replayed) = if options.rebuild {
+            rebuild_starts(&fluvio, topic, &partitions, consumer).await?
+        } else {
+            (Offsets::new(), options.replayed.clone())
         };
         let (tx, records) = mpsc::channel(CHANNEL_CAPACITY);
         let mut tasks = Vec::new();
         let mut next_offsets = BTreeMap::new();
         for partition in partitions {
-            let resume = options.resume.get(&partition).copied();
+            let resume = options
+                .resume
+                .get(&partition)
+                .or(starts.get(&partition))
+                .copied();
             let next = Arc::new(AtomicU64::new(resume.unwrap_or(NOT_YET_READ)));
             next_offsets.insert(partition, next.clone());
             let reader = PartitionReader::new(
@@ -78,7 +84,7 @@ impl FluvioSource {
                 topic,
                 partition,
                 resume.map_or(Start::StoredOrBeginning, Start::At),
-                Some(format!("{}-{topic}-{partition}", options.fluvio.consumer)),
+                Some(consumer(partition)),
             );
             let follow = Follow {
                 records: tx.clone(),
@@ -87,6 +93,7 @@ impl FluvioSource {
                 next: Some(next),
                 stop: None,
                 until: None,
+                commit_from: replayed.get(&partition).copied().unwrap_or(0),
             };
             tasks.push(
                 tokio::spawn(
@@ -116,9 +123,39 @@ impl FluvioSource {
             records,
             next_offsets,
             end_offsets,
+            replayed,
             tasks,
         })
     }
+}
+
+/// For a rebuild from the log: each partition's start, and where its consumer offset says it
+/// was decided up to (one past the stored offset) when it has one.
+async fn rebuild_starts(
+    fluvio: &Fluvio,
+    topic: &str,
+    partitions: &[u32],
+    consumer: impl Fn(u32) -> String,
+) -> Result<(Offsets, Offsets)> {
+    let log_starts = client::start_offsets(fluvio, topic).await?;
+    let stored = fluvio
+        .consumer_offsets()
+        .await
+        .map_err(|e| Error::client("cannot read Fluvio consumer offsets", e))?;
+    let mut starts = Offsets::new();
+    let mut replayed = Offsets::new();
+    for &partition in partitions {
+        starts.insert(partition, log_starts.get(&partition).copied().unwrap_or(0));
+        let name = consumer(partition);
+        if let Some(c) = stored
+            .iter()
+            .find(|c| c.consumer_id == name && c.topic == topic && c.partition == partition)
+            .filter(|c| c.offset >= 0)
+        {
+            replayed.insert(partition, c.offset as u64 + 1);
+        }
+    }
+    Ok((starts, replayed))
 }
 
 /// Keeps the partitions' end offsets fresh for consumer lag.
@@ -152,6 +189,14 @@ impl Source for FluvioSource {
                 (partition, end.saturating_sub(next.load(Ordering::Relaxed)))
             })
             .collect()
+    }
+
+    fn replayed(&self) -> Offsets {
+        self.replayed.clone()
+    }
+
+    fn partitions(&self) -> Option<Vec<u32>> {
+        Some(self.next_offsets.keys().copied().collect())
     }
 
     fn describe(&self) -> String {

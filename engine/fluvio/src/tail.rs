@@ -258,6 +258,7 @@ pub async fn tail<W: Write>(
             until: options
                 .to_end
                 .then(|| ends.get(&partition).copied().unwrap_or(0)),
+            commit_from: 0,
         };
         readers.push(tokio::spawn(reader.follow(
             follow,

@@ -1,4 +1,5 @@
-//! `vigil produce`: load events from any source into a Fluvio topic (or any sink).
+//! `vigil produce`: load events from any source into a Fluvio topic, or write them to a JSON
+//! Lines file (`--to file:PATH`) for replays and side-by-side runs with other engines.
 
 use vigil_fluvio::produce;
 
@@ -9,7 +10,7 @@ pub struct ProduceArgs {
     /// Events: generate:SCENARIO.toml, file:EVENTS.jsonl or -.
     #[arg(long)]
     from: String,
-    /// Destination, e.g. fluvio:vigil-events.
+    /// Destination: fluvio:TOPIC (keyed by customer id), file:PATH (JSON lines) or stdout.
     #[arg(long)]
     to: String,
     /// Records per second; as fast as possible when left out.

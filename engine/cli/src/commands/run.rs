@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
+use vigil_engine::source::PartitionChoice;
 use vigil_engine::telemetry;
 
 use super::ConfigArgs;
@@ -42,8 +43,17 @@ pub struct RunArgs {
     #[arg(long)]
     max_records: Option<u64>,
     /// Read only these source partitions, e.g. 0,2 (Fluvio).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', conflicts_with = "instance")]
     partitions: Option<Vec<u32>>,
+    /// Be instance I of N on a Fluvio topic, e.g. 0/3: read every partition p with
+    /// p % N == I. Keep each instance's --state-dir with its I/N.
+    #[arg(long, env = "VIGIL_INSTANCE", value_parser = PartitionChoice::instance)]
+    instance: Option<PartitionChoice>,
+    /// Rebuild customer state from the log into an empty --state-dir (Fluvio): read this
+    /// run's partitions from their start, and publish only past where their consumer offsets
+    /// say they were decided. For a new --instance I/N, or a lost state directory.
+    #[arg(long)]
+    rebuild: bool,
     /// Column mapping (TOML) for a CSV --source file:PATH, e.g. models/mappings/sparkov.toml.
     #[arg(long)]
     mapping: Option<PathBuf>,
@@ -61,7 +71,12 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<()> {
         live: !args.quiet,
         state_dir: args.state_dir,
         max_records: args.max_records,
-        partitions: args.partitions,
+        partitions: match (args.instance, args.partitions) {
+            (Some(instance), _) => instance,
+            (None, Some(listed)) => PartitionChoice::Listed(listed),
+            (None, None) => PartitionChoice::All,
+        },
+        rebuild: args.rebuild,
         mapping: args.mapping,
         shadow: args.shadow,
         ..RunOptions::new(config, &source, &args.sink, &args.dead_letter)
@@ -99,6 +114,12 @@ fn print_summary(s: &RunSummary, dead_letter: &str) {
         l.p999 as f64 / 1e3,
         l.max as f64 / 1e3,
     );
+    if s.replayed > 0 {
+        eprintln!(
+            "Rebuilt from the log: {} records re-read for state, their decisions published before.",
+            s.replayed
+        );
+    }
     if s.timers_fired > 0 {
         eprintln!(
             "Inactivity checks: {} fired (their outreach is counted above).",

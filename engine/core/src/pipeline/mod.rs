@@ -18,7 +18,7 @@ pub mod watermark;
 pub use connectors::Connectors;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ use crate::publish::{Publisher, RunSummary, Sinks, Tick};
 use crate::scoring::models::{ModelWatcher, WatchCounts};
 use crate::scoring::{AfterFeatures, Scoring};
 use crate::sink::Sink;
-use crate::source::{Source, SourceOptions};
+use crate::source::{PartitionChoice, Source, SourceOptions};
 use crate::state::checkpoint::Checkpoint;
 use crate::state::store::StateStore;
 use crate::telemetry::Telemetry;
@@ -66,8 +66,11 @@ pub struct RunOptions {
     pub state_dir: Option<PathBuf>,
     /// Stop after taking in this many records.
     pub max_records: Option<u64>,
-    /// Read only these source partitions (all when `None`).
-    pub partitions: Option<Vec<u32>>,
+    /// Which source partitions to read.
+    pub partitions: PartitionChoice,
+    /// Rebuild the customers' state from the log into an empty state directory, publishing
+    /// nothing for what was decided before (Fluvio).
+    pub rebuild: bool,
     /// Where each second's progress goes, for a caller that follows the run.
     pub ticks: Option<mpsc::UnboundedSender<Tick>>,
     /// A column mapping: the `file:` source is CSV history read through it.
@@ -103,7 +106,8 @@ impl RunOptions {
             live: false,
             state_dir: None,
             max_records: None,
-            partitions: None,
+            partitions: PartitionChoice::All,
+            rebuild: false,
             ticks: None,
             mapping: None,
             shadow: "discard".to_owned(),
@@ -136,15 +140,49 @@ pub async fn run_with(
         .as_ref()
         .map(|dir| Checkpoint::new(dir, &options.source));
     let resume = resume_offsets(&store, checkpoint.as_ref(), &options.source)?;
-    let watermark = Watermark::new(
+    let mut watermark = Watermark::new(
         &store.event_times(&options.source)?,
         config.engine.late_tolerance,
         config.engine.idle_partition_timeout,
         config.engine.max_future_skew,
         Instant::now(),
     );
+    if options.rebuild && (!resume.is_empty() || store.partitions(&options.source)?.is_some()) {
+        return Err(Error::Config {
+            layer: "the command line".into(),
+            key: "--rebuild".into(),
+            reason: format!(
+                "rebuilds state from the log into an empty state directory, and {} already holds {}'s: move it aside first",
+                options.state_dir.as_deref().unwrap_or(Path::new("the state directory")).display(),
+                options.source
+            ),
+        });
+    }
+    let replayed = store.replayed(&options.source)?;
     let (committed, committed_rx) = watch::channel(resume.clone());
-    let (source, sinks) = open_endpoints(&options, endpoints, &resume, committed_rx).await?;
+    let opening = Opening {
+        resume: &resume,
+        replayed,
+        committed: committed_rx,
+    };
+    let (source, sinks) = open_endpoints(&options, endpoints, opening).await?;
+    if let Some(reading) = source.partitions() {
+        watermark.expect(&reading, Instant::now());
+        if let Some(dir) = &options.state_dir {
+            claim_partitions(&store, dir, &options.source, reading)?;
+        }
+    }
+    let replayed = if options.rebuild {
+        let replayed = source.replayed();
+        store.set_replayed(&options.source, &replayed)?;
+        tracing::info!(
+            ?replayed,
+            "Rebuilding state from the log; publishing from these offsets on."
+        );
+        replayed
+    } else {
+        store.replayed(&options.source)?
+    };
     let decoder = Decoder::for_format(&source.format())?;
 
     let in_flight = Arc::new(Semaphore::new(config.engine.max_in_flight));
@@ -161,6 +199,7 @@ pub async fn run_with(
             actors: actors.clone(),
             committed,
             dead_letter_raw_bytes: config.engine.dead_letter_raw_bytes,
+            replayed,
         }
         .run(inbox),
     );
@@ -259,12 +298,34 @@ fn resume_offsets(
     Ok(resume)
 }
 
+/// Makes sure the state in `dir` is for the partitions the run reads, and records them when it
+/// holds none yet: another instance's customers, or half of them, would be scored on a cold
+/// start without a word.
+fn claim_partitions(store: &StateStore, dir: &Path, source: &str, reading: Vec<u32>) -> Result<()> {
+    match store.partitions(source)? {
+        Some(held) if held != reading => Err(Error::PartitionsMoved {
+            dir: dir.to_owned(),
+            spec: source.to_owned(),
+            held,
+            reading,
+        }),
+        Some(_) => Ok(()),
+        None => store.claim_partitions(source, &reading),
+    }
+}
+
+/// Where an opened source starts and what it may commit.
+struct Opening<'a> {
+    resume: &'a Offsets,
+    replayed: Offsets,
+    committed: watch::Receiver<Offsets>,
+}
+
 /// Opens whatever `endpoints` does not supply, from the specs in `options`.
 async fn open_endpoints(
     options: &RunOptions,
     endpoints: Endpoints,
-    resume: &Offsets,
-    committed: watch::Receiver<Offsets>,
+    opening: Opening<'_>,
 ) -> Result<(Box<dyn Source>, Sinks)> {
     let fluvio = &options.config.fluvio;
     let connectors = &options.connectors;
@@ -272,9 +333,11 @@ async fn open_endpoints(
         Some(source) => source,
         None => {
             let source_options = SourceOptions {
-                resume: resume.clone(),
+                resume: opening.resume.clone(),
                 partitions: options.partitions.clone(),
-                committed: Some(committed),
+                rebuild: options.rebuild,
+                replayed: opening.replayed,
+                committed: Some(opening.committed),
                 fluvio: fluvio.clone(),
                 mapping: options.mapping.clone(),
                 max_record_bytes: options.config.engine.max_record_bytes,

@@ -64,6 +64,18 @@ impl Watermark {
         watermark
     }
 
+    /// Makes each of `partitions` that has no event time yet hold the watermark back until it
+    /// reads a record or goes idle: a source reading several partitions may read one far ahead
+    /// before the first record of another arrives.
+    pub fn expect(&mut self, partitions: &[u32], now: Instant) {
+        for &partition in partitions {
+            self.partitions.entry(partition).or_insert(PartitionClock {
+                newest_ts: NO_WATERMARK,
+                last_record: now,
+            });
+        }
+    }
+
     /// The watermark now.
     pub fn current(&self) -> i64 {
         self.current
@@ -73,6 +85,7 @@ impl Watermark {
     pub fn event_times(&self) -> EventTimes {
         self.partitions
             .iter()
+            .filter(|(_, clock)| clock.newest_ts != NO_WATERMARK)
             .map(|(p, clock)| (*p, clock.newest_ts))
             .collect()
     }
@@ -106,7 +119,7 @@ impl Watermark {
             .map(|c| c.newest_ts)
             .min();
         let slowest = active.or_else(|| self.partitions.values().map(|c| c.newest_ts).max());
-        let Some(slowest) = slowest else {
+        let Some(slowest) = slowest.filter(|&ts| ts != NO_WATERMARK) else {
             return false;
         };
         let candidate = slowest.saturating_sub(self.tolerance_ms);
@@ -130,6 +143,28 @@ mod tests {
 
     fn watermark(now: Instant) -> Watermark {
         Watermark::new(&EventTimes::new(), TOLERANCE, IDLE, SKEW, now)
+    }
+
+    #[test]
+    fn an_expected_partition_holds_it_back_until_its_first_record_or_idleness() {
+        let now = Instant::now();
+        let mut w = watermark(now);
+        w.expect(&[0, 3], now);
+        w.observe(0, 5_000_000, now, NOW_MS);
+        assert_eq!(w.current(), NO_WATERMARK, "partition 3 has not read yet");
+        assert_eq!(w.event_times(), EventTimes::from([(0, 5_000_000)]));
+        w.observe(3, 2_000_000, now, NOW_MS);
+        assert_eq!(w.current(), 2_000_000 - 60_000);
+
+        let mut w = watermark(now);
+        w.expect(&[0, 3], now);
+        w.observe(0, 5_000_000, now, NOW_MS);
+        assert!(w.refresh(now + IDLE));
+        assert_eq!(
+            w.current(),
+            5_000_000 - 60_000,
+            "an idle partition stops holding it"
+        );
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub struct Publisher {
     pub actors: Arc<AtomicU64>,
     /// The most bytes of a rejected record its dead letter keeps.
     pub dead_letter_raw_bytes: usize,
+    /// Per partition, where the log was decided before this run's state was rebuilt from it:
+    /// records below rebuild state and publish nothing, and no inactivity check publishes until
+    /// every partition is past its mark, since those decisions were published then.
+    pub replayed: Offsets,
 }
 
 /// One sink's records for the current batch, with the position of the event behind each
@@ -185,9 +189,28 @@ impl Publisher {
         Ok(run.summary)
     }
 
-    /// Counts one outcome and puts what it publishes in the batch for its sink.
+    /// Whether the record at `position` was decided before the state was rebuilt.
+    fn replayed(&self, position: Position) -> bool {
+        self.replayed
+            .get(&position.partition)
+            .is_some_and(|&mark| position.offset < mark)
+    }
+
+    /// Counts one outcome and puts what it publishes in the batch for its sink; an outcome
+    /// replayed to rebuild state publishes nothing.
     fn sort(&self, run: &mut Run, outcome: Outcome) {
         run.summary.records += 1;
+        let (position, event_ts) = match &outcome {
+            Outcome::Scored {
+                position, event_ts, ..
+            } => (Some(*position), Some(*event_ts)),
+            Outcome::Rejected { letter, .. } => (letter.position, None),
+        };
+        if let Some(position) = position.filter(|&p| self.replayed(p)) {
+            run.summary.replayed += 1;
+            run.progress.published(position, event_ts);
+            return;
+        }
         match outcome {
             Outcome::Scored {
                 position,
@@ -236,11 +259,17 @@ impl Publisher {
         }
     }
 
-    /// Counts a fired inactivity check and puts its decision, if it made one, in the batch.
+    /// Counts a fired inactivity check and puts its decision, if it made one, in the batch;
+    /// none while the state is still being rebuilt from the log.
     fn fired(&self, run: &mut Run, fired: Fired) {
         self.telemetry.timer_fired(fired.outcome);
         run.summary.timers_fired += 1;
-        if let Some(d) = fired.decision {
+        let resume = run.progress.watermarks.resume_offsets();
+        let rebuilding = self
+            .replayed
+            .iter()
+            .any(|(partition, &mark)| resume.get(partition).is_none_or(|&at| at < mark));
+        if let Some(d) = fired.decision.filter(|_| !rebuilding) {
             run.summary.decisions[d.decision.index()] += 1;
             self.telemetry.decision(d.decision, d.degraded);
             run.decisions.push(decision_record(&d), None);

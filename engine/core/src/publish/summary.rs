@@ -36,6 +36,8 @@ pub struct RunSummary {
     pub model_rejections: u64,
     /// Inactivity checks fired, whatever they decided.
     pub timers_fired: u64,
+    /// Records re-read to rebuild state from the log, whose decisions were published before.
+    pub replayed: u64,
 }
 
 /// The run once a second, for live displays and load-test timelines.
@@ -86,6 +88,7 @@ impl RunSummary {
             model_swaps: 0,
             model_rejections: 0,
             timers_fired: 0,
+            replayed: 0,
         }
     }
 

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use vigil_models::{Model, ModelKind, Score};
+use vigil_models::{Model, ModelKind};
 
 use super::features::{ChurnVector, CustomerFeatures, FeaturesMark, FraudVector, Observation};
 use super::models::{LiveModels, ModelSet};
@@ -80,10 +80,10 @@ impl Scoring {
     }
 }
 
-/// What one model made of an event: its score and the action the policy takes on it.
+/// What one model made of an event: its probability and the action the policy takes on it.
 struct Verdict<'m> {
     model: &'m Model,
-    score: Score,
+    probability: f64,
     action: Option<DecisionKind>,
     rules: Vec<Arc<str>>,
 }
@@ -261,8 +261,17 @@ impl CustomerState {
         scoring.telemetry.stage(Stage::Score, decided - featured);
 
         let degraded = judgement.degraded;
+        let features = observation.features();
         let made = |action: Option<DecisionKind>, verdict: Option<&Verdict>, rules: &[Arc<str>]| {
-            action.map(|kind| decision(event, kind, verdict, rules, degraded, ingested, decided))
+            action.map(|kind| {
+                let cited = Cited {
+                    verdict,
+                    features,
+                    rules,
+                    degraded,
+                };
+                decision(event, kind, cited, ingested, decided)
+            })
         };
         let shadow = judgement.challenger.as_ref().map(|c| {
             Box::new(Shadow {
@@ -324,11 +333,11 @@ impl CustomerState {
         }
         let last = self.last_outreach_ts;
         let verdict = |model: &'m Model| {
-            let score = scored(model, v, scoring)?;
-            let outreach = scoring.policy.outreach(score.probability, ts, last);
+            let probability = scored(model, v, scoring)?;
+            let outreach = scoring.policy.outreach(probability, ts, last);
             Some(Verdict {
                 model,
-                score,
+                probability,
                 action: outreach.then_some(DecisionKind::Outreach),
                 rules: Vec::new(),
             })
@@ -431,12 +440,12 @@ fn judge_fraud<'m>(
         return rules_only(degraded);
     }
     let verdict = |model: &'m Model| {
-        let score = scored(model, v, scoring)?;
-        let fraud = policy.fraud(Some((model, score.probability)), v);
+        let probability = scored(model, v, scoring)?;
+        let fraud = policy.fraud(Some((model, probability)), v);
         Some((
             Verdict {
                 model,
-                score,
+                probability,
                 action: fraud.action,
                 rules: Vec::new(),
             },
@@ -463,12 +472,13 @@ fn judge_fraud<'m>(
     }
 }
 
-/// The model's score of `v`, or `None`, counted as a model error, when it is not a number: a
-/// decision never carries a score that is not one.
-pub(super) fn scored(model: &Model, v: &[f64], scoring: &Scoring) -> Option<Score> {
-    let score = model.score(v);
-    if score.probability.is_finite() {
-        Some(score)
+/// The model's probability for `v`, or `None`, counted as a model error, when it is not a
+/// number: a decision never carries a score that is not one. Reasons wait for a decision
+/// ([`reason_codes`]).
+pub(super) fn scored(model: &Model, v: &[f64], scoring: &Scoring) -> Option<f64> {
+    let probability = model.probability(v);
+    if probability.is_finite() {
+        Some(probability)
     } else {
         scoring.telemetry.emit(ModelError {
             model: &model.label(),
@@ -479,10 +489,7 @@ pub(super) fn scored(model: &Model, v: &[f64], scoring: &Scoring) -> Option<Scor
 
 /// Features, label, both scores and both actions, for `vigil replay`.
 fn audit(event: &Event, observation: &Observation, judgement: &Judgement) -> Box<Audit> {
-    let features = match observation {
-        Observation::Fraud(v) => v.to_vec(),
-        Observation::Churn(v) => v.to_vec(),
-    };
+    let features = observation.features().to_vec();
     let label = event.label.and_then(|l| match judgement.kind {
         ModelKind::Fraud => l.fraud,
         ModelKind::Churn => l.churn,
@@ -496,25 +503,38 @@ fn audit(event: &Event, observation: &Observation, judgement: &Judgement) -> Box
         kind: judgement.kind,
         label,
         features,
-        score: champion.map(|v| v.score.probability),
+        score: champion.map(|v| v.probability),
         model: champion.map(|v| v.model.label()),
         decision: judgement.action,
-        challenger_score: challenger.map(|v| v.score.probability),
+        challenger_score: challenger.map(|v| v.probability),
         challenger_decision: challenger.and_then(|v| v.action),
     })
 }
 
+/// What a decision cites: the verdict (none when degraded to rules only), the features it was
+/// reached on, for its reasons, and the rules that fired.
+struct Cited<'a> {
+    verdict: Option<&'a Verdict<'a>>,
+    features: &'a [f64],
+    rules: &'a [Arc<str>],
+    degraded: Option<DegradedReason>,
+}
+
 /// The decision `kind` on `event`, citing the verdict's model, score and reasons when there is
-/// one (there is none when degraded to rules only).
+/// one.
 fn decision(
     event: &Event,
     kind: DecisionKind,
-    verdict: Option<&Verdict>,
-    rules: &[Arc<str>],
-    degraded: Option<DegradedReason>,
+    cited: Cited,
     ingested: Instant,
     decided: Instant,
 ) -> Box<Decision> {
+    let Cited {
+        verdict,
+        features,
+        rules,
+        degraded,
+    } = cited;
     Box::new(Decision {
         schema: SCHEMA_VERSION,
         decision_id: Decision::id_for(&event.customer_id, &event.event_id, event.ts, kind),
@@ -525,9 +545,9 @@ fn decision(
         trigger: Trigger::Event,
         timer_ts: None,
         decided_ts: wall_clock_ms(),
-        score: verdict.map(|v| v.score.probability),
+        score: verdict.map(|v| v.probability),
         model: verdict.map(|v| v.model.label()),
-        reasons: verdict.map_or(Vec::new(), |v| reason_codes(v.model, &v.score)),
+        reasons: verdict.map_or(Vec::new(), |v| reason_codes(v.model, features)),
         rules: rules.to_vec(),
         degraded: degraded.is_some(),
         degraded_reason: degraded,
@@ -535,9 +555,11 @@ fn decision(
     })
 }
 
-/// The score's top reasons with their feature names, built only when a decision is published.
-pub(super) fn reason_codes(model: &Model, score: &Score) -> Vec<ReasonCode> {
-    score
+/// The model's top reasons for `features` with their names: the one place the engine credits
+/// features, built only when a decision is published.
+pub(super) fn reason_codes(model: &Model, features: &[f64]) -> Vec<ReasonCode> {
+    model
+        .score(features)
         .reasons()
         .iter()
         .map(|r| ReasonCode {

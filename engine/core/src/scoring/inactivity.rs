@@ -61,7 +61,7 @@ impl CustomerState {
         let v = features.churn_at(timer_ts);
         let models = scoring.models.current();
         let model: &Model = &models.churn;
-        let Some(score) = scored(model, &v, scoring) else {
+        let Some(probability) = scored(model, &v, scoring) else {
             return Fired {
                 timer_ts,
                 outcome: TimerOutcome::ModelError,
@@ -69,9 +69,9 @@ impl CustomerState {
             };
         };
         let policy = &scoring.policy;
-        let outcome = if policy.outreach(score.probability, timer_ts, self.last_outreach_ts) {
+        let outcome = if policy.outreach(probability, timer_ts, self.last_outreach_ts) {
             TimerOutcome::Outreach
-        } else if policy.wants_outreach(score.probability) {
+        } else if policy.wants_outreach(probability) {
             TimerOutcome::Cooldown
         } else {
             TimerOutcome::NoAction
@@ -89,9 +89,9 @@ impl CustomerState {
                 trigger: Trigger::Inactivity,
                 timer_ts: Some(timer_ts),
                 decided_ts: wall_clock_ms(),
-                score: Some(score.probability),
+                score: Some(probability),
                 model: Some(model.label()),
-                reasons: reason_codes(model, &score),
+                reasons: reason_codes(model, &v),
                 rules: Vec::new(),
                 degraded: false,
                 degraded_reason: None,

@@ -211,7 +211,7 @@ pub fn load_checked(
             .zip(&standardizer.scale)
             .map(|(mean, scale)| mean + spread * scale)
             .collect();
-        let probability = model.score(&probe).probability;
+        let probability = model.probability(&probe);
         if !(0.0..=1.0).contains(&probability) {
             return Err(Error::ModelCheck {
                 path: path.to_owned(),

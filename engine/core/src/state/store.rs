@@ -46,6 +46,11 @@ const CACHE_BYTES: usize = 256 << 20;
 const CHECKPOINTS: TableDefinition<&str, &str> = TableDefinition::new("checkpoints");
 /// Source spec → each partition's newest event time at its checkpoint, as JSON.
 const EVENT_TIMES: TableDefinition<&str, &str> = TableDefinition::new("event_times");
+/// Source spec → the partitions whose customers the store holds, as JSON.
+const PARTITIONS: TableDefinition<&str, &str> = TableDefinition::new("partitions");
+/// Source spec → per partition, the offset below which the log was decided before the state
+/// was rebuilt from it, as JSON.
+const REPLAYED: TableDefinition<&str, &str> = TableDefinition::new("replayed");
 
 /// A stored state's due time when the customer has no inactivity check to come.
 const NO_DUE: i64 = i64::MAX;
@@ -157,6 +162,8 @@ impl StateStore {
             tx.open_table(PASSIVATED_TIMERS)?;
             tx.open_table(CHECKPOINTS)?;
             tx.open_table(EVENT_TIMES)?;
+            tx.open_table(PARTITIONS)?;
+            tx.open_table(REPLAYED)?;
             Ok(())
         })?;
         Ok(store)
@@ -259,6 +266,49 @@ impl StateStore {
             Ok(())
         })?;
         Ok(bytes)
+    }
+
+    /// The partitions of `source` whose customers this store holds, once a run has claimed
+    /// them.
+    pub fn partitions(&self, source: &str) -> Result<Option<Vec<u32>>> {
+        let tx = self.db.begin_read().map_err(|e| self.error(e))?;
+        let table = tx.open_table(PARTITIONS).map_err(|e| self.error(e))?;
+        let Some(found) = table.get(source).map_err(|e| self.error(e))? else {
+            return Ok(None);
+        };
+        serde_json::from_str(found.value())
+            .map(Some)
+            .map_err(|e| self.error(format!("partitions of {source} do not parse: {e}")))
+    }
+
+    /// Records that this store holds the customers of `source`'s `partitions`.
+    pub fn claim_partitions(&self, source: &str, partitions: &[u32]) -> Result<()> {
+        let partitions = serde_json::to_string(partitions).expect("partitions serialise");
+        self.write(|tx| {
+            tx.open_table(PARTITIONS)?
+                .insert(source, partitions.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// Where `source`'s log was decided before this state was rebuilt from it, if it was.
+    pub fn replayed(&self, source: &str) -> Result<Offsets> {
+        let tx = self.db.begin_read().map_err(|e| self.error(e))?;
+        let table = tx.open_table(REPLAYED).map_err(|e| self.error(e))?;
+        let Some(found) = table.get(source).map_err(|e| self.error(e))? else {
+            return Ok(Offsets::new());
+        };
+        serde_json::from_str(found.value())
+            .map_err(|e| self.error(format!("replay marks of {source} do not parse: {e}")))
+    }
+
+    /// Records where `source`'s log was decided before a rebuild from it.
+    pub fn set_replayed(&self, source: &str, replayed: &Offsets) -> Result<()> {
+        let replayed = serde_json::to_string(replayed).expect("offsets serialise");
+        self.write(|tx| {
+            tx.open_table(REPLAYED)?.insert(source, replayed.as_str())?;
+            Ok(())
+        })
     }
 
     /// Each partition's newest event time at `source`'s last checkpoint.

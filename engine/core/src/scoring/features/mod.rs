@@ -124,6 +124,16 @@ pub enum Observation {
     Churn(ChurnVector),
 }
 
+impl Observation {
+    /// The vector, in its model's feature order.
+    pub fn features(&self) -> &[f64] {
+        match self {
+            Observation::Fraud(v) => v,
+            Observation::Churn(v) => v,
+        }
+    }
+}
+
 /// An event older than the customer's newest event by more than the tolerance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LateEvent {

@@ -1,0 +1,65 @@
+//! What the live tests of the real `vigil` binary share: running it, checking it succeeded,
+//! naming fresh topics, and waiting for a topic's partitions to settle.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fluvio::Fluvio;
+use vigil_engine::event::Offsets;
+use vigil_fluvio::client;
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+pub fn vigil(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    command.args(args).env_remove("RUST_LOG");
+    command
+}
+
+pub fn succeed(output: Output, what: &str) -> Output {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// True when a cluster is configured; otherwise says the test was skipped.
+pub fn live(test: &str) -> bool {
+    if std::env::var_os("FLUVIO_ENDPOINT").is_some() {
+        return true;
+    }
+    eprintln!(
+        "skipped: FLUVIO_ENDPOINT is not set, so the live {test} test did not run. {}",
+        client::GET_A_CLUSTER
+    );
+    false
+}
+
+/// A topic prefix no other run shares.
+pub fn unique_prefix(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("t{}-{test}", nanos % 1_000_000_000)
+}
+
+/// The partitions' high watermarks once they stop moving (the metadata trails the SPU).
+pub async fn settled_ends(fluvio: &Fluvio, topic: &str) -> Offsets {
+    let mut last = Offsets::new();
+    loop {
+        let ends = client::end_offsets(fluvio, topic).await.unwrap();
+        if ends == last {
+            return ends;
+        }
+        last = ends;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
