@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use crate::calibration::sigmoid;
+use crate::gbdt::PackedForest;
 use crate::{Algorithm, ModelArtifact, ModelKind};
 
 /// Upper bound on a model's feature count, so standardisation fits a stack buffer.
@@ -52,6 +53,8 @@ pub struct Model {
     /// sign turns its log-odds into log-odds of `true` (fraud, churn). Trees are compiled in
     /// log-odds of `true` already.
     sign: f64,
+    /// Boosted trees in the form scoring walks.
+    forest: Option<PackedForest>,
 }
 
 impl Model {
@@ -61,10 +64,15 @@ impl Model {
             Algorithm::LogisticRegression { fitted } if !fitted.labels().pos.class => -1.0,
             _ => 1.0,
         };
+        let forest = match &artifact.algorithm {
+            Algorithm::GradientBoosting { trees } => Some(trees.packed()),
+            _ => None,
+        };
         Model {
             artifact,
             label,
             sign,
+            forest,
         }
     }
 
@@ -154,9 +162,9 @@ impl Model {
         let mut standardized = [0.0; MAX_FEATURES];
         self.standardize(features, &mut standardized[..n]);
         let standardized = &standardized[..n];
-        let raw = match &self.artifact.algorithm {
-            Algorithm::GradientBoosting { trees } => trees.log_odds(standardized),
-            Algorithm::LogisticRegression { .. } | Algorithm::DecisionTree { .. } => {
+        let raw = match &self.forest {
+            Some(forest) => forest.log_odds(standardized),
+            None => {
                 let mut contributions = [0.0; MAX_FEATURES];
                 self.raw_log_odds(standardized, &mut contributions[..n])
             }

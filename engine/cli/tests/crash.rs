@@ -4,6 +4,8 @@
 //! id, inactivity checks' decisions included. Runs the real `vigil` binary on the paced
 //! generator source.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -67,19 +69,7 @@ fn finish(child: Child) {
 /// was published with two different contents.
 fn decisions(dir: &Path) -> BTreeMap<String, String> {
     let text = std::fs::read_to_string(dir.join("decisions.jsonl")).unwrap_or_default();
-    let mut by_id = BTreeMap::new();
-    for line in text.lines() {
-        let mut d: serde_json::Value = serde_json::from_str(line).unwrap();
-        let fields = d.as_object_mut().unwrap();
-        fields.remove("decided_ts");
-        fields.remove("latency_us");
-        let id = fields["decision_id"].as_str().unwrap().to_owned();
-        let content = d.to_string();
-        if let Some(earlier) = by_id.insert(id.clone(), content.clone()) {
-            assert_eq!(earlier, content, "{id} published twice, differently");
-        }
-    }
-    by_id
+    common::by_id(text.lines()).0
 }
 
 fn dead_letter_offsets(dir: &Path) -> BTreeSet<u64> {

@@ -11,18 +11,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{fixture, live, settled_ends, succeed, unique_prefix, vigil};
+use common::{by_id, fixture, live, settled_ends, succeed, unique_prefix, vigil, Decisions};
 use vigil_engine::config::Config;
 use vigil_engine::event::Offsets;
 use vigil_fluvio::client;
-
-/// Decisions by id, without when and how fast they were made.
-type Decisions = BTreeMap<String, String>;
 
 /// One test's topics and files.
 struct Cluster {
@@ -173,26 +169,6 @@ impl Cluster {
 fn finish(child: Child, what: &str) -> String {
     let out = succeed(child.wait_with_output().unwrap(), what);
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Decisions by id without `decided_ts` and `latency_us`, and the ids seen twice; panics if an
-/// id comes with two different decisions.
-fn by_id<'a>(lines: impl Iterator<Item = &'a str>) -> (Decisions, Vec<String>) {
-    let mut decisions = Decisions::new();
-    let mut twice = Vec::new();
-    for line in lines {
-        let mut d: serde_json::Value = serde_json::from_str(line).unwrap();
-        let fields = d.as_object_mut().unwrap();
-        fields.remove("decided_ts");
-        fields.remove("latency_us");
-        let id = fields["decision_id"].as_str().unwrap().to_owned();
-        let content = d.to_string();
-        if let Some(earlier) = decisions.insert(id.clone(), content.clone()) {
-            assert_eq!(earlier, content, "{id} published twice, differently");
-            twice.push(id);
-        }
-    }
-    (decisions, twice)
 }
 
 fn assert_same(published: &Decisions, expected: &Decisions, what: &str) {

@@ -1,6 +1,9 @@
-//! What the live tests of the real `vigil` binary share: running it, checking it succeeded,
-//! naming fresh topics, and waiting for a topic's partitions to settle.
+//! What the tests of the real `vigil` binary share: running it, checking it succeeded, reading
+//! its decisions by id, and for the live ones, naming fresh topics and waiting for a topic's
+//! partitions to settle. Each test binary uses part of it.
+#![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -62,4 +65,27 @@ pub async fn settled_ends(fluvio: &Fluvio, topic: &str) -> Offsets {
         last = ends;
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// Decisions by id, without when and how fast they were made.
+pub type Decisions = BTreeMap<String, String>;
+
+/// Decisions by id without `decided_ts` and `latency_us`, and the ids seen more than once;
+/// panics if an id comes with two different decisions.
+pub fn by_id<'a>(lines: impl Iterator<Item = &'a str>) -> (Decisions, Vec<String>) {
+    let mut decisions = Decisions::new();
+    let mut twice = Vec::new();
+    for line in lines {
+        let mut d: serde_json::Value = serde_json::from_str(line).unwrap();
+        let fields = d.as_object_mut().unwrap();
+        fields.remove("decided_ts");
+        fields.remove("latency_us");
+        let id = fields["decision_id"].as_str().unwrap().to_owned();
+        let content = d.to_string();
+        if let Some(earlier) = decisions.insert(id.clone(), content.clone()) {
+            assert_eq!(earlier, content, "{id} published twice, differently");
+            twice.push(id);
+        }
+    }
+    (decisions, twice)
 }
