@@ -1,5 +1,6 @@
 //! Checkpointed resume on the embedded file source: a run stopped part-way and started again
-//! with the same state directory reads every record exactly once across the two runs.
+//! with the same state directory reads every record exactly once across the two runs; a
+//! rebuild from the log is refused where it cannot be one.
 
 use std::io::Write;
 
@@ -59,4 +60,34 @@ async fn a_stopped_run_resumes_at_its_checkpoint_without_gaps_or_repeats() {
 
     // A third run finds nothing left to read.
     assert_eq!(run(None).await.unwrap().records, 0);
+
+    // A rebuild from the log is refused into a state directory that holds state, and for a
+    // source with no log to rebuild from, each naming the flag and why.
+    let rebuild = |state_dir: std::path::PathBuf| RunOptions {
+        state_dir: Some(state_dir),
+        rebuild: true,
+        ..vigil_tests::run_options(
+            Config::builtin(),
+            &format!("file:{}", events.display()),
+            "discard",
+            "discard",
+        )
+    };
+    let held = pipeline::run(rebuild(state.clone()), std::future::pending())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        held.contains("`--rebuild`") && held.contains("already holds"),
+        "{held}"
+    );
+    let empty = dir.path().join("empty-state");
+    let no_log = pipeline::run(rebuild(empty), std::future::pending())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        no_log.contains("`--rebuild`") && no_log.contains("has neither"),
+        "{no_log}"
+    );
 }

@@ -173,6 +173,16 @@ pub async fn run_with(
         }
     }
     let replayed = if options.rebuild {
+        if source.partitions().is_none() {
+            return Err(Error::Config {
+                layer: "the command line".into(),
+                key: "--rebuild".into(),
+                reason: format!(
+                    "rebuilds state from a Fluvio topic's log and its consumer offsets; {} has neither",
+                    options.source
+                ),
+            });
+        }
         let replayed = source.replayed();
         store.set_replayed(&options.source, &replayed)?;
         tracing::info!(
