@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # Vigil against Apache Flink SQL on the same events, in one run: writes a scenario's events to a
 # JSON Lines file (`vigil produce --to file:`), runs the whole Vigil engine on it (file to file,
-# release build) and then the Flink SQL job of ../shared/peers/ (PyFlink local mini-cluster,
-# parallelism 2, decisions to files), and prints both throughputs and their ratio.
+# release build) and then the peers' Flink SQL job (PyFlink local mini-cluster, parallelism 2,
+# decisions to files), and prints both throughputs and their ratio.
 #
-#   bench/peers/flink.sh [SCENARIO.toml] [RUNS]      # default scenarios/throughput-100k.toml, 1
+#   bench/peers/flink.sh PEERS [SCENARIO.toml] [RUNS]   # default scenarios/throughput-100k.toml, 1
 #
-# Optional, and never part of the tests: it needs the PyFlink venv that
-# ../shared/peers/flink/setup_venv.sh creates (Python 3.11, Java 17, apache-flink from PyPI;
-# FLINK_PY points at another venv's python). Set VIGIL_PEERS if the peers live elsewhere.
+# PEERS is the shared peers folder (the one with flink/fraud_sql.py and flink/bench.sh). Optional,
+# and never part of the tests: it needs the PyFlink venv that PEERS/flink/setup_venv.sh creates
+# (Python 3.11, Java 17, apache-flink from PyPI; FLINK_PY points at another venv's python).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-peers=${VIGIL_PEERS:-$root/../shared/peers}
-scenario=${1:-$root/scenarios/throughput-100k.toml}
-runs=${2:-1}
+peers=$(cd "${1:?usage: bench/peers/flink.sh PEERS [SCENARIO.toml] [RUNS]}" && pwd)
+scenario=${2:-$root/scenarios/throughput-100k.toml}
+runs=${3:-1}
 export FLINK_PY=${FLINK_PY:-/tmp/flinkenv/bin/python}
 [ -x "$FLINK_PY" ] || { echo "no PyFlink at $FLINK_PY: run $peers/flink/setup_venv.sh first" >&2; exit 2; }
 
