@@ -50,6 +50,7 @@ struct Cli {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    vigil::keep_freed_memory();
     match run(Cli::parse()).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),

@@ -52,6 +52,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
+    vigil::keep_freed_memory();
     let cli = Cli::parse();
     // No subcommand means `vigil run` with its defaults.
     let command = cli.command.unwrap_or_else(|| {
