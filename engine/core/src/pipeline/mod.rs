@@ -158,22 +158,23 @@ pub async fn run_with(
             ),
         });
     }
-    let replayed = store.replayed(&options.source)?;
+    let stored_marks = store.replayed(&options.source)?;
     let (committed, committed_rx) = watch::channel(resume.clone());
     let opening = Opening {
         resume: &resume,
-        replayed,
+        replayed: stored_marks.clone(),
         committed: committed_rx,
     };
     let (source, sinks) = open_endpoints(&options, endpoints, opening).await?;
-    if let Some(reading) = source.partitions() {
-        watermark.expect(&reading, Instant::now());
+    let reading = source.partitions();
+    if let Some(reading) = &reading {
+        watermark.expect(reading, Instant::now());
         if let Some(dir) = &options.state_dir {
-            claim_partitions(&store, dir, &options.source, reading)?;
+            claim_partitions(&store, dir, &options.source, reading.clone())?;
         }
     }
     let replayed = if options.rebuild {
-        if source.partitions().is_none() {
+        if reading.is_none() {
             return Err(Error::Config {
                 layer: "the command line".into(),
                 key: "--rebuild".into(),
@@ -191,7 +192,7 @@ pub async fn run_with(
         );
         replayed
     } else {
-        store.replayed(&options.source)?
+        stored_marks
     };
     let decoder = Decoder::for_format(&source.format())?;
 

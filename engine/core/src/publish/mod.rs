@@ -259,17 +259,24 @@ impl Publisher {
         }
     }
 
+    /// Whether some partition is still below its rebuild mark; never without marks, so an
+    /// ordinary run pays nothing per fired check.
+    fn rebuilding(&self, run: &Run) -> bool {
+        if self.replayed.is_empty() {
+            return false;
+        }
+        let resume = run.progress.watermarks.resume_offsets();
+        self.replayed
+            .iter()
+            .any(|(partition, &mark)| resume.get(partition).is_none_or(|&at| at < mark))
+    }
+
     /// Counts a fired inactivity check and puts its decision, if it made one, in the batch;
     /// none while the state is still being rebuilt from the log.
     fn fired(&self, run: &mut Run, fired: Fired) {
         self.telemetry.timer_fired(fired.outcome);
         run.summary.timers_fired += 1;
-        let resume = run.progress.watermarks.resume_offsets();
-        let rebuilding = self
-            .replayed
-            .iter()
-            .any(|(partition, &mark)| resume.get(partition).is_none_or(|&at| at < mark));
-        if let Some(d) = fired.decision.filter(|_| !rebuilding) {
+        if let Some(d) = fired.decision.filter(|_| !self.rebuilding(run)) {
             run.summary.decisions[d.decision.index()] += 1;
             self.telemetry.decision(d.decision, d.degraded);
             run.decisions.push(decision_record(&d), None);
