@@ -47,9 +47,10 @@ pub async fn start(plan: &Plan) -> anyhow::Result<FluvioLeg> {
     let records = Generator::new(plan.scenario.clone()).count() as u64;
 
     let stamps = Arc::new(Mutex::new(Vec::with_capacity(records as usize)));
+    let generator = GeneratorSource::new(plan.scenario.clone(), plan.path.clone());
+    let pacing = generator.pacing();
     let producer = {
         let stamps = stamps.clone();
-        let generator = GeneratorSource::new(plan.scenario.clone(), plan.path.clone());
         let topic = events.clone();
         let config = plan.config.fluvio.clone();
         tokio::spawn(async move { produce(generator, &topic, &config, &stamps).await })
@@ -73,6 +74,7 @@ pub async fn start(plan: &Plan) -> anyhow::Result<FluvioLeg> {
             })),
             decisions: Some(Box::new(decisions)),
             records: Some(records),
+            pacing: Some(pacing),
         },
         producer,
     })

@@ -10,7 +10,7 @@ use serde::Serialize;
 use vigil_scenario::Targets;
 
 use crate::baseline::Capacity;
-use crate::runner::{Measured, Sample};
+use crate::runner::{Measured, PacingFigures, Sample};
 
 /// One target, judged.
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +56,8 @@ pub struct Report {
     pub fraud_caught: usize,
     pub fraud_recall: Option<f64>,
     pub peak_rss_mib: Option<f64>,
+    /// How late the paced generator released records (part of every latency figure).
+    pub pacing_us: Option<PacingFigures>,
     /// Customer actors passivated, and passivated customers brought back.
     pub passivations: u64,
     pub restores: u64,
@@ -132,6 +134,7 @@ impl Report {
             fraud_caught: measured.fraud.caught,
             fraud_recall: measured.fraud.recall(),
             peak_rss_mib: measured.peak_rss_mib,
+            pacing_us: measured.pacing,
             passivations: s.passivations,
             restores: s.restores,
             capacity: capacity.map(|c| CapacityReport {
@@ -244,6 +247,12 @@ impl Report {
             format_ms(l.p999),
             format_ms(l.max)
         );
+        if let Some(p) = self.pacing_us {
+            println!(
+                "pacing          p50 {:.0} µs  p99 {:.0} µs  max {:.0} µs  (how late records left the generator)",
+                p.p50_us, p.p99_us, p.max_us
+            );
+        }
         if let Some(lag) = self.max_lag_s {
             println!("max lag         {lag:.3} s");
         }

@@ -21,7 +21,7 @@ use vigil_engine::pipeline::{self, Endpoints, RunOptions};
 use vigil_engine::publish::{RunSummary, Tick};
 use vigil_engine::sink::{Sink, SinkRecord};
 use vigil_engine::source::Source;
-use vigil_scenario::{Generator, GeneratorSource, Scenario, Schedule};
+use vigil_scenario::{Generator, GeneratorSource, Pacing, Scenario, Schedule};
 
 /// What to run.
 pub struct Plan {
@@ -75,6 +75,9 @@ pub struct Feed {
     pub decisions: Option<Box<dyn Sink>>,
     /// Stop after this many records (for sources that never end).
     pub records: Option<u64>,
+    /// How late the paced generator released records, when the source (or its producer) is
+    /// one.
+    pub pacing: Option<Pacing>,
 }
 
 /// What one run measured.
@@ -85,6 +88,28 @@ pub struct Measured {
     pub max_lag: Option<Duration>,
     pub fraud: FraudRecall,
     pub peak_rss_mib: Option<f64>,
+    /// How late the paced generator released records; `None` when unpaced or not generated.
+    pub pacing: Option<PacingFigures>,
+}
+
+/// How late the paced generator released records after their intended send times: the part
+/// of every latency figure that is pacing, not the engine.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PacingFigures {
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+}
+
+impl PacingFigures {
+    fn of(pacing: &Pacing) -> Option<PacingFigures> {
+        let us = |q| pacing.quantile(q).as_secs_f64() * 1e6;
+        (pacing.count() > 0).then(|| PacingFigures {
+            p50_us: us(0.5),
+            p99_us: us(0.99),
+            max_us: us(1.0),
+        })
+    }
 }
 
 /// Runs the plan's scenario through the engine, fed as `feed` says.
@@ -107,11 +132,11 @@ pub async fn run(plan: &Plan, feed: Feed) -> anyhow::Result<Measured> {
     );
     options.ticks = Some(ticks);
     options.max_records = feed.records;
+    let mut pacing = feed.pacing;
     let source = feed.source.unwrap_or_else(|| {
-        Box::new(GeneratorSource::new(
-            plan.scenario.clone(),
-            plan.path.clone(),
-        ))
+        let generator = GeneratorSource::new(plan.scenario.clone(), plan.path.clone());
+        pacing = Some(generator.pacing());
+        Box::new(generator)
     });
     let endpoints = Endpoints {
         source: Some(source),
@@ -176,6 +201,7 @@ pub async fn run(plan: &Plan, feed: Feed) -> anyhow::Result<Measured> {
             caught,
         },
         peak_rss_mib: peak_rss_mib(),
+        pacing: pacing.as_ref().and_then(PacingFigures::of),
     })
 }
 

@@ -25,7 +25,7 @@ pub use error::{Error, Result};
 pub use generator::{GeneratedRecord, Generator, GroundTruth};
 pub use scenario::{FraudInjection, HotCustomers, MalformedKind, Phase, Scenario, Targets};
 pub use schedule::Schedule;
-pub use source::GeneratorSource;
+pub use source::{GeneratorSource, Pacing};
 
 use std::path::Path;
 
