@@ -22,10 +22,12 @@ fluvio() { $cli --cluster "$FLUVIO_ENDPOINT" "$@"; }
 (cd "$root" && cargo build --release -q -p vigil -p vigil-bench)
 bin=$root/target/release
 topic=vigil-source-rate-$$
+work=$(mktemp -d)
 fluvio topic create "$topic" --partitions "$partitions" >/dev/null
-trap 'fluvio topic delete "$topic" >/dev/null 2>&1 || true' EXIT
-"$bin/vigil" produce --from "generate:$scenario" --to "fluvio:$topic" 2>/dev/null
-records=$(fluvio partition list 2>/dev/null | awk -v t="$topic" '$1 == t { n += $7 } END { print n }')
+trap 'fluvio topic delete "$topic" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+"$bin/vigil" produce --from "generate:$scenario" --to "file:$work/events.jsonl" 2>/dev/null
+records=$(wc -l <"$work/events.jsonl")
+"$bin/vigil" produce --from "file:$work/events.jsonl" --to "fluvio:$topic" 2>/dev/null
 echo "$(basename "$scenario"): $records records on $topic ($partitions partitions); $(nproc) cores"
 
 for run in $(seq "$runs"); do

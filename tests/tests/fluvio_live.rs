@@ -1,5 +1,5 @@
 //! The Fluvio adapter against a live cluster (`FLUVIO_ENDPOINT`, e.g. the one `.ci/run` starts):
-//! round trip, restart, and two instances splitting the partitions.
+//! round trip, restart, a pause in the stream, and two instances splitting the partitions.
 //! Skipped, saying so, when `FLUVIO_ENDPOINT` is unset.
 
 use std::collections::{BTreeSet, HashMap};
@@ -8,7 +8,7 @@ use std::time::Duration;
 use vigil_engine::decision::Decision;
 use vigil_engine::pipeline::RunOptions;
 use vigil_engine::source::PartitionChoice;
-use vigil_tests::fluvio::{dead_letters, live, options, published, run};
+use vigil_tests::fluvio::{dead_letters, live, options, published, run, scenario_source};
 use vigil_tests::test_config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,6 +39,67 @@ async fn round_trip_decides_every_event_and_keys_decisions_by_customer() {
     let mut dead = dead_letters(&live.fluvio, &format!("{}-dead-letters", live.prefix)).await;
     dead.sort();
     assert_eq!(dead, live.expected.dead_letters);
+}
+
+/// One past each stored consumer offset of `consumer` on `topic`, summed over partitions: the
+/// records it has committed.
+async fn committed(fluvio: &fluvio::Fluvio, consumer: &str, topic: &str) -> u64 {
+    let offsets = fluvio.consumer_offsets().await.unwrap();
+    offsets
+        .iter()
+        .filter(|c| c.topic == topic && c.consumer_id.starts_with(consumer))
+        .map(|c| (c.offset + 1).max(0) as u64)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_idle_past_its_commit_interval_stores_its_offsets_and_reads_on() {
+    let mut config = test_config();
+    config.fluvio.commit_interval = Duration::from_millis(100);
+    let Some(live) = live("idle", &mut config).await else {
+        return;
+    };
+    let topic = format!("{}-events", live.prefix);
+    let first = live.produced;
+
+    // Once the engine has read the first load it has nothing to read for a while; the same
+    // records are then sent again.
+    let pause = {
+        let (fluvio, config, prefix, topic) = (
+            live.fluvio.clone(),
+            config.clone(),
+            live.prefix.clone(),
+            topic.clone(),
+        );
+        tokio::spawn(async move {
+            let mut stored = 0;
+            for _ in 0..300 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                stored = committed(&fluvio, &prefix, &topic).await;
+                if stored == first {
+                    break;
+                }
+            }
+            vigil_fluvio::produce::produce(
+                &vigil::connectors(),
+                &scenario_source(),
+                &format!("fluvio:{topic}"),
+                None,
+                &config,
+            )
+            .await
+            .unwrap();
+            stored
+        })
+    };
+    let summary = run(options(&live.prefix, &config, None, 2 * first)).await;
+
+    assert_eq!(
+        pause.await.unwrap(),
+        first,
+        "while idle, the engine stored its consumer offsets up to its last record"
+    );
+    assert_eq!(summary.records, 2 * first, "it read on after the pause");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -342,9 +342,11 @@ impl PartitionReader {
                     // Not done with yet: try again after another interval.
                     let done = uncommitted.filter(|&o| is_done(&to.done, self.partition, o));
                     if let Some(offset) = done {
-                        self.commit_when_done(&mut to.done, offset, COMMIT_WAIT)
-                            .await;
-                        committed = Some(offset);
+                        if self.stand_at(offset, COMMIT_WAIT).await {
+                            self.commit_when_done(&mut to.done, offset, COMMIT_WAIT)
+                                .await;
+                            committed = Some(offset);
+                        }
                         last_commit = Instant::now();
                     }
                     continue;
@@ -380,16 +382,31 @@ impl PartitionReader {
             }
         }
         if let Some(offset) = handed.filter(|offset| offset + 1 >= to.commit_from) {
-            // The read that `stop` cancelled still holds the client's stream, so the last
-            // commit goes through a stream reopened at the last record handed on.
-            self.stream = None;
-            self.expected = Some(offset);
-            if let Ok(Ok(_)) = tokio::time::timeout(FINAL_COMMIT_WAIT, self.next()).await {
+            if self.stand_at(offset, FINAL_COMMIT_WAIT).await {
                 self.commit_when_done(&mut to.done, offset, FINAL_COMMIT_WAIT)
                     .await;
             }
         }
         self
+    }
+
+    /// Reopens the stream at `offset`, a record already handed on, and reads it back, so that a
+    /// commit (which stores the last record the client's stream returned) stores it. A commit
+    /// needs this after a read that timed out or was cancelled: the client's stream then holds
+    /// its lock inside a pending read that only a further read releases, and a commit through
+    /// it would wait forever (a reader idle past the commit interval stopped reading for
+    /// good). `false` when the record did not come back within `wait`; the reader then goes on
+    /// past it all the same.
+    async fn stand_at(&mut self, offset: u64, wait: Duration) -> bool {
+        self.stream = None;
+        self.expected = Some(offset);
+        let read = tokio::time::timeout(wait, self.next()).await;
+        if !matches!(read, Ok(Ok(_))) {
+            self.stream = None;
+            self.expected = Some(offset + 1);
+            return false;
+        }
+        true
     }
 
     /// The next record, or `None` when `stall` passes first.

@@ -31,6 +31,13 @@ const BATCH: usize = 512;
 /// finds the records due meanwhile, and a stalled engine stops the pacer soon after.
 const RELEASED_AHEAD: usize = 4 * BATCH;
 
+/// The pacer wakes at most this often: each wake costs a context switch here and a wake-up of
+/// the reading task (tens of microseconds of a core on a virtual machine), and a record that
+/// falls due just after a wake waits this much longer at most. At 20k records/s on this
+/// project's 2-core machine, records left 24 µs late at the median waking for every record, 39 µs
+/// with this quantum, 64 µs with 100 µs.
+const QUANTUM: Duration = Duration::from_micros(50);
+
 /// The generator as a source, paced by the scenario's schedule.
 pub struct GeneratorSource {
     feed: Feed,
@@ -214,9 +221,11 @@ impl Pacer {
     fn run(mut self, released: &mpsc::Sender<SourceRecord>) {
         precise_sleeps();
         let mut due_now = Vec::with_capacity(BATCH);
+        let mut woke = Instant::now();
         loop {
-            sleep_until(self.started + self.schedule.intended(self.next));
-            let woke = Instant::now();
+            let due = self.started + self.schedule.intended(self.next);
+            sleep_until(due.max(woke + QUANTUM));
+            woke = Instant::now();
             let allowed = (self.schedule.due(woke - self.started))
                 .saturating_sub(self.next)
                 .clamp(1, BATCH as u64) as usize;
@@ -262,8 +271,10 @@ pub struct Pacing(Arc<Mutex<Histogram<u64>>>);
 
 impl Default for Pacing {
     fn default() -> Self {
+        // Up to an hour late: a stalled reader blocks the pacer, and its records are late.
+        let hour_ns = 3_600_000_000_000;
         Pacing(Arc::new(Mutex::new(
-            Histogram::new(3).expect("3 significant figures is a valid precision"),
+            Histogram::new_with_bounds(1, hour_ns, 3).expect("valid bounds and precision"),
         )))
     }
 }
