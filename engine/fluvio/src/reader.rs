@@ -30,7 +30,7 @@ use fluvio::consumer::{
     BoxConsumerStream, ConsumerConfigExtBuilder, ConsumerStream, OffsetManagementStrategy, Record,
 };
 use fluvio::{Fluvio, Offset};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use vigil_engine::event::Offsets;
 use vigil_engine::telemetry::{SOURCE_RECORDS_LOST, SOURCE_REREADS};
@@ -48,6 +48,11 @@ const FINAL_COMMIT_WAIT: Duration = Duration::from_secs(1);
 const SKIPS_BEFORE_RETENTION_CHECK: u32 = 2;
 /// How long a stream reading up to a known end may go without a record before it is reopened.
 const STALL_BEFORE_END: Duration = Duration::from_millis(500);
+
+/// At most this many records go on in one hand-off: the first that came, and those the stream
+/// already held behind it. One channel message per batch saves the reading side a wake-up, and
+/// the reader a timer, per record.
+pub const HANDOFF: usize = 256;
 
 /// Where a reader begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +72,10 @@ pub struct PartitionReader {
     consumer: Option<String>,
     start: Start,
     stream: Option<BoxConsumerStream>,
+    /// A read of the client's stream is under way: one that timed out, was cancelled or found
+    /// nothing ready. The stream holds its lock inside that read until a further read
+    /// completes it, so a commit through it would wait forever (see `stand_at`).
+    reading: bool,
     /// The stream has returned no record yet, so it has nothing of ours to commit.
     fresh: bool,
     /// The next offset wanted; `None` until the first record when the start is not absolute.
@@ -94,6 +103,7 @@ impl PartitionReader {
             consumer,
             start,
             stream: None,
+            reading: false,
             fresh: true,
             expected: match start {
                 Start::At(offset) => Some(offset),
@@ -132,7 +142,10 @@ impl PartitionReader {
                     self.stream.insert(stream)
                 }
             };
-            let record = match stream.next().await {
+            self.reading = true;
+            let item = stream.next().await;
+            self.reading = false;
+            let record = match item {
                 Some(Ok(record)) => record,
                 Some(Err(code)) => {
                     self.stream = None;
@@ -173,6 +186,34 @@ impl PartitionReader {
             self.skips_here = 0;
             self.fresh = false;
             return Ok(record);
+        }
+    }
+
+    /// The next record when the open stream already holds it (records come from the cluster
+    /// in batches), without waiting, so that it is handed on with the one before. Anything
+    /// else it finds (an error, the stream's end, a skip) closes the stream, and `next` deals
+    /// with it on a reopened one.
+    pub fn ready(&mut self) -> Option<Record> {
+        let expected = self.expected?;
+        loop {
+            let stream = self.stream.as_mut()?;
+            self.reading = true;
+            let item = stream.next().now_or_never()?;
+            self.reading = false;
+            if let Some(Ok(record)) = item {
+                let offset = record.offset().max(0) as u64;
+                if offset < expected {
+                    continue;
+                }
+                if offset == expected {
+                    self.expected = Some(offset + 1);
+                    return Some(record);
+                }
+                self.rereads += 1;
+                self.count(SOURCE_REREADS, 1);
+            }
+            self.stream = None;
+            return None;
         }
     }
 
@@ -279,7 +320,8 @@ impl PartitionReader {
 
 /// Where a followed partition hands its records, and when it may store its progress.
 pub struct Follow<T> {
-    pub records: mpsc::Sender<T>,
+    /// Records in offset order, in batches of up to `HANDOFF`.
+    pub records: mpsc::Sender<Vec<T>>,
     /// Per partition, one past the last offset whose record is done with. The consumer offset
     /// moves only behind it; without it, the reader never commits.
     pub done: Option<watch::Receiver<Offsets>>,
@@ -300,12 +342,13 @@ pub struct Follow<T> {
 
 impl PartitionReader {
     /// Reads for as long as the receiver of `to.records` lives (or until `to.stop`), retrying
-    /// failed streams, with each record turned into a `T` by `convert` (given its partition and
-    /// offset). Gives the reader back for its counts.
+    /// failed streams, with each record turned into a `T` by `convert` (given its partition,
+    /// offset and the time it was read) and handed on in batches of up to `HANDOFF`. Gives the
+    /// reader back for its counts.
     pub async fn follow<T>(
         mut self,
         mut to: Follow<T>,
-        convert: impl Fn(u32, u64, Record) -> T,
+        convert: impl Fn(u32, u64, Record, Instant) -> T,
     ) -> Self {
         let mut last_commit = Instant::now();
         let mut handed: Option<u64> = None;
@@ -339,14 +382,23 @@ impl PartitionReader {
                     continue;
                 }
                 Ok(None) => {
-                    // Not done with yet: try again after another interval.
-                    let done = uncommitted.filter(|&o| is_done(&to.done, self.partition, o));
-                    if let Some(offset) = done {
-                        if self.stand_at(offset, COMMIT_WAIT).await {
-                            self.commit_when_done(&mut to.done, offset, COMMIT_WAIT)
-                                .await;
-                            committed = Some(offset);
+                    // Idle: store the offset of the last record done with, even while the ones
+                    // handed on after it are still being worked through (a slow writer), so
+                    // that the stored offset keeps up with what is done.
+                    let through = uncommitted
+                        .and_then(|h| done_through(&to.done, self.partition, h))
+                        .filter(|&o| o + 1 >= to.commit_from && committed.is_none_or(|c| o > c));
+                    if let (Some(offset), Some(handed)) = (through, handed) {
+                        self.commit_when_done(&mut to.done, offset, COMMIT_WAIT)
+                            .await;
+                        if offset < handed {
+                            // Read on after the last record handed on, not after the one
+                            // committed.
+                            self.stream = None;
+                            self.reading = false;
+                            self.expected = Some(handed + 1);
                         }
+                        committed = Some(offset);
                         last_commit = Instant::now();
                     }
                     continue;
@@ -357,13 +409,16 @@ impl PartitionReader {
                     continue;
                 }
             };
-            let offset = record.offset().max(0) as u64;
-            if to
-                .records
-                .send(convert(self.partition, offset, record))
-                .await
-                .is_err()
-            {
+            let read_at = Instant::now();
+            let mut offset = record.offset().max(0) as u64;
+            let mut records = Vec::with_capacity(HANDOFF);
+            records.push(convert(self.partition, offset, record, read_at));
+            while records.len() < HANDOFF {
+                let Some(record) = self.ready() else { break };
+                offset = record.offset().max(0) as u64;
+                records.push(convert(self.partition, offset, record, read_at));
+            }
+            if to.records.send(records).await.is_err() {
                 return self;
             }
             handed = Some(offset);
@@ -382,23 +437,22 @@ impl PartitionReader {
             }
         }
         if let Some(offset) = handed.filter(|offset| offset + 1 >= to.commit_from) {
-            if self.stand_at(offset, FINAL_COMMIT_WAIT).await {
-                self.commit_when_done(&mut to.done, offset, FINAL_COMMIT_WAIT)
-                    .await;
-            }
+            self.commit_when_done(&mut to.done, offset, FINAL_COMMIT_WAIT)
+                .await;
         }
         self
     }
 
     /// Reopens the stream at `offset`, a record already handed on, and reads it back, so that a
     /// commit (which stores the last record the client's stream returned) stores it. A commit
-    /// needs this after a read that timed out or was cancelled: the client's stream then holds
-    /// its lock inside a pending read that only a further read releases, and a commit through
-    /// it would wait forever (a reader idle past the commit interval stopped reading for
-    /// good). `false` when the record did not come back within `wait`; the reader then goes on
-    /// past it all the same.
+    /// needs this for an offset before the last record read, and while a read is under way
+    /// (`reading`): the client's stream then holds its lock inside that read until a further
+    /// read completes it, and a commit through it would wait forever (a reader idle past the
+    /// commit interval once stopped reading for good). `false` when the record did not come
+    /// back within `wait`; the reader then goes on past it all the same.
     async fn stand_at(&mut self, offset: u64, wait: Duration) -> bool {
         self.stream = None;
+        self.reading = false;
         self.expected = Some(offset);
         let read = tokio::time::timeout(wait, self.next()).await;
         if !matches!(read, Ok(Ok(_))) {
@@ -453,6 +507,11 @@ impl PartitionReader {
         {
             return false;
         }
+        // A commit stores the last record the stream returned: it must be `offset`.
+        let standing = !self.reading && self.expected == Some(offset + 1);
+        if !standing && !self.stand_at(offset, wait).await {
+            return true;
+        }
         match self.commit(wait).await {
             Ok(true) => tracing::debug!(partition, offset, "Stored the Fluvio consumer offset."),
             Ok(false) => tracing::debug!(
@@ -469,7 +528,12 @@ impl PartitionReader {
 }
 
 /// Whether the record at `offset` of `partition` is done with; never without a `done` channel.
-fn is_done(done: &Option<watch::Receiver<Offsets>>, partition: u32, offset: u64) -> bool {
-    done.as_ref()
-        .is_some_and(|done| done.borrow().get(&partition).is_some_and(|d| *d > offset))
+/// The last offset up to `handed` that is done with, if any.
+fn done_through(
+    done: &Option<watch::Receiver<Offsets>>,
+    partition: u32,
+    handed: u64,
+) -> Option<u64> {
+    let next = *done.as_ref()?.borrow().get(&partition)?;
+    next.checked_sub(1).map(|last| last.min(handed))
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -22,10 +22,10 @@ use vigil_engine::source::{Source, SourceOptions, SourceRecord};
 
 use crate::client;
 use crate::error::{Error, Result};
-use crate::reader::{Follow, PartitionReader, Start};
+use crate::reader::{Follow, PartitionReader, Start, HANDOFF};
 
-/// Records buffered between the partition tasks and the pipeline.
-const CHANNEL_CAPACITY: usize = 4 * MAX_BATCH;
+/// Hand-offs buffered between the partition tasks and the pipeline: up to 4,096 records.
+const CHANNEL_CAPACITY: usize = 4 * MAX_BATCH / HANDOFF;
 /// How often partition end offsets are read for lag.
 const END_OFFSETS_PERIOD: Duration = Duration::from_secs(1);
 /// `next` of a partition that has neither a checkpoint nor a record read yet.
@@ -33,7 +33,7 @@ const NOT_YET_READ: u64 = u64::MAX;
 
 pub struct FluvioSource {
     spec: String,
-    records: mpsc::Receiver<SourceRecord>,
+    records: mpsc::Receiver<Vec<SourceRecord>>,
     /// Per partition, the next offset to read.
     next_offsets: BTreeMap<u32, Arc<AtomicU64>>,
     /// Per partition, the end offset last read from the cluster.
@@ -96,15 +96,15 @@ impl FluvioSource {
                 commit_from: replayed.get(&partition).copied().unwrap_or(0),
             };
             tasks.push(
-                tokio::spawn(
-                    reader.follow(follow, |partition, offset, record| SourceRecord {
+                tokio::spawn(reader.follow(follow, |partition, offset, record, read_at| {
+                    SourceRecord {
                         position: Position { partition, offset },
                         payload: Bytes::copy_from_slice(record.value()),
-                        ingested: Instant::now(),
+                        ingested: read_at,
                         // The broker's own record size limit bounds what it delivers.
                         cut: None,
-                    }),
-                )
+                    }
+                }))
                 .abort_handle(),
             );
         }
@@ -175,8 +175,18 @@ async fn watch_end_offsets(fluvio: Arc<Fluvio>, topic: String, end_offsets: Arc<
 #[async_trait]
 impl Source for FluvioSource {
     async fn next_batch(&mut self, batch: &mut Vec<SourceRecord>) -> vigil_engine::Result<bool> {
-        let received = self.records.recv_many(batch, MAX_BATCH).await;
-        Ok(received > 0)
+        // Whole hand-offs, while one more surely fits.
+        let Some(records) = self.records.recv().await else {
+            return Ok(false);
+        };
+        batch.extend(records);
+        while batch.len() + HANDOFF <= MAX_BATCH {
+            match self.records.try_recv() {
+                Ok(records) => batch.extend(records),
+                Err(_) => break,
+            }
+        }
+        Ok(true)
     }
 
     /// Records behind per partition: the end offset minus the next offset to read.

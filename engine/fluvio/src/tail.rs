@@ -25,12 +25,12 @@ use vigil_engine::text::printable;
 
 use crate::client;
 use crate::error::{Error, Result};
-use crate::reader::{Follow, PartitionReader, Start};
+use crate::reader::{Follow, PartitionReader, Start, HANDOFF};
 
-/// Records buffered between the partition readers and the writer.
-const CHANNEL_CAPACITY: usize = 4096;
-/// Records written out between flushes of the output.
-const WRITE_BATCH: usize = 1024;
+/// Hand-offs buffered between the partition readers and the writer: up to 4,096 records.
+const CHANNEL_CAPACITY: usize = 4096 / HANDOFF;
+/// Hand-offs written out between flushes of the output: up to 1,024 records.
+const WRITE_BATCH: usize = 1024 / HANDOFF;
 /// How long a single record may take to arrive while looking for a start time.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -262,7 +262,7 @@ pub async fn tail<W: Write>(
         };
         readers.push(tokio::spawn(reader.follow(
             follow,
-            |partition, offset, record| Received {
+            |partition, offset, record, _| Received {
                 partition,
                 offset,
                 value: Bytes::copy_from_slice(record.value()),
@@ -303,7 +303,7 @@ pub async fn tail<W: Write>(
         if received == 0 {
             break;
         }
-        let wrote = batch.iter().try_for_each(|record| {
+        let wrote = batch.iter().flatten().try_for_each(|record| {
             tally.records += 1;
             written.insert(record.partition, record.offset + 1);
             write_one(record, options, &mut dedupe, &mut tally, out)
