@@ -527,8 +527,7 @@ impl PartitionReader {
     }
 }
 
-/// Whether the record at `offset` of `partition` is done with; never without a `done` channel.
-/// The last offset up to `handed` that is done with, if any.
+/// The last offset up to `handed` that is done with, if any; never without a `done` channel.
 fn done_through(
     done: &Option<watch::Receiver<Offsets>>,
     partition: u32,

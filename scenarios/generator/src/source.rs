@@ -149,22 +149,18 @@ impl Source for GeneratorSource {
                 Ok(batch.len() == BATCH)
             }
             Feed::Released { records, .. } => {
-                // Everything already released, and at least one record.
+                // Everything already released, and at least one record; the pacer gone and
+                // nothing left, the stream is over.
                 let Some(first) = records.recv().await else {
                     self.feed = Feed::Done;
                     return Ok(false);
                 };
                 batch.push(first);
                 while batch.len() < BATCH {
-                    match records.try_recv() {
-                        Ok(record) => batch.push(record),
-                        Err(mpsc::error::TryRecvError::Empty) => break,
-                        Err(mpsc::error::TryRecvError::Disconnected) => {
-                            self.emitted += batch.len() as u64;
-                            self.feed = Feed::Done;
-                            return Ok(false);
-                        }
-                    }
+                    let Ok(record) = records.try_recv() else {
+                        break;
+                    };
+                    batch.push(record);
                 }
                 self.emitted += batch.len() as u64;
                 Ok(true)
