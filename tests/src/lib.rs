@@ -84,14 +84,26 @@ pub async fn run_audited(
 
 /// Runs the pipeline from `source` to files in `dir` with the test configuration.
 pub async fn run_to_files(source: &str, dir: &Path) -> Published {
+    run_to_files_with(test_config(), source, dir, None).await
+}
+
+/// Runs the pipeline from `source` to files in `dir` with `config`, and with customer profiles
+/// from the source spec `profiles` when given.
+pub async fn run_to_files_with(
+    config: Config,
+    source: &str,
+    dir: &Path,
+    profiles: Option<String>,
+) -> Published {
     let decisions = dir.join("decisions.jsonl");
     let dead_letters = dir.join("dead-letters.jsonl");
-    let options = run_options(
-        test_config(),
+    let mut options = run_options(
+        config,
         source,
         &format!("file:{}", decisions.display()),
         &format!("file:{}", dead_letters.display()),
     );
+    options.profiles = profiles;
     let summary = pipeline::run(options, std::future::pending())
         .await
         .expect("pipeline run");

@@ -65,10 +65,7 @@ async fn run(dir: &std::path::Path, outage: Option<Duration>) -> (Vec<String>, u
     let endpoints = match outage {
         Some(down_for) => Endpoints {
             decisions: Some(Box::new(Outage {
-                inner: vigil::connectors()
-                    .open_sink(&spec, &config.fluvio)
-                    .await
-                    .unwrap(),
+                inner: vigil::connectors().open_sink(&spec, &config).await.unwrap(),
                 up_at: Instant::now() + down_for,
                 unflushed: Vec::new(),
                 failures: failures.clone(),

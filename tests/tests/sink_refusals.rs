@@ -64,7 +64,7 @@ async fn run(
     let mut endpoints = Endpoints::default();
     if let Some((refused, kind)) = refusing {
         let inner = vigil::connectors()
-            .open_sink(&decisions, &config.fluvio)
+            .open_sink(&decisions, &config)
             .await
             .unwrap();
         endpoints.decisions = Some(Box::new(Refusing {

@@ -284,7 +284,7 @@ fn model_report(
     decision: impl Fn(&Audit) -> Option<DecisionKind>,
 ) -> ModelReport {
     // Both models' decisions counted alike: on the replayed kind's events only.
-    let mut counts = [0u64; 3];
+    let mut counts = [0u64; DecisionKind::COUNT];
     for d in audits.iter().filter_map(|a| decision(a)) {
         counts[d.index()] += 1;
     }

@@ -7,6 +7,7 @@
 //! error names the layer and the key, so a typo never becomes a silent default and a huge value
 //! never becomes a panic deep in the runtime.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use vigil_models::{ModelKind, Threshold};
 use crate::decision::DecisionKind;
 use crate::error::{Error, Result};
 use crate::event::{MAX_AMOUNT, MAX_BATCH};
+use crate::profile::Channel;
 
 /// The built-in configuration, also the documentation of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("../vigil.toml");
@@ -36,6 +38,11 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub fluvio: FluvioConfig,
     pub metrics: MetricsConfig,
+    pub profiles: ProfilesConfig,
+    pub webhook: WebhookConfig,
+    /// Extra decision sinks, each taking the decisions of the kinds it names.
+    #[serde(default)]
+    pub sinks: Vec<SinkRoute>,
     /// The layers this configuration was read from, so that a check made later (a policy
     /// rule naming a feature the engine does not compute) can still name the layer at fault.
     #[serde(skip)]
@@ -164,6 +171,17 @@ pub struct PolicyConfig {
     pub churn: ChurnPolicy,
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Per customer tier (from profiles), how the fraud actions change.
+    #[serde(default)]
+    pub tiers: BTreeMap<String, TierPolicy>,
+}
+
+/// How one tier's fraud actions differ: a freeze on a score below `freeze_at_least`, or
+/// forced by a rule without one, is an alert instead.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierPolicy {
+    pub freeze_at_least: f64,
 }
 
 impl PolicyConfig {
@@ -206,6 +224,9 @@ pub struct ChurnPolicy {
     /// scored for churn again if nothing else has come from them. Strictly increasing; empty
     /// turns inactivity timers off.
     pub check_after: Vec<humantime_serde::Serde<Duration>>,
+    /// With profiles: the channels outreach may use, in order of preference after the
+    /// customer's own.
+    pub channels: Vec<Channel>,
 }
 
 /// At most this many inactivity checks, each at most this long after the newest activity.
@@ -235,6 +256,75 @@ pub struct ConditionConfig {
     pub feature: String,
     pub above: Option<f64>,
     pub below: Option<f64>,
+}
+
+/// Customer profiles (`--profiles`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilesConfig {
+    /// The tier of a customer without a profile.
+    pub default_tier: String,
+    /// Whether a customer without a profile may be contacted.
+    pub default_consent: bool,
+    /// CSV profile files: profile field → the column holding it, where the two differ.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+}
+
+/// How decisions are delivered to webhooks: the defaults every webhook sink takes, each of
+/// which a `[[sinks]]` entry may override.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub batch_size: usize,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub deadline: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    pub rate_limit: u32,
+    pub concurrency: usize,
+    pub secret_env: String,
+    pub secret_file: Option<PathBuf>,
+    pub undeliverable: String,
+}
+
+/// An extra decision sink: `sink` is a spec (`webhook:https://…`, `file:…`), `decisions` the
+/// kinds it takes; the webhook keys override `[webhook]` for this sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkRoute {
+    pub sink: String,
+    pub decisions: Vec<DecisionKind>,
+    pub batch_size: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub deadline: Option<Duration>,
+    pub rate_limit: Option<u32>,
+    pub concurrency: Option<usize>,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<PathBuf>,
+    pub undeliverable: Option<String>,
+}
+
+impl SinkRoute {
+    /// The webhook settings for this sink: its own keys over `defaults`.
+    pub fn webhook(&self, defaults: &WebhookConfig) -> WebhookConfig {
+        let d = defaults.clone();
+        WebhookConfig {
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            timeout: self.timeout.unwrap_or(d.timeout),
+            deadline: self.deadline.unwrap_or(d.deadline),
+            max_backoff: d.max_backoff,
+            rate_limit: self.rate_limit.unwrap_or(d.rate_limit),
+            concurrency: self.concurrency.unwrap_or(d.concurrency),
+            secret_env: self.secret_env.clone().unwrap_or(d.secret_env),
+            secret_file: self.secret_file.clone().or(d.secret_file),
+            undeliverable: self.undeliverable.clone().unwrap_or(d.undeliverable),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -426,7 +516,7 @@ impl Config {
     }
 
     /// Every count with its least and greatest allowed value.
-    fn counts(&self) -> [(&'static str, u64, u64, u64); 6] {
+    fn counts(&self) -> [(&'static str, u64, u64, u64); 8] {
         let e = &self.engine;
         [
             (
@@ -466,12 +556,24 @@ impl Config {
                 1,
                 64 << 20,
             ),
+            (
+                "webhook.batch_size",
+                self.webhook.batch_size as u64,
+                1,
+                10_000,
+            ),
+            (
+                "webhook.concurrency",
+                self.webhook.concurrency as u64,
+                1,
+                256,
+            ),
         ]
     }
 
     /// Every duration with its least and greatest allowed value; the greatest keeps
     /// `Instant::now() + d` from overflowing anywhere it is used.
-    fn durations(&self) -> [(&'static str, Duration, Duration, Duration); 13] {
+    fn durations(&self) -> [(&'static str, Duration, Duration, Duration); 16] {
         const ZERO: Duration = Duration::ZERO;
         const MS: Duration = Duration::from_millis(1);
         const MINUTE: Duration = Duration::from_secs(60);
@@ -526,6 +628,9 @@ impl Config {
                 366 * DAY,
             ),
             ("fluvio.linger", self.fluvio.linger, ZERO, MINUTE),
+            ("webhook.timeout", self.webhook.timeout, MS, HOUR),
+            ("webhook.deadline", self.webhook.deadline, ZERO, 30 * DAY),
+            ("webhook.max_backoff", self.webhook.max_backoff, MS, HOUR),
             (
                 "fluvio.commit_interval",
                 self.fluvio.commit_interval,
@@ -608,7 +713,7 @@ impl Config {
             if rule.when.is_empty() {
                 return Err(self.invalid(&key, "has no conditions in `when`".into()));
             }
-            if rule.at_least == DecisionKind::Outreach {
+            if !matches!(rule.at_least, DecisionKind::Alert | DecisionKind::Freeze) {
                 return Err(self.invalid(&key, "`at_least` must be alert or freeze".into()));
             }
             for c in &rule.when {
@@ -623,6 +728,47 @@ impl Config {
                 return Err(self.invalid(
                     &format!("{key}.when"),
                     format!("condition on `{}` {fault}", c.feature),
+                ));
+            }
+        }
+        for (tier, t) in &policy.tiers {
+            if !(0.0..=1.0).contains(&t.freeze_at_least) {
+                return Err(self.invalid(
+                    &format!("policy.tiers.{tier}.freeze_at_least"),
+                    format!(
+                        "is {}, not a probability between 0 and 1",
+                        t.freeze_at_least
+                    ),
+                ));
+            }
+        }
+        let mut seen = Vec::new();
+        for (i, channel) in policy.churn.channels.iter().enumerate() {
+            if seen.contains(channel) {
+                return Err(self.invalid(
+                    &format!("policy.churn.channels[{i}]"),
+                    format!("lists {} twice", channel.name()),
+                ));
+            }
+            seen.push(*channel);
+        }
+        for (i, route) in self.sinks.iter().enumerate() {
+            if route.decisions.is_empty() {
+                return Err(self.invalid(
+                    &format!("sinks[{i}].decisions"),
+                    "is empty; name the decision kinds this sink takes".into(),
+                ));
+            }
+            let webhook = route.webhook(&self.webhook);
+            if !(1..=10_000).contains(&webhook.batch_size)
+                || !(1..=256).contains(&webhook.concurrency)
+            {
+                return Err(self.invalid(
+                    &format!("sinks[{i}]"),
+                    format!(
+                        "batch_size {} or concurrency {} is outside 1..=10000 and 1..=256",
+                        webhook.batch_size, webhook.concurrency
+                    ),
                 ));
             }
         }

@@ -7,21 +7,29 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::profile::Channel;
+
 /// The actions Vigil can ask for, from the fraud score (freeze, alert) or the churn score
-/// (outreach). Ordered by severity for the fraud actions.
+/// (outreach, or `outreach_suppressed` when the customer's profile forbids contact: published
+/// with the reason, for the CRM team's counts, and acted on by no one). Ordered by severity for
+/// the fraud actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DecisionKind {
+    OutreachSuppressed,
     Outreach,
     Alert,
     Freeze,
 }
 
 impl DecisionKind {
-    pub const ALL: [DecisionKind; 3] = [
+    pub const COUNT: usize = 4;
+
+    pub const ALL: [DecisionKind; DecisionKind::COUNT] = [
         DecisionKind::Freeze,
         DecisionKind::Alert,
         DecisionKind::Outreach,
+        DecisionKind::OutreachSuppressed,
     ];
 
     /// Position in `ALL`, for tables indexed by decision kind.
@@ -30,6 +38,7 @@ impl DecisionKind {
             DecisionKind::Freeze => 0,
             DecisionKind::Alert => 1,
             DecisionKind::Outreach => 2,
+            DecisionKind::OutreachSuppressed => 3,
         }
     }
 
@@ -38,6 +47,7 @@ impl DecisionKind {
             DecisionKind::Freeze => "freeze",
             DecisionKind::Alert => "alert",
             DecisionKind::Outreach => "outreach",
+            DecisionKind::OutreachSuppressed => "outreach_suppressed",
         }
     }
 }
@@ -60,6 +70,17 @@ pub enum Trigger {
     #[default]
     Event,
     Inactivity,
+}
+
+/// Why outreach the churn score asked for was not made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suppressed {
+    /// The customer has not agreed to marketing contact (or has no profile, and the default
+    /// is no consent).
+    NoConsent,
+    /// No channel the policy may use reaches the customer.
+    NoReachableChannel,
 }
 
 /// One feature's contribution to a score, in log-odds.
@@ -101,6 +122,12 @@ pub struct Decision {
     /// Hard rules that fired.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Arc<str>>,
+    /// The channel an outreach should use, when profiles are in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// Why an `outreach_suppressed` was not an outreach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suppressed: Option<Suppressed>,
     /// True when the decision was made on the hard rules alone, without a score.
     pub degraded: bool,
     /// Why, when degraded.

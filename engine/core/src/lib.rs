@@ -40,7 +40,9 @@ pub mod publish;
 // where decisions, dead letters and shadow decisions go.
 pub mod sink;
 
-// Beside the router: customers' state and the checkpoint file.
+// Beside the router: customers' state and the checkpoint file, and the profiles decisions
+// are joined with.
+pub mod profile;
 pub mod state;
 
 // One run, wired.

@@ -118,6 +118,9 @@ pub enum Report {
     Outcome(Outcome),
     /// An inactivity check fired.
     Fired(Fired),
+    /// A record from beside the event stream (a profile) that is refused: dead-lettered,
+    /// but not one of the records the source took in.
+    Refused(Box<DeadLetter>),
     /// Everything reported before this is written to the sinks: reply. A checkpoint asks,
     /// so that it never records a fired check whose decision is not yet published.
     Flush(tokio::sync::oneshot::Sender<()>),

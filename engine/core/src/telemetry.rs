@@ -48,6 +48,14 @@ pub const SOURCE_RECORDS_LOST: &str = "vigil_source_records_lost_total";
 pub const WATERMARK_LAG: &str = "vigil_watermark_lag_seconds";
 pub const TIMERS_PENDING: &str = "vigil_timers_pending";
 pub const TIMERS_FIRED: &str = "vigil_timers_fired_total";
+pub const PROFILES_STORED: &str = "vigil_profiles_stored_total";
+pub const PROFILES_MISSING: &str = "vigil_profiles_missing_total";
+pub const WEBHOOK_REQUESTS: &str = "vigil_webhook_requests_total";
+pub const WEBHOOK_RETRIES: &str = "vigil_webhook_retries_total";
+pub const WEBHOOK_PARKED_BATCHES: &str = "vigil_webhook_parked_batches_total";
+pub const WEBHOOK_PARKED_DECISIONS: &str = "vigil_webhook_parked_decisions_total";
+pub const WEBHOOK_DELIVERED: &str = "vigil_webhook_delivered_decisions_total";
+pub const WEBHOOK_DELIVERY_SECONDS: &str = "vigil_webhook_delivery_seconds";
 
 /// Latency buckets in seconds, 50 µs to 5 s.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -164,6 +172,39 @@ fn describe() {
         "Time to write one batch of passivated states to the store."
     );
     describe_counter!(
+        PROFILES_STORED,
+        "Customer profile updates stored from the profile source."
+    );
+    describe_counter!(
+        PROFILES_MISSING,
+        "Decisions that needed a customer's profile and found none, so used the defaults."
+    );
+    describe_counter!(
+        WEBHOOK_REQUESTS,
+        "Webhook requests by endpoint and status class (2xx, 4xx, 5xx, or error for timeouts and connection failures)."
+    );
+    describe_counter!(
+        WEBHOOK_RETRIES,
+        "Webhook batches sent again after a failed attempt, by endpoint."
+    );
+    describe_counter!(
+        WEBHOOK_PARKED_BATCHES,
+        "Webhook batches given up on and written to the undeliverable output, by endpoint."
+    );
+    describe_counter!(
+        WEBHOOK_PARKED_DECISIONS,
+        "Decisions in parked webhook batches, by endpoint."
+    );
+    describe_counter!(
+        WEBHOOK_DELIVERED,
+        "Decisions a webhook endpoint accepted, by endpoint."
+    );
+    describe_histogram!(
+        WEBHOOK_DELIVERY_SECONDS,
+        Unit::Seconds,
+        "From a webhook batch's first attempt to its acceptance, retries included, by endpoint."
+    );
+    describe_counter!(
         BUDGET_EXCEEDED,
         "Events decided on rules only because the latency budget ran out."
     );
@@ -230,7 +271,7 @@ fn describe() {
 #[derive(Clone)]
 pub struct Telemetry {
     events: Vec<[Counter; 3]>,
-    decisions: [[Counter; 2]; 3],
+    decisions: [[Counter; 2]; DecisionKind::COUNT],
     decision_latency: Histogram,
     stages: [Histogram; 4],
     actors_active: Gauge,
@@ -249,6 +290,8 @@ pub struct Telemetry {
     watermark_lag: Gauge,
     timers_pending: Gauge,
     timers_fired: [Counter; 4],
+    profiles_stored: Counter,
+    profiles_missing: Counter,
 }
 
 impl Telemetry {
@@ -295,6 +338,8 @@ impl Telemetry {
             timers_pending: metrics::gauge!(TIMERS_PENDING),
             timers_fired: TimerOutcome::ALL
                 .map(|o| metrics::counter!(TIMERS_FIRED, "outcome" => o.name())),
+            profiles_stored: metrics::counter!(PROFILES_STORED),
+            profiles_missing: metrics::counter!(PROFILES_MISSING),
         }
     }
 
@@ -373,6 +418,26 @@ impl InternalEvent for BudgetExceeded {
             "Latency budget exceeded; deciding on rules only."
         );
         t.budget_exceeded.increment(1);
+    }
+}
+
+/// Profile updates were stored.
+pub struct ProfilesStored {
+    pub count: u64,
+}
+
+impl InternalEvent for ProfilesStored {
+    fn emit(self, t: &Telemetry) {
+        t.profiles_stored.increment(self.count);
+    }
+}
+
+/// A decision needed a customer's profile and there was none: the defaults applied.
+pub struct ProfileMissing;
+
+impl InternalEvent for ProfileMissing {
+    fn emit(self, t: &Telemetry) {
+        t.profiles_missing.increment(1);
     }
 }
 

@@ -35,7 +35,7 @@ pub fn register(connectors: Connectors) -> Connectors {
         .sink("fluvio", "fluvio:TOPIC", |topic, settings| {
             Box::pin(async move {
                 let sink: Box<dyn Sink> =
-                    Box::new(sink::FluvioSink::open(&topic, &settings).await?);
+                    Box::new(sink::FluvioSink::open(&topic, &settings.fluvio).await?);
                 Ok(sink)
             })
         })

@@ -32,7 +32,7 @@ pub async fn produce(
 ) -> Result<Produced> {
     let options = SourceOptions::new(config);
     let mut source = connectors.open_source(from, options).await?;
-    let mut sink = connectors.open_sink(to, &config.fluvio).await?;
+    let mut sink = connectors.open_sink(to, config).await?;
     let started = Instant::now();
     let mut produced = Produced::default();
     let mut batch = Vec::new();

@@ -94,7 +94,7 @@ pub struct TailOptions {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tally {
     /// Decisions written, by kind (`DecisionKind::index`).
-    pub written: [u64; 3],
+    pub written: [u64; DecisionKind::COUNT],
     pub records: u64,
     pub duplicates: u64,
     pub filtered: u64,
@@ -460,6 +460,8 @@ mod tests {
     fn decision(id: &str, kind: DecisionKind, customer: &str, score: Option<f64>) -> Decision {
         Decision {
             degraded_reason: None,
+            channel: None,
+            suppressed: None,
             schema: 1,
             decision_id: Decision::id_for(customer, id, 1_780_000_000_000, kind),
             decision: kind,
@@ -569,7 +571,7 @@ mod tests {
         let mut expected = serde_json::to_vec(&freeze).unwrap();
         expected.push(b'\n');
         assert_eq!(out, expected);
-        assert_eq!(tally.written, [1, 0, 0]);
+        assert_eq!(tally.written, [1, 0, 0, 0]);
         assert_eq!((tally.duplicates, tally.unreadable), (1, 1));
     }
 

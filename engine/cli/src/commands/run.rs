@@ -21,9 +21,14 @@ pub struct RunArgs {
     /// Events: generate:SCENARIO.toml, file:EVENTS.jsonl, fluvio:TOPIC or - for stdin.
     #[arg(long)]
     source: Option<String>,
-    /// Decisions: stdout, stderr, file:PATH, fluvio:TOPIC or discard.
+    /// Decisions: stdout, stderr, file:PATH, fluvio:TOPIC, webhook:URL or discard. More sinks,
+    /// each for some decision kinds, go in the configuration's [[sinks]].
     #[arg(long, default_value = "stdout")]
     sink: String,
+    /// Customer profiles, joined into decisions: file:PROFILES.jsonl, file:PROFILES.csv
+    /// (columns as profiles.columns says) or fluvio:TOPIC, followed live.
+    #[arg(long)]
+    profiles: Option<String>,
     /// Dead letters: stdout, stderr, file:PATH, fluvio:TOPIC or discard.
     #[arg(long, default_value = "file:vigil-dead-letters.jsonl")]
     dead_letter: String,
@@ -79,6 +84,7 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<()> {
         rebuild: args.rebuild,
         mapping: args.mapping,
         shadow: args.shadow,
+        profiles: args.profiles,
         ..RunOptions::new(config, &source, &args.sink, &args.dead_letter)
     };
     let summary = pipeline::run(options, shutdown_signal()).await?;
@@ -99,7 +105,7 @@ async fn shutdown_signal() {
 fn print_summary(s: &RunSummary, dead_letter: &str) {
     let l = s.latency_us;
     eprintln!(
-        "Done: {} records in {:.1} s ({:.0} events/s); {} scored; freeze {}, alert {}, outreach {} ({} degraded); {} dead letters to {dead_letter}; ingest→published latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms.",
+        "Done: {} records in {:.1} s ({:.0} events/s); {} scored; freeze {}, alert {}, outreach {}, outreach suppressed {} ({} degraded); {} dead letters to {dead_letter}; ingest→published latency p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms.",
         s.records,
         s.elapsed.as_secs_f64(),
         s.events_per_second(),
@@ -107,6 +113,7 @@ fn print_summary(s: &RunSummary, dead_letter: &str) {
         s.decisions[0],
         s.decisions[1],
         s.decisions[2],
+        s.decisions[3],
         s.degraded,
         s.dead_letters,
         l.p50 as f64 / 1e3,

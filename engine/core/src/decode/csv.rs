@@ -383,14 +383,19 @@ fn timestamp(text: &str, format: TimeFormat) -> Result<i64, &'static str> {
 }
 
 /// One split CSV record: its unquoted text and where each field ends in it.
-struct Row {
+pub(crate) struct Row {
     text: String,
     ends: Vec<usize>,
 }
 
 impl Row {
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.ends.len()
+    }
+
+    /// The fields in order.
+    pub(crate) fn fields(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i))
     }
 
     fn get(&self, index: usize) -> &str {
@@ -417,7 +422,7 @@ impl Row {
 }
 
 /// Splits one CSV record (RFC 4180 quoting) into its fields.
-fn split(raw: &[u8], delimiter: u8) -> Result<Row, String> {
+pub(crate) fn split(raw: &[u8], delimiter: u8) -> Result<Row, String> {
     use csv_core::ReadRecordResult::{End, InputEmpty, Record};
     std::str::from_utf8(raw).map_err(|e| format!("row is not UTF-8: {e}"))?;
     // Unquoting never lengthens a field, and there is at most one field per delimiter plus

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::config::FluvioConfig;
+use crate::config::{Config, FluvioConfig, WebhookConfig};
 use crate::error::{Error, Result};
 use crate::sink::file::JsonLinesSink;
 use crate::sink::Sink;
@@ -32,7 +32,17 @@ pub type Opening<T> = Pin<Box<dyn Future<Output = Result<Box<T>>> + Send>>;
 /// Opens a source from the part of its spec after the prefix.
 pub type OpenSource = Arc<dyn Fn(String, SourceOptions) -> Opening<dyn Source> + Send + Sync>;
 /// Opens a sink from the part of its spec after the prefix.
-pub type OpenSink = Arc<dyn Fn(String, FluvioConfig) -> Opening<dyn Sink> + Send + Sync>;
+pub type OpenSink = Arc<dyn Fn(String, SinkOptions) -> Opening<dyn Sink> + Send + Sync>;
+
+/// What a sink is opened with besides its spec: the settings of the connectors that have
+/// them, and the registry itself, for a sink that writes on to another (a webhook's
+/// undeliverable output).
+#[derive(Clone)]
+pub struct SinkOptions {
+    pub fluvio: FluvioConfig,
+    pub webhook: WebhookConfig,
+    pub connectors: Connectors,
+}
 
 /// One connector: how its spec is written, and how it is opened.
 #[derive(Clone)]
@@ -112,7 +122,7 @@ impl Connectors {
         mut self,
         prefix: &'static str,
         usage: &'static str,
-        open: impl Fn(String, FluvioConfig) -> Opening<dyn Sink> + Send + Sync + 'static,
+        open: impl Fn(String, SinkOptions) -> Opening<dyn Sink> + Send + Sync + 'static,
     ) -> Self {
         let open: OpenSink = Arc::new(open);
         self.sinks.insert(prefix, Entry { usage, open });
@@ -137,15 +147,25 @@ impl Connectors {
         (entry.open)(rest.to_owned(), options).await
     }
 
-    /// Opens the sink `spec` names.
-    pub async fn open_sink(&self, spec: &str, fluvio: &FluvioConfig) -> Result<Box<dyn Sink>> {
+    /// Opens the sink `spec` names, with `config`'s settings.
+    pub async fn open_sink(&self, spec: &str, config: &Config) -> Result<Box<dyn Sink>> {
+        let options = SinkOptions {
+            fluvio: config.fluvio.clone(),
+            webhook: config.webhook.clone(),
+            connectors: self.clone(),
+        };
+        self.open_sink_with(spec, options).await
+    }
+
+    /// Opens the sink `spec` names, with these settings.
+    pub async fn open_sink_with(&self, spec: &str, options: SinkOptions) -> Result<Box<dyn Sink>> {
         let (prefix, rest) = split(spec);
         let entry = self.sinks.get(prefix).ok_or_else(|| Error::UnknownSpec {
             role: "sink",
             spec: spec.to_owned(),
             expected: usages(&self.sinks),
         })?;
-        (entry.open)(rest.to_owned(), fluvio.clone()).await
+        (entry.open)(rest.to_owned(), options).await
     }
 }
 
@@ -160,15 +180,13 @@ fn usages<F>(entries: &BTreeMap<&'static str, Entry<F>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
 
     #[tokio::test]
     async fn an_unknown_prefix_lists_every_registered_connector() {
         let connectors = Connectors::builtin();
         let config = Config::builtin();
-        let fluvio = config.fluvio.clone();
         let err = connectors
-            .open_sink("kafka:decisions", &fluvio)
+            .open_sink("kafka:decisions", &config)
             .await
             .err()
             .unwrap();
@@ -194,7 +212,7 @@ mod tests {
             })
         });
         let sink = connectors
-            .open_sink("null:x", &Config::builtin().fluvio)
+            .open_sink("null:x", &Config::builtin())
             .await
             .unwrap();
         assert_eq!(sink.describe(), "discard");

@@ -13,9 +13,10 @@
 mod barrier;
 pub mod connectors;
 mod ingest;
+mod profiles;
 pub mod watermark;
 
-pub use connectors::Connectors;
+pub use connectors::{Connectors, SinkOptions};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -33,7 +34,8 @@ use crate::decode::Decoder;
 use crate::error::{Error, Result};
 use crate::event::Offsets;
 use crate::outcome::{Audit, Report};
-use crate::publish::{Publisher, RunSummary, Sinks, Tick};
+use crate::profile::ProfileBook;
+use crate::publish::{Publisher, Route, RunSummary, Sinks, Tick};
 use crate::scoring::models::{ModelWatcher, WatchCounts};
 use crate::scoring::{AfterFeatures, Scoring};
 use crate::sink::Sink;
@@ -81,6 +83,8 @@ pub struct RunOptions {
     pub audit: Option<mpsc::UnboundedSender<Audit>>,
     /// Called on every event once its features are computed; the fault tests' seam.
     pub after_features: Option<AfterFeatures>,
+    /// Where customer profiles come from (source spec), when decisions use them.
+    pub profiles: Option<String>,
 }
 
 /// A source or sinks supplied in code rather than by spec: a load-test runner's own decision
@@ -113,6 +117,7 @@ impl RunOptions {
             shadow: "discard".to_owned(),
             audit: None,
             after_features: None,
+            profiles: None,
         }
     }
 }
@@ -130,9 +135,16 @@ pub async fn run_with(
 ) -> Result<RunSummary> {
     let config = &options.config;
     let telemetry = Telemetry::new();
-    let models = start_models(&options, telemetry.clone())?;
-    let scoring = models.scoring.clone();
     let store = Arc::new(StateStore::open(options.state_dir.as_deref())?);
+    let profiles = options.profiles.as_ref().map(|_| {
+        Arc::new(ProfileBook::new(
+            store.clone(),
+            &config.profiles,
+            telemetry.clone(),
+        ))
+    });
+    let models = start_models(&options, profiles.clone(), telemetry.clone())?;
+    let scoring = models.scoring.clone();
     // With a state directory, checkpoints live in the store with the customers' state; the
     // JSON file beside it mirrors them for operators (and is read when the store has none).
     let checkpoint = options
@@ -214,6 +226,13 @@ pub async fn run_with(
         }
         .run(inbox),
     );
+    let _following = match (&options.profiles, &profiles) {
+        (Some(spec), Some(book)) => {
+            let feed = profiles::open(&options, spec, book.clone()).await?;
+            profiles::load(feed, to_publisher.clone()).await?
+        }
+        _ => None,
+    };
     let (router, router_task) = Actor::spawn(
         None,
         Router,
@@ -270,7 +289,11 @@ struct Models {
     _watching: Option<AbortOnDrop>,
 }
 
-fn start_models(options: &RunOptions, telemetry: Telemetry) -> Result<Models> {
+fn start_models(
+    options: &RunOptions,
+    profiles: Option<Arc<ProfileBook>>,
+    telemetry: Telemetry,
+) -> Result<Models> {
     let config = &options.config;
     // The watcher looks at the artifact files before they are loaded, so a file replaced
     // while they load is loaded again.
@@ -279,6 +302,7 @@ fn start_models(options: &RunOptions, telemetry: Telemetry) -> Result<Models> {
     let mut scoring = Scoring::from_config(config, telemetry)?;
     scoring.audit = options.audit.is_some();
     scoring.after_features = options.after_features.clone();
+    scoring.profiles = profiles;
     let scoring = Arc::new(scoring);
     let interval = config.models.watch_interval;
     let watching = (!interval.is_zero())
@@ -358,14 +382,27 @@ async fn open_endpoints(
                 .await?
         }
     };
+    let config = &options.config;
     let decisions = match endpoints.decisions {
         Some(sink) => sink,
-        None => connectors.open_sink(&options.sink, fluvio).await?,
+        None => connectors.open_sink(&options.sink, config).await?,
     };
     let dead_letters = match endpoints.dead_letters {
         Some(sink) => sink,
-        None => connectors.open_sink(&options.dead_letter, fluvio).await?,
+        None => connectors.open_sink(&options.dead_letter, config).await?,
     };
+    let mut routes = Vec::with_capacity(config.sinks.len());
+    for route in &config.sinks {
+        let settings = SinkOptions {
+            fluvio: fluvio.clone(),
+            webhook: route.webhook(&config.webhook),
+            connectors: connectors.clone(),
+        };
+        routes.push(Route {
+            kinds: route.decisions.clone(),
+            sink: connectors.open_sink_with(&route.sink, settings).await?,
+        });
+    }
     // Without a challenger there is nothing to shadow (and no empty file to leave behind).
     let models = &options.config.models;
     let challenged = models.fraud_challenger.is_some() || models.churn_challenger.is_some();
@@ -374,13 +411,14 @@ async fn open_endpoints(
     } else {
         "discard"
     };
-    let shadow = connectors.open_sink(shadow_spec, fluvio).await?;
+    let shadow = connectors.open_sink(shadow_spec, config).await?;
     Ok((
         source,
         Sinks {
             decisions,
             dead_letters,
             shadow,
+            routes,
         },
     ))
 }

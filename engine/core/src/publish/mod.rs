@@ -23,6 +23,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
+use crate::decision::{Decision, DecisionKind};
 use crate::error::Result;
 use crate::event::{Offsets, Position};
 use crate::outcome::{Audit, Fired, Outcome, Report};
@@ -42,6 +43,14 @@ pub struct Sinks {
     pub dead_letters: Box<dyn Sink>,
     /// Challengers' would-be decisions.
     pub shadow: Box<dyn Sink>,
+    /// Extra decision sinks, each taking the decisions of some kinds (`[[sinks]]`).
+    pub routes: Vec<Route>,
+}
+
+/// A decision sink that takes the decisions of `kinds` only.
+pub struct Route {
+    pub kinds: Vec<DecisionKind>,
+    pub sink: Box<dyn Sink>,
 }
 
 pub struct Publisher {
@@ -94,6 +103,8 @@ struct Run {
     interval: Histogram<u64>,
     progress: Progress,
     decisions: Outgoing,
+    /// Per route, its decisions in this batch.
+    routed: Vec<Outgoing>,
     shadows: Outgoing,
     /// Dead letters have nowhere further to go, so their positions are not kept.
     letters: Vec<DeadLetter>,
@@ -122,6 +133,12 @@ impl Publisher {
             interval: latency_histogram(),
             progress: Progress::default(),
             decisions: Outgoing::default(),
+            routed: self
+                .sinks
+                .routes
+                .iter()
+                .map(|_| Outgoing::default())
+                .collect(),
             letters: Vec::new(),
             shadows: Outgoing::default(),
             published: Vec::with_capacity(BATCH),
@@ -150,6 +167,11 @@ impl Publisher {
             for report in reports.drain(..) {
                 match report {
                     Report::Fired(fired) => self.fired(&mut run, fired),
+                    Report::Refused(letter) => {
+                        run.summary.dead_letters += 1;
+                        count_rejection(&mut run, letter.rejection.reason);
+                        run.letters.push(*letter);
+                    }
                     Report::Flush(reply) => flushed.push(reply),
                     Report::Taken { positions, backlog } => {
                         for position in positions {
@@ -239,7 +261,7 @@ impl Publisher {
                         run.summary.decisions[d.decision.index()] += 1;
                         run.summary.degraded += u64::from(d.degraded);
                         self.telemetry.decision(d.decision, d.degraded);
-                        run.decisions.push(decision_record(&d), Some(position));
+                        self.push_decision(run, &d, Some(position));
                         EventOutcome::Decided
                     }
                     None => EventOutcome::Cleared,
@@ -279,8 +301,19 @@ impl Publisher {
         if let Some(d) = fired.decision.filter(|_| !self.rebuilding(run)) {
             run.summary.decisions[d.decision.index()] += 1;
             self.telemetry.decision(d.decision, d.degraded);
-            run.decisions.push(decision_record(&d), None);
+            self.push_decision(run, &d, None);
         }
+    }
+
+    /// Puts a decision in the batch for the decision sink and for every route of its kind.
+    fn push_decision(&self, run: &mut Run, decision: &Decision, position: Option<Position>) {
+        let record = decision_record(decision);
+        for (route, outgoing) in self.sinks.routes.iter().zip(&mut run.routed) {
+            if route.kinds.contains(&decision.decision) {
+                outgoing.push(record.clone(), position);
+            }
+        }
+        run.decisions.push(record, position);
     }
 
     /// Writes the batch to the sinks, then records its latency. Decisions and shadow
@@ -288,10 +321,17 @@ impl Publisher {
     async fn write(&mut self, run: &mut Run) -> Result<()> {
         let write_started = Instant::now();
         let mut refused = Vec::new();
-        for (sink, outgoing) in [
+        let routes = self
+            .sinks
+            .routes
+            .iter_mut()
+            .map(|route| &mut route.sink)
+            .zip(&mut run.routed);
+        let outputs = [
             (&mut self.sinks.decisions, &mut run.decisions),
             (&mut self.sinks.shadow, &mut run.shadows),
-        ] {
+        ];
+        for (sink, outgoing) in outputs.into_iter().chain(routes) {
             if outgoing.records.is_empty() {
                 continue;
             }
@@ -382,11 +422,12 @@ impl Publisher {
             format!("{:.2} ms", l.p99 as f64 / 1_000.0)
         });
         eprintln!(
-            "{:>8.0} ev/s | freeze {} alert {} outreach {} | p99 {p99} | dead letters {} | actors {}",
+            "{:>8.0} ev/s | freeze {} alert {} outreach {} (suppressed {}) | p99 {p99} | dead letters {} | actors {}",
             rate,
             tick.decisions[0],
             tick.decisions[1],
             tick.decisions[2],
+            tick.decisions[3],
             tick.dead_letters,
             self.actors.load(Ordering::Relaxed),
         );

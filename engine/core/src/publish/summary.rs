@@ -14,7 +14,7 @@ use crate::event::Offsets;
 pub struct RunSummary {
     pub records: u64,
     pub scored: u64,
-    pub decisions: [u64; 3],
+    pub decisions: [u64; DecisionKind::COUNT],
     pub degraded: u64,
     pub dead_letters: u64,
     pub elapsed: Duration,
@@ -48,7 +48,7 @@ pub struct Tick {
     /// Records published so far (scored or dead-lettered).
     pub records: u64,
     pub dead_letters: u64,
-    pub decisions: [u64; 3],
+    pub decisions: [u64; DecisionKind::COUNT],
     /// Latency of the records published since the previous tick, when there were any.
     pub latency_us: Option<LatencySummary>,
     /// Per partition, the offset below which every record is published.
@@ -73,7 +73,7 @@ impl RunSummary {
         RunSummary {
             records: 0,
             scored: 0,
-            decisions: [0; 3],
+            decisions: [0; DecisionKind::COUNT],
             degraded: 0,
             dead_letters: 0,
             elapsed: Duration::ZERO,

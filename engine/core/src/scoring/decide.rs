@@ -16,14 +16,15 @@ use vigil_models::{Model, ModelKind};
 
 use super::features::{ChurnVector, CustomerFeatures, FeaturesMark, FraudVector, Observation};
 use super::models::{LiveModels, ModelSet};
-use super::policy::Policy;
+use super::policy::{PaymentFacts, Policy, ProfileLookup, Reach};
 use super::repeats::{RecentEvents, Seen};
 use crate::config::{Config, LatencyBudget};
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
-use crate::decision::{Decision, DecisionKind, DegradedReason, ReasonCode, Trigger};
+use crate::decision::{Decision, DecisionKind, DegradedReason, ReasonCode, Suppressed, Trigger};
 use crate::error::Result;
 use crate::event::{wall_clock_ms, Event, EventKind, Inbound, SCHEMA_VERSION};
 use crate::outcome::{Audit, Outcome, Shadow};
+use crate::profile::{Channel, ProfileBook};
 use crate::telemetry::{BudgetExceeded, ModelError, ModelLoaded, RepeatedEvent, Stage, Telemetry};
 
 /// Called on every event once its features are folded in, before it is scored. The engine
@@ -47,9 +48,32 @@ pub struct Scoring {
     /// `vigil replay`. Off in live runs: it costs an allocation per event.
     pub audit: bool,
     pub after_features: Option<AfterFeatures>,
+    /// Customer profiles, when the run has them (`--profiles`).
+    pub profiles: Option<Arc<ProfileBook>>,
 }
 
 impl Scoring {
+    /// `customer_id`'s profile, looked up when first asked for.
+    pub fn profile_of<'a>(&'a self, customer_id: &'a str) -> ProfileLookup<'a> {
+        ProfileLookup::new(self.profiles.as_deref(), customer_id)
+    }
+
+    /// An outreach verdict under the customer's profile: the action and channel to publish,
+    /// or `outreach_suppressed` and why.
+    pub(super) fn reach(
+        &self,
+        action: Option<DecisionKind>,
+        profile: &ProfileLookup,
+    ) -> (Option<DecisionKind>, Option<Channel>, Option<Suppressed>) {
+        if action != Some(DecisionKind::Outreach) {
+            return (action, None, None);
+        }
+        match self.policy.reach(profile.get()) {
+            Reach::Contact(channel) => (action, channel, None),
+            Reach::Suppressed(why) => (Some(DecisionKind::OutreachSuppressed), None, Some(why)),
+        }
+    }
+
     /// Scoring with `models` under `config`'s policy and limits; every model is announced in
     /// its role.
     pub fn new(models: ModelSet, config: &Config, telemetry: Telemetry) -> Result<Scoring> {
@@ -71,6 +95,7 @@ impl Scoring {
             telemetry,
             audit: false,
             after_features: None,
+            profiles: None,
         })
     }
 
@@ -253,22 +278,33 @@ impl CustomerState {
         scoring.telemetry.stage(Stage::Features, featured - started);
 
         let models = scoring.models.current();
-        let judgement = match &observation {
-            Observation::Fraud(v) => judge_fraud(&models, scoring, v, degraded),
-            Observation::Churn(v) => self.judge_churn(&models, scoring, v, event.ts, degraded),
+        let profile = scoring.profile_of(&event.customer_id);
+        let judgement = match (&observation, &event.kind) {
+            (Observation::Fraud(v), EventKind::Payment(payment)) => {
+                let payment = PaymentFacts {
+                    country: &payment.country,
+                    ts: event.ts,
+                };
+                judge_fraud(&models, scoring, v, (payment, &profile), degraded)
+            }
+            (Observation::Churn(v), _) => self.judge_churn(&models, scoring, v, event.ts, degraded),
+            (Observation::Fraud(_), _) => unreachable!("fraud features come from payments"),
         };
         let decided = Instant::now();
         scoring.telemetry.stage(Stage::Score, decided - featured);
 
         let degraded = judgement.degraded;
         let features = observation.features();
-        let made = |action: Option<DecisionKind>, verdict: Option<&Verdict>, rules: &[Arc<str>]| {
+        let made = |verdict: Option<&Verdict>, rules: &[Arc<str>], action: Option<DecisionKind>| {
+            let (action, channel, suppressed) = scoring.reach(action, &profile);
             action.map(|kind| {
                 let cited = Cited {
                     verdict,
                     features,
                     rules,
                     degraded,
+                    channel,
+                    suppressed,
                 };
                 decision(event, kind, cited, ingested, decided)
             })
@@ -276,7 +312,7 @@ impl CustomerState {
         let shadow = judgement.challenger.as_ref().map(|c| {
             Box::new(Shadow {
                 kind: judgement.kind,
-                decision: made(c.action, Some(c), &c.rules),
+                decision: made(Some(c), &c.rules, c.action),
                 disagrees: c.action != judgement.action,
             })
         });
@@ -284,9 +320,9 @@ impl CustomerState {
             .audit
             .then(|| audit(event, &observation, &judgement));
         let decision = made(
-            judgement.action,
             judgement.champion.as_ref(),
             &judgement.rules,
+            judgement.action,
         );
         if remembers {
             self.recent_events.remember(
@@ -310,7 +346,8 @@ impl CustomerState {
     }
 
     /// The churn model's verdict on an engagement event, and the challenger's; an outreach
-    /// starts the cooldown. Outreach is never urgent: without budget left there is nothing
+    /// starts the cooldown, even one the customer's profile then suppresses, so a customer
+    /// without consent is counted once per cooldown, not on every event. Outreach is never urgent: without budget left there is nothing
     /// rules-only to say.
     fn judge_churn<'m>(
         &mut self,
@@ -422,11 +459,12 @@ fn judge_fraud<'m>(
     models: &'m ModelSet,
     scoring: &Scoring,
     v: &FraudVector,
+    (payment, profile): (PaymentFacts, &ProfileLookup),
     degraded: Option<DegradedReason>,
 ) -> Judgement<'m> {
     let policy = &scoring.policy;
     let rules_only = |degraded| {
-        let rules_only = policy.fraud(None, v);
+        let rules_only = policy.fraud(None, v, payment, profile);
         Judgement {
             champion: None,
             action: rules_only.action,
@@ -441,7 +479,7 @@ fn judge_fraud<'m>(
     }
     let verdict = |model: &'m Model| {
         let probability = scored(model, v, scoring)?;
-        let fraud = policy.fraud(Some((model, probability)), v);
+        let fraud = policy.fraud(Some((model, probability)), v, payment, profile);
         Some((
             Verdict {
                 model,
@@ -512,12 +550,15 @@ fn audit(event: &Event, observation: &Observation, judgement: &Judgement) -> Box
 }
 
 /// What a decision cites: the verdict (none when degraded to rules only), the features it was
-/// reached on, for its reasons, and the rules that fired.
+/// reached on, for its reasons, the rules that fired, and for outreach, the channel or why it
+/// was suppressed.
 struct Cited<'a> {
     verdict: Option<&'a Verdict<'a>>,
     features: &'a [f64],
     rules: &'a [Arc<str>],
     degraded: Option<DegradedReason>,
+    channel: Option<Channel>,
+    suppressed: Option<Suppressed>,
 }
 
 /// The decision `kind` on `event`, citing the verdict's model, score and reasons when there is
@@ -534,6 +575,8 @@ fn decision(
         features,
         rules,
         degraded,
+        channel,
+        suppressed,
     } = cited;
     Box::new(Decision {
         schema: SCHEMA_VERSION,
@@ -549,6 +592,8 @@ fn decision(
         model: verdict.map(|v| v.model.label()),
         reasons: verdict.map_or(Vec::new(), |v| reason_codes(v.model, features)),
         rules: rules.to_vec(),
+        channel,
+        suppressed,
         degraded: degraded.is_some(),
         degraded_reason: degraded,
         latency_us: (decided - ingested).as_micros() as u64,
@@ -771,7 +816,12 @@ mod tests {
         };
         let mut v = [0.0; FRAUD_FEATURES.len()];
         v[0] = f64::NAN;
-        let judgement = judge_fraud(&models, &scoring, &v, None);
+        let payment = PaymentFacts {
+            country: "FR",
+            ts: 0,
+        };
+        let profile = scoring.profile_of("c-1");
+        let judgement = judge_fraud(&models, &scoring, &v, (payment, &profile), None);
         assert_eq!(judgement.degraded, Some(DegradedReason::ModelError));
         assert!(judgement.champion.is_none() && judgement.challenger.is_none());
 

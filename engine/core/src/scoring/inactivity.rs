@@ -78,7 +78,9 @@ impl CustomerState {
         };
         let decision = (outcome == TimerOutcome::Outreach).then(|| {
             self.last_outreach_ts = Some(timer_ts);
-            let kind = DecisionKind::Outreach;
+            let profile = scoring.profile_of(customer_id);
+            let (kind, channel, suppressed) = scoring.reach(Some(DecisionKind::Outreach), &profile);
+            let kind = kind.expect("outreach is reached or suppressed, never dropped");
             Box::new(Decision {
                 schema: SCHEMA_VERSION,
                 decision_id: Decision::id_for_timer(customer_id, timer_ts, kind),
@@ -93,6 +95,8 @@ impl CustomerState {
                 model: Some(model.label()),
                 reasons: reason_codes(model, &v),
                 rules: Vec::new(),
+                channel,
+                suppressed,
                 degraded: false,
                 degraded_reason: None,
                 latency_us: started.elapsed().as_micros() as u64,
@@ -243,5 +247,48 @@ mod tests {
         assert_eq!(restored.inactivity_due(checks), Some(T0 + 28 * DAY));
         restored.rollback(&point);
         assert_eq!(restored.inactivity_due(checks), Some(T0 + 30 * DAY));
+    }
+
+    #[test]
+    fn a_profile_update_between_two_checks_changes_the_next_decision() {
+        use crate::decision::{DecisionKind, Suppressed};
+        use crate::profile::{Channel, ProfileBook};
+        use std::sync::Arc;
+
+        let mut scoring = scoring();
+        let store = Arc::new(crate::state::store::StateStore::open(None).unwrap());
+        let config = Config::builtin();
+        let book = Arc::new(ProfileBook::new(store, &config.profiles, Telemetry::new()));
+        let update = |json: &str| {
+            let update = crate::profile::parse(json.as_bytes()).unwrap();
+            book.store(&[update], "test", &Default::default()).unwrap();
+        };
+        update(r#"{"customer_id":"c-1","marketing_consent":false,"channels":{"push":true}}"#);
+        scoring.profiles = Some(book.clone());
+        let mut state = CustomerState::default();
+        state.process(&payment("e-1", T0), &scoring);
+
+        let kind = |fired: &[Fired]| {
+            let d = fired[0].decision.as_deref().unwrap();
+            (d.decision, d.channel, d.suppressed)
+        };
+        let first = fire(&mut state, T0 + 7 * DAY, &scoring);
+        assert_eq!(
+            kind(&first),
+            (
+                DecisionKind::OutreachSuppressed,
+                None,
+                Some(Suppressed::NoConsent)
+            )
+        );
+        // The customer consents; the next check (past the ten-day cooldown) reaches them.
+        update(r#"{"customer_id":"c-1","marketing_consent":true,"channels":{"push":true}}"#);
+        let next = fire(&mut state, T0 + 30 * DAY, &scoring);
+        assert_eq!(next.len(), 2, "day 14 is in the cooldown, day 30 is not");
+        assert_eq!(next[0].decision, None);
+        assert_eq!(
+            kind(&next[1..]),
+            (DecisionKind::Outreach, Some(Channel::Push), None)
+        );
     }
 }

@@ -2,21 +2,83 @@
 //! the hard rules, compiled from configuration once so that applying them per event is a few
 //! comparisons. A fraud threshold given as an alert budget is the scoring model's own: each
 //! model (champion or challenger) acts at the threshold it recorded for that budget.
+//!
+//! With customer profiles, the policy also reads what the business knows: rules may test the
+//! profile features (`home_country_mismatch`, `account_age_days`), a tier may turn low-score
+//! freezes into alerts, and outreach needs consent and a reachable channel. The profile is
+//! asked for (`ProfileLookup`) only when one of these needs it.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use super::features::{fraud_feature_index, FraudVector, FRAUD_FEATURES};
 use vigil_models::{Model, Threshold};
 
 use crate::config::Config;
-use crate::decision::DecisionKind;
+use crate::decision::{DecisionKind, Suppressed};
 use crate::error::Result;
+use crate::profile::{Channel, Profile, ProfileBook};
+
+/// Features of a payment against the customer's profile, for rules: 1 when the payment's
+/// country is not the profile's home country (0 when it is), and the account's age in days at
+/// the payment. Without a profile, or without the field, they are not numbers, and a condition
+/// on them does not hold.
+pub const PROFILE_FEATURES: [&str; 2] = ["home_country_mismatch", "account_age_days"];
+
+const DAY_MS: f64 = 86_400_000.0;
+
+/// What a rule condition reads.
+#[derive(Debug, Clone, Copy)]
+enum Input {
+    Fraud(usize),
+    Profile(usize),
+}
 
 #[derive(Debug, Clone)]
 struct Condition {
-    feature: usize,
+    input: Input,
     above: Option<f64>,
     below: Option<f64>,
+}
+
+/// A customer's profile, looked up at most once per event and only when asked for.
+pub struct ProfileLookup<'a> {
+    book: Option<&'a ProfileBook>,
+    customer_id: &'a str,
+    profile: OnceCell<Option<Arc<Profile>>>,
+}
+
+impl<'a> ProfileLookup<'a> {
+    /// `customer_id`'s profile from `book`; with no book (profiles not in use), none.
+    pub fn new(book: Option<&'a ProfileBook>, customer_id: &'a str) -> Self {
+        ProfileLookup {
+            book,
+            customer_id,
+            profile: OnceCell::new(),
+        }
+    }
+
+    /// The profile, or the defaults for a customer without one; none without profiles.
+    pub fn get(&self) -> Option<&Profile> {
+        self.profile
+            .get_or_init(|| self.book.map(|book| book.get(self.customer_id)))
+            .as_deref()
+    }
+}
+
+/// The payment a fraud verdict is for, as the profile features read it.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentFacts<'a> {
+    pub country: &'a str,
+    pub ts: i64,
+}
+
+/// Where outreach goes, or why it does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// Contact the customer, on this channel when profiles are in use.
+    Contact(Option<Channel>),
+    Suppressed(Suppressed),
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +104,12 @@ pub struct Policy {
     /// Inactivity checks, ms after the newest activity, increasing.
     inactivity_checks_ms: Vec<i64>,
     rules: Vec<Rule>,
+    /// Whether some rule reads a profile feature.
+    reads_profiles: bool,
+    /// Per tier: the score below which a freeze is an alert, and the rule name that says so.
+    tiers: Vec<(String, f64, Arc<str>)>,
+    /// Outreach channels in order of preference after the customer's own.
+    channels: Vec<Channel>,
 }
 
 impl Policy {
@@ -53,17 +121,23 @@ impl Policy {
         for (i, rule) in policy.rules.iter().enumerate() {
             let mut when = Vec::with_capacity(rule.when.len());
             for c in &rule.when {
-                let feature = fraud_feature_index(&c.feature).ok_or_else(|| {
-                    let key = format!("policy.rules[{i}] ({}).when.feature", rule.name);
-                    let reason = format!(
-                        "`{}` is not a fraud feature; known: {}",
-                        c.feature,
-                        FRAUD_FEATURES.join(", ")
-                    );
-                    config.invalid(&key, reason)
-                })?;
+                let profile = PROFILE_FEATURES.iter().position(|f| *f == c.feature);
+                let input = match (fraud_feature_index(&c.feature), profile) {
+                    (Some(i), _) => Input::Fraud(i),
+                    (None, Some(i)) => Input::Profile(i),
+                    (None, None) => {
+                        let key = format!("policy.rules[{i}] ({}).when.feature", rule.name);
+                        let reason = format!(
+                            "`{}` is not a fraud feature; known: {}, and from profiles {}",
+                            c.feature,
+                            FRAUD_FEATURES.join(", "),
+                            PROFILE_FEATURES.join(", ")
+                        );
+                        return Err(config.invalid(&key, reason));
+                    }
+                };
                 when.push(Condition {
-                    feature,
+                    input,
                     above: c.above,
                     below: c.below,
                 });
@@ -85,13 +159,36 @@ impl Policy {
                 .iter()
                 .map(|d| d.as_millis() as i64)
                 .collect(),
+            reads_profiles: rules
+                .iter()
+                .flat_map(|r| &r.when)
+                .any(|c| matches!(c.input, Input::Profile(_))),
             rules,
+            tiers: policy
+                .tiers
+                .iter()
+                .map(|(tier, t)| {
+                    (
+                        tier.clone(),
+                        t.freeze_at_least,
+                        format!("tier:{tier}").into(),
+                    )
+                })
+                .collect(),
+            channels: policy.churn.channels.clone(),
         })
     }
 
     /// The fraud action: the score's threshold action (when a model scored) raised to the
-    /// strongest hard rule that fired.
-    pub fn fraud(&self, scored: Option<(&Model, f64)>, features: &FraudVector) -> FraudVerdict {
+    /// strongest hard rule that fired, then, for a customer whose tier asks for it, a freeze
+    /// on a score below the tier's floor lowered to an alert.
+    pub fn fraud(
+        &self,
+        scored: Option<(&Model, f64)>,
+        features: &FraudVector,
+        payment: PaymentFacts,
+        profile: &ProfileLookup,
+    ) -> FraudVerdict {
         let mut action = scored.and_then(|(model, p)| {
             // Loading refuses a model without the budgets the policy names (`required`), so
             // the fallback, never acting, is not reached.
@@ -104,10 +201,16 @@ impl Policy {
                 None
             }
         });
+        let profiled = OnceCell::new();
+        let profile_features =
+            || *profiled.get_or_init(|| profile_features(profile.get(), payment));
         let mut fired = Vec::new();
         for rule in &self.rules {
             let holds = rule.when.iter().all(|c| {
-                let v = features[c.feature];
+                let v = match c.input {
+                    Input::Fraud(i) => features[i],
+                    Input::Profile(i) => profile_features()[i],
+                };
                 c.above.is_none_or(|a| v > a) && c.below.is_none_or(|b| v < b)
             });
             if holds {
@@ -115,7 +218,41 @@ impl Policy {
                 action = action.max(Some(rule.at_least));
             }
         }
+        if action == Some(DecisionKind::Freeze) && !self.tiers.is_empty() {
+            let tier = profile.get().and_then(|p| p.tier.as_deref());
+            if let Some((_, floor, name)) = self.tiers.iter().find(|t| Some(t.0.as_str()) == tier) {
+                if scored.is_none_or(|(_, p)| p < *floor) {
+                    action = Some(DecisionKind::Alert);
+                    fired.push(name.clone());
+                }
+            }
+        }
         FraudVerdict { action, fired }
+    }
+
+    /// Whether some rule reads a profile feature, so every payment needs its profile.
+    pub fn reads_profiles(&self) -> bool {
+        self.reads_profiles
+    }
+
+    /// Where an outreach goes: without profiles, to the customer with no channel named;
+    /// with them, only with consent, on the preferred channel when it reaches the customer,
+    /// else the first configured one that does.
+    pub fn reach(&self, profile: Option<&Profile>) -> Reach {
+        let Some(profile) = profile else {
+            return Reach::Contact(None);
+        };
+        if !profile.marketing_consent {
+            return Reach::Suppressed(Suppressed::NoConsent);
+        }
+        let usable = |c: &Channel| self.channels.contains(c) && profile.reachable(*c);
+        profile
+            .preferred_channel
+            .filter(usable)
+            .or_else(|| self.channels.iter().copied().find(usable))
+            .map_or(Reach::Suppressed(Suppressed::NoReachableChannel), |c| {
+                Reach::Contact(Some(c))
+            })
     }
 
     /// How long after a customer's newest activity each inactivity check comes, in ms.
@@ -134,11 +271,33 @@ impl Policy {
     }
 }
 
+/// `PROFILE_FEATURES` of a payment.
+fn profile_features(profile: Option<&Profile>, payment: PaymentFacts) -> [f64; 2] {
+    let mismatch = profile
+        .and_then(|p| p.home_country.as_deref())
+        .map_or(f64::NAN, |home| {
+            f64::from(u8::from(home != payment.country))
+        });
+    let age = profile
+        .and_then(|p| p.signup_ts)
+        .map_or(f64::NAN, |signup| (payment.ts - signup) as f64 / DAY_MS);
+    [mismatch, age]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::shipped_artifact;
     use vigil_models::{AlertBudgetPoint, ModelArtifact, ModelKind};
+
+    const PAY: PaymentFacts = PaymentFacts {
+        country: "FR",
+        ts: 1_780_000_000_000,
+    };
+
+    fn no_profile() -> ProfileLookup<'static> {
+        ProfileLookup::new(None, "c-1")
+    }
 
     fn features(set: &[(&str, f64)]) -> FraudVector {
         let mut v = [0.0; FRAUD_FEATURES.len()];
@@ -189,32 +348,39 @@ mod tests {
         let (p, m) = (policy(), model(&[]));
         let none = features(&[]);
         assert_eq!(
-            p.fraud(Some((&m, 0.99)), &none).action,
+            p.fraud(Some((&m, 0.99)), &none, PAY, &no_profile()).action,
             Some(DecisionKind::Freeze)
         );
         assert_eq!(
-            p.fraud(Some((&m, 0.95)), &none).action,
+            p.fraud(Some((&m, 0.95)), &none, PAY, &no_profile()).action,
             Some(DecisionKind::Alert)
         );
-        assert_eq!(p.fraud(Some((&m, 0.2)), &none).action, None);
-        assert_eq!(p.fraud(None, &none).action, None);
+        assert_eq!(
+            p.fraud(Some((&m, 0.2)), &none, PAY, &no_profile()).action,
+            None
+        );
+        assert_eq!(p.fraud(None, &none, PAY, &no_profile()).action, None);
     }
 
     #[test]
     fn new_country_over_max_is_at_least_an_alert_even_with_a_low_score() {
         let (p, m) = (policy(), model(&[]));
         let ato = features(&[("new_country", 1.0), ("amount_over_max", 0.7)]);
-        let v = p.fraud(Some((&m, 0.01)), &ato);
+        let v = p.fraud(Some((&m, 0.01)), &ato, PAY, &no_profile());
         assert_eq!(v.action, Some(DecisionKind::Alert));
         assert_eq!(v.fired, vec![Arc::<str>::from("new-country-over-max")]);
         // A rule never lowers what the score asked for.
         assert_eq!(
-            p.fraud(Some((&m, 0.995)), &ato).action,
+            p.fraud(Some((&m, 0.995)), &ato, PAY, &no_profile()).action,
             Some(DecisionKind::Freeze)
         );
         // Exactly at the margin is not over it.
         let at_margin = features(&[("new_country", 1.0), ("amount_over_max", 0.4)]);
-        assert_eq!(p.fraud(Some((&m, 0.01)), &at_margin).action, None);
+        assert_eq!(
+            p.fraud(Some((&m, 0.01)), &at_margin, PAY, &no_profile())
+                .action,
+            None
+        );
     }
 
     /// The shipped fraud model, recording the given (alert rate, threshold) budgets.
@@ -247,7 +413,7 @@ mod tests {
         let none = features(&[]);
         let strict = model(&[(0.0005, 0.9), (0.005, 0.6)]);
         let lenient = model(&[(0.0005, 0.5), (0.005, 0.2)]);
-        let act = |m: &Model, score| p.fraud(Some((m, score)), &none).action;
+        let act = |m: &Model, score| p.fraud(Some((m, score)), &none, PAY, &no_profile()).action;
         assert_eq!(act(&strict, 0.7), Some(DecisionKind::Alert));
         assert_eq!(act(&lenient, 0.7), Some(DecisionKind::Freeze));
         assert_eq!(act(&strict, 0.3), None);
@@ -264,5 +430,100 @@ mod tests {
         assert!(!p.outreach(0.5, 1_000, None));
         assert!(!p.outreach(0.85, 1_000 + week - 1, Some(1_000)));
         assert!(p.outreach(0.85, 1_000 + week, Some(1_000)));
+    }
+
+    /// A profile book holding `profile` for `c-1`.
+    fn book(profile: &str) -> ProfileBook {
+        let store = Arc::new(crate::state::store::StateStore::open(None).unwrap());
+        let config = Config::builtin();
+        let book = ProfileBook::new(store, &config.profiles, crate::telemetry::Telemetry::new());
+        let update = crate::profile::parse(profile.as_bytes()).unwrap();
+        book.store(&[update], "test", &Default::default()).unwrap();
+        book
+    }
+
+    #[test]
+    fn a_tier_floor_turns_low_score_freezes_into_alerts_and_says_so() {
+        let config = Config::parse_layered(
+            "[policy.fraud]\nfreeze = 0.9\nalert = 0.5\n[policy.tiers.vip]\nfreeze_at_least = 0.99\n",
+            "tiers.toml",
+        )
+        .unwrap();
+        let (p, m) = (Policy::new(&config).unwrap(), model(&[]));
+        let none = features(&[]);
+        let vip = book(r#"{"customer_id":"c-1","tier":"vip"}"#);
+        let lookup = || ProfileLookup::new(Some(&vip), "c-1");
+        let v = p.fraud(Some((&m, 0.95)), &none, PAY, &lookup());
+        assert_eq!(v.action, Some(DecisionKind::Alert));
+        assert_eq!(v.fired, vec![Arc::<str>::from("tier:vip")]);
+        // At the floor, a VIP is frozen like anyone.
+        let v = p.fraud(Some((&m, 0.995)), &none, PAY, &lookup());
+        assert_eq!((v.action, v.fired.len()), (Some(DecisionKind::Freeze), 0));
+        // Another customer (no profile: the default tier) is frozen at 0.95.
+        let other = ProfileLookup::new(Some(&vip), "c-2");
+        assert_eq!(
+            p.fraud(Some((&m, 0.95)), &none, PAY, &other).action,
+            Some(DecisionKind::Freeze)
+        );
+    }
+
+    #[test]
+    fn rules_read_profile_features_and_never_hold_without_a_profile() {
+        let config = Config::parse_layered(
+            "[[policy.rules]]\nname = \"young-abroad\"\nat_least = \"alert\"\nwhen = [{ feature = \"home_country_mismatch\", above = 0.5 }, { feature = \"account_age_days\", below = 30.0 }]\n",
+            "rules.toml",
+        )
+        .unwrap();
+        let (p, m) = (Policy::new(&config).unwrap(), model(&[]));
+        assert!(p.reads_profiles());
+        let none = features(&[]);
+        let young = book(&format!(
+            r#"{{"customer_id":"c-1","home_country":"DE","signup_ts":{}}}"#,
+            PAY.ts - 10 * 86_400_000
+        ));
+        let fired = |lookup: &ProfileLookup, payment| {
+            p.fraud(Some((&m, 0.01)), &none, payment, lookup).fired
+        };
+        let lookup = ProfileLookup::new(Some(&young), "c-1");
+        assert_eq!(fired(&lookup, PAY), vec![Arc::<str>::from("young-abroad")]);
+        let at_home = PaymentFacts {
+            country: "DE",
+            ..PAY
+        };
+        assert!(fired(&ProfileLookup::new(Some(&young), "c-1"), at_home).is_empty());
+        assert!(fired(&no_profile(), PAY).is_empty());
+        assert!(fired(&ProfileLookup::new(Some(&young), "c-unknown"), PAY).is_empty());
+    }
+
+    #[test]
+    fn outreach_needs_consent_and_takes_the_preferred_reachable_channel() {
+        let p = policy();
+        let profile = |json: &str| crate::profile::parse(json.as_bytes()).unwrap().1.unwrap();
+        assert_eq!(p.reach(None), Reach::Contact(None));
+        let no_consent = profile(r#"{"customer_id":"c","channels":{"email":true}}"#);
+        assert_eq!(
+            p.reach(Some(&no_consent)),
+            Reach::Suppressed(Suppressed::NoConsent)
+        );
+        let prefers_sms = profile(
+            r#"{"customer_id":"c","marketing_consent":true,"preferred_channel":"sms","channels":{"email":true,"sms":true}}"#,
+        );
+        assert_eq!(
+            p.reach(Some(&prefers_sms)),
+            Reach::Contact(Some(Channel::Sms))
+        );
+        // The preferred channel does not reach them: the configured order (push, email, sms).
+        let sms_unreachable = profile(
+            r#"{"customer_id":"c","marketing_consent":true,"preferred_channel":"sms","channels":{"email":true,"push":true}}"#,
+        );
+        assert_eq!(
+            p.reach(Some(&sms_unreachable)),
+            Reach::Contact(Some(Channel::Push))
+        );
+        let unreachable = profile(r#"{"customer_id":"c","marketing_consent":true}"#);
+        assert_eq!(
+            p.reach(Some(&unreachable)),
+            Reach::Suppressed(Suppressed::NoReachableChannel)
+        );
     }
 }

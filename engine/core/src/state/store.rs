@@ -42,6 +42,12 @@ const PASSIVATED_TIMERS: TableDefinition<&[u8], ()> = TableDefinition::new("pass
 /// customers; at 64 MiB, restores read through to the file often enough to cost tail latency.
 const CACHE_BYTES: usize = 256 << 20;
 
+/// Customer id → their profile as JSON (`crate::profile`): reference data, kept apart from the
+/// customers' state and not rolled back by checkpoints, since the latest record wins.
+const PROFILES: TableDefinition<&str, &[u8]> = TableDefinition::new("profiles");
+/// Profile source spec → per partition, the offset to resume following it from, as JSON.
+const PROFILE_OFFSETS: TableDefinition<&str, &str> = TableDefinition::new("profile_offsets");
+
 /// Source spec → its checkpoint offsets as JSON.
 const CHECKPOINTS: TableDefinition<&str, &str> = TableDefinition::new("checkpoints");
 /// Source spec → each partition's newest event time at its checkpoint, as JSON.
@@ -164,6 +170,8 @@ impl StateStore {
             tx.open_table(EVENT_TIMES)?;
             tx.open_table(PARTITIONS)?;
             tx.open_table(REPLAYED)?;
+            tx.open_table(PROFILES)?;
+            tx.open_table(PROFILE_OFFSETS)?;
             Ok(())
         })?;
         Ok(store)
@@ -199,6 +207,54 @@ impl StateStore {
             }
         }
         Ok(None)
+    }
+
+    /// A customer's stored profile, as JSON.
+    pub fn profile(&self, customer_id: &str) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read().map_err(|e| self.error(e))?;
+        let table = tx.open_table(PROFILES).map_err(|e| self.error(e))?;
+        let found = table.get(customer_id).map_err(|e| self.error(e))?;
+        Ok(found.map(|found| found.value().to_vec()))
+    }
+
+    /// Stores profiles (`None` removes one) and, in the same transaction, how far `source`
+    /// has been read, so that following it again resumes after the last stored record.
+    pub fn put_profiles(
+        &self,
+        profiles: &[(String, Option<Vec<u8>>)],
+        source: &str,
+        resume: &Offsets,
+    ) -> Result<()> {
+        let resume = serde_json::to_string(resume).expect("offsets always serialize");
+        self.write(|tx| {
+            let mut table = tx.open_table(PROFILES)?;
+            for (customer_id, profile) in profiles {
+                match profile {
+                    Some(json) => table.insert(customer_id.as_str(), json.as_slice())?,
+                    None => table.remove(customer_id.as_str())?,
+                };
+            }
+            tx.open_table(PROFILE_OFFSETS)?
+                .insert(source, resume.as_str())?;
+            Ok(())
+        })
+    }
+
+    /// Where following the profile source `source` resumes.
+    pub fn profile_offsets(&self, source: &str) -> Result<Offsets> {
+        let tx = self.db.begin_read().map_err(|e| self.error(e))?;
+        let table = tx.open_table(PROFILE_OFFSETS).map_err(|e| self.error(e))?;
+        match table.get(source).map_err(|e| self.error(e))? {
+            Some(json) => serde_json::from_str(json.value()).map_err(|e| self.error(e)),
+            None => Ok(Offsets::new()),
+        }
+    }
+
+    /// How many profiles are stored.
+    pub fn profiles_len(&self) -> Result<u64> {
+        let tx = self.db.begin_read().map_err(|e| self.error(e))?;
+        let table = tx.open_table(PROFILES).map_err(|e| self.error(e))?;
+        table.len().map_err(|e| self.error(e))
     }
 
     /// Keeps passivated customers' states; returns the bytes written.
