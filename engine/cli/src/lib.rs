@@ -13,9 +13,11 @@ pub mod train;
 use vigil_engine::pipeline::Connectors;
 
 /// Every source and sink Vigil ships: the engine's files and standard streams, the scenario
-/// generator and Fluvio topics.
+/// generator, Fluvio topics and webhooks.
 pub fn connectors() -> Connectors {
-    vigil_fluvio::register(vigil_scenario::register(Connectors::builtin()))
+    vigil_webhook::register(vigil_fluvio::register(vigil_scenario::register(
+        Connectors::builtin(),
+    )))
 }
 
 /// mimalloc's `mi_option_purge_delay` (mimalloc.h).

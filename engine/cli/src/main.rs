@@ -9,7 +9,7 @@ mod commands;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use commands::{produce, replay, run, score, tail, topics, train};
+use commands::{produce, replay, run, score, tail, topics, train, webhook};
 
 /// Millions of short-lived actors and their messages churn small allocations across threads;
 /// glibc's allocator spent a fifth of the million-customer run in malloc and its arena locks.
@@ -48,6 +48,11 @@ enum Command {
         #[command(subcommand)]
         command: topics::TopicsCommand,
     },
+    /// Work with webhook deliveries: verify a saved request's signature.
+    Webhook {
+        #[command(subcommand)]
+        command: webhook::WebhookCommand,
+    },
 }
 
 #[tokio::main]
@@ -76,6 +81,7 @@ async fn main() {
         Command::Produce(args) => produce::execute(args).await,
         Command::Tail(args) => tail::execute(args).await,
         Command::Topics { command } => topics::execute(command).await,
+        Command::Webhook { command } => webhook::execute(command).await,
     };
     if let Err(e) = result {
         eprintln!("vigil: {e:#}");

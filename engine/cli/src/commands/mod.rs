@@ -9,6 +9,7 @@ pub mod score;
 pub mod tail;
 pub mod topics;
 pub mod train;
+pub mod webhook;
 
 use std::path::PathBuf;
 

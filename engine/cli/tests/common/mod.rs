@@ -3,6 +3,8 @@
 //! partitions to settle. Each test binary uses part of it.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
