@@ -159,6 +159,17 @@ fn dashboard_and_rules_return_data_from_a_real_prometheus() {
         // have data.
         let mut config = Config::builtin();
         config.models.fraud_challenger = Some(config.models.fraud_path());
+        // A webhook sink whose endpoint refuses connections parks every batch at its first
+        // failure, so the webhook series have data.
+        config.webhook.deadline = Duration::ZERO;
+        config.webhook.secret_file = Some(dir.path().join("secret"));
+        std::fs::write(dir.path().join("secret"), "s3cret\n").unwrap();
+        config.webhook.undeliverable = format!("file:{}", dir.path().join("parked.jsonl").display());
+        let refusing = free_address();
+        config.sinks = vec![serde_yaml::from_str(&format!(
+            "{{sink: 'webhook:http://{refusing}/hooks', decisions: [freeze, alert]}}"
+        ))
+        .unwrap()];
         let options = vigil_tests::run_options(config, &source, "discard", "discard");
         let summary = pipeline::run(options, std::future::pending()).await.unwrap();
         assert!(summary.dead_letters > 0 && summary.decisions.iter().sum::<u64>() > 0);
@@ -182,6 +193,8 @@ fn dashboard_and_rules_return_data_from_a_real_prometheus() {
             "vigil_shadow_events_total{",
             "vigil_model_disagreements_total{",
             "vigil_model_rejections_total ",
+            "vigil_webhook_requests_total{",
+            "vigil_webhook_parked_batches_total{",
             "process_resident_memory_bytes ",
         ] {
             assert!(text.contains(family), "/metrics lacks {family}");

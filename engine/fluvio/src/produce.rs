@@ -1,7 +1,9 @@
-//! `vigil produce`: loads a history (JSON lines, stdin) or a generated scenario into a Fluvio
-//! topic (or any sink), keyed by customer id so every customer lands on one partition, optionally paced to
-//! a rate. Records that do not decode are produced as they are, without a key, so the engine
-//! dead-letters them exactly as it would any bad input.
+//! `vigil produce`: loads a history (JSON lines, stdin), a generated scenario or customer
+//! profiles into a Fluvio topic (or any sink), keyed by customer id so every customer lands on
+//! one partition, in order, optionally paced to a rate. Records that do not decode as events
+//! are produced as they are, keyed by their `customer_id` field when they have one (a profile
+//! record) and without a key otherwise, so the engine dead-letters bad input exactly as it
+//! would anywhere.
 
 use std::time::{Duration, Instant};
 
@@ -42,9 +44,13 @@ pub async fn produce(
         let more = source.next_batch(&mut batch).await?;
         records.clear();
         for record in &batch {
-            let key = match decode(&record.payload, config.engine.max_record_bytes) {
-                Ok(event) => bytes::Bytes::from(event.customer_id.into_bytes()),
-                Err(_) => {
+            let customer_id = match decode(&record.payload, config.engine.max_record_bytes) {
+                Ok(event) => Some(event.customer_id),
+                Err(_) => customer_id_field(&record.payload),
+            };
+            let key = match customer_id {
+                Some(id) => bytes::Bytes::from(id.into_bytes()),
+                None => {
                     produced.unkeyed += 1;
                     bytes::Bytes::new()
                 }
@@ -69,6 +75,18 @@ pub async fn produce(
     sink.flush().await?;
     produced.elapsed = started.elapsed();
     Ok(produced)
+}
+
+/// The `customer_id` string of a JSON object that is not an event (a profile record).
+fn customer_id_field(payload: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Keyed {
+        customer_id: String,
+    }
+    serde_json::from_slice::<Keyed>(payload)
+        .ok()
+        .map(|k| k.customer_id)
+        .filter(|id| !id.is_empty())
 }
 
 /// Paced sends go out in small groups so the rate holds within about 10 ms.
