@@ -3,8 +3,9 @@
 //! accepts; the unit's state directory is the one it has systemd create; each StatefulSet pod
 //! and compose instance is its own `--instance I/N` with its own state; the image copies files
 //! that exist and runs as a non-root user; and Prometheus (`promtool`, installed by .ci/run)
-//! accepts both scrape configurations with the shipped rules. The promtool checks say they were
-//! skipped when there is no `promtool` on the PATH.
+//! accepts both scrape configurations with the shipped rules; the CRM example configuration loads
+//! and routes outreach and freezes to two endpoints, and its sample profiles read. The promtool
+//! checks say they were skipped when there is no `promtool` on the PATH.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -277,4 +278,39 @@ fn promtool() -> Option<PathBuf> {
         eprintln!("skipped: no promtool on the PATH (Debian's prometheus package has it)");
     }
     found
+}
+
+#[test]
+fn the_crm_example_routes_outreach_and_freezes_to_two_signed_endpoints() {
+    use vigil_engine::config::{Config, Layers};
+    use vigil_engine::decision::DecisionKind;
+
+    let config = Config::load(&Layers {
+        file: Some(deploy("crm/vigil.toml")),
+        ..Layers::default()
+    })
+    .unwrap();
+    let routes: Vec<(&str, &[DecisionKind], String)> = config
+        .sinks
+        .iter()
+        .map(|r| {
+            let secret = r.webhook(&config.webhook).secret_env;
+            (r.sink.as_str(), r.decisions.as_slice(), secret)
+        })
+        .collect();
+    assert_eq!(routes.len(), 2);
+    assert!(routes[0].0.starts_with("webhook:https://crm."));
+    assert_eq!(
+        routes[0].1,
+        [DecisionKind::Outreach, DecisionKind::OutreachSuppressed]
+    );
+    assert!(routes[1].0.starts_with("webhook:https://cases."));
+    assert_eq!(routes[1].1, [DecisionKind::Freeze]);
+    assert_ne!(routes[0].2, routes[1].2, "each endpoint has its own secret");
+    assert_eq!(config.policy.tiers["vip"].freeze_at_least, 0.99);
+
+    let profiles = std::fs::read_to_string(deploy("crm/profiles.jsonl")).unwrap();
+    for line in profiles.lines() {
+        vigil_engine::profile::parse(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e:?}"));
+    }
 }

@@ -52,7 +52,10 @@ pub async fn execute(command: WebhookCommand) -> anyhow::Result<()> {
         "valid: signed at t={signed} ({} s ago), body of {} bytes{}",
         now - signed,
         body.len(),
-        decisions.map_or(String::new(), |n| format!(" holding {n} decisions"))
+        decisions.map_or(String::new(), |n| format!(
+            " holding {n} decision{}",
+            if n == 1 { "" } else { "s" }
+        ))
     );
     Ok(())
 }
