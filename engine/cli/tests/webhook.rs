@@ -2,8 +2,8 @@
 //! signature: steady delivery gets every decision there once; a receiver that fails, throttles
 //! and drops connections loses nothing; a short deadline parks what it cannot deliver and the
 //! delivered and parked decisions account for every one, once; a receiver that refuses with a
-//! 400 gets everything parked at once while the engine goes on; and `kill -9` during an outage
-//! followed by a restart delivers everything. Runs the real `vigil` binary on the paced
+//! 400 gets everything parked at once while the engine goes on; `kill -9` during an outage
+//! followed by a restart delivers everything; and a rate limit paces the requests. Runs the real `vigil` binary on the paced
 //! generator source.
 
 mod common;
@@ -250,4 +250,22 @@ async fn kill_9_during_an_outage_then_a_restart_delivers_every_decision() {
     );
     assert!(parked(dir.path()).0.is_empty());
     assert_eq!(receiver.bad_signatures(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rate_limit_paces_requests_to_an_endpoint() {
+    let receiver = Receiver::start(SECRET, Box::new(|_| Answer::Accept)).await;
+    let (dir, _) = run_against(&receiver, "rate_limit = 100\nbatch_size = 5").await;
+    assert_eq!(receiver.ids(), published(dir.path()));
+    // Batches of 5 make well over a thousand requests; a token bucket of 100 a second, which
+    // starts full, lets through one per 10 ms beyond the first 100. Unlimited, they come as
+    // fast as the paced scenario (about 6 s).
+    let requests = receiver.accepted_requests();
+    assert!(requests > 1_000, "{requests} requests");
+    let least = Duration::from_secs_f64((requests - 100) as f64 / 100.0);
+    assert!(
+        receiver.accepting_for() >= least.mul_f64(0.95),
+        "{requests} requests in {:?}",
+        receiver.accepting_for()
+    );
 }
