@@ -139,6 +139,17 @@ pub async fn dead_letters(fluvio: &Arc<Fluvio>, topic: &str) -> Vec<String> {
         .collect()
 }
 
+/// One past each stored consumer offset of `consumer` on `topic`, summed over partitions: the
+/// records it has committed.
+pub async fn committed(fluvio: &Fluvio, consumer: &str, topic: &str) -> u64 {
+    let offsets = fluvio.consumer_offsets().await.unwrap();
+    offsets
+        .iter()
+        .filter(|c| c.topic == topic && c.consumer_id.starts_with(consumer))
+        .map(|c| (c.offset + 1).max(0) as u64)
+        .sum()
+}
+
 pub fn options(
     prefix: &str,
     config: &Config,

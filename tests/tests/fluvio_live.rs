@@ -8,7 +8,9 @@ use std::time::Duration;
 use vigil_engine::decision::Decision;
 use vigil_engine::pipeline::RunOptions;
 use vigil_engine::source::PartitionChoice;
-use vigil_tests::fluvio::{dead_letters, live, options, published, run, scenario_source};
+use vigil_tests::fluvio::{
+    committed, dead_letters, live, options, published, run, scenario_source,
+};
 use vigil_tests::test_config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,17 +41,6 @@ async fn round_trip_decides_every_event_and_keys_decisions_by_customer() {
     let mut dead = dead_letters(&live.fluvio, &format!("{}-dead-letters", live.prefix)).await;
     dead.sort();
     assert_eq!(dead, live.expected.dead_letters);
-}
-
-/// One past each stored consumer offset of `consumer` on `topic`, summed over partitions: the
-/// records it has committed.
-async fn committed(fluvio: &fluvio::Fluvio, consumer: &str, topic: &str) -> u64 {
-    let offsets = fluvio.consumer_offsets().await.unwrap();
-    offsets
-        .iter()
-        .filter(|c| c.topic == topic && c.consumer_id.starts_with(consumer))
-        .map(|c| (c.offset + 1).max(0) as u64)
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

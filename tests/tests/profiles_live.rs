@@ -11,7 +11,9 @@ use std::time::Duration;
 use vigil_engine::config::TierPolicy;
 use vigil_engine::decision::{Decision, DecisionKind};
 use vigil_scenario::{Generator, Scenario};
-use vigil_tests::fluvio::{decisions, endpoint, options, read_topic, run, unique_prefix};
+use vigil_tests::fluvio::{
+    committed, decisions, endpoint, options, read_topic, run, unique_prefix,
+};
 use vigil_tests::{fixture, run_to_files, test_config};
 
 /// Writes `lines` to `path`, one per line, and returns its `file:` spec.
@@ -21,16 +23,6 @@ fn write_lines(path: &Path, lines: &[String]) -> String {
         writeln!(file, "{line}").unwrap();
     }
     format!("file:{}", path.display())
-}
-
-/// One past each stored consumer offset of `consumer` on `topic`, summed over partitions.
-async fn committed(fluvio: &fluvio::Fluvio, consumer: &str, topic: &str) -> u64 {
-    let offsets = fluvio.consumer_offsets().await.unwrap();
-    offsets
-        .iter()
-        .filter(|c| c.topic == topic && c.consumer_id.starts_with(consumer))
-        .map(|c| (c.offset + 1).max(0) as u64)
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 fn scenario() -> PathBuf {
@@ -39,21 +39,7 @@ fn config(dir: &Path) -> PathBuf {
 }
 
 fn start(dir: &Path, config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args(["run", "--quiet", "--source"])
-        .arg(format!("generate:{}", scenario().display()))
-        .arg("--sink")
-        .arg(format!("file:{}", dir.join("decisions.jsonl").display()))
-        .arg("--dead-letter")
-        .arg(format!("file:{}", dir.join("dead-letters.jsonl").display()))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--config")
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    common::run_in(dir, &scenario(), config).spawn().unwrap()
 }
 
 fn finish(child: Child) {

@@ -10,11 +10,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::Duration;
 
+use common::fixture;
 use common::receiver::{Answer, Receiver};
-use common::{fixture, vigil};
 
 const SECRET: &str = "whsec-test-2f8a";
 const ALL_KINDS: &str = r#"["freeze", "alert", "outreach", "outreach_suppressed"]"#;
@@ -54,19 +54,8 @@ fn config(dir: &Path, receiver: &Receiver, webhook: &str) -> PathBuf {
 }
 
 fn start(dir: &Path, config: &Path) -> Child {
-    vigil(&["run", "--quiet", "--source"])
-        .arg(format!("generate:{}", fixture("webhook.toml").display()))
-        .arg("--sink")
-        .arg(format!("file:{}", dir.join("decisions.jsonl").display()))
-        .arg("--dead-letter")
-        .arg(format!("file:{}", dir.join("dead-letters.jsonl").display()))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--config")
-        .arg(config)
+    common::run_in(dir, &fixture("webhook.toml"), config)
         .env("VIGIL_WEBHOOK_SECRET", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap()
 }

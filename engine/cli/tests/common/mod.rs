@@ -26,6 +26,26 @@ pub fn vigil(args: &[&str]) -> Command {
     command
 }
 
+/// `vigil run` of the generated `scenario` with `config`, keeping its state in `dir/state` and
+/// writing decisions and dead letters to `decisions.jsonl` and `dead-letters.jsonl` there;
+/// standard error is kept for a failure's message.
+pub fn run_in(dir: &Path, scenario: &Path, config: &Path) -> Command {
+    let mut command = vigil(&["run", "--quiet", "--source"]);
+    command
+        .arg(format!("generate:{}", scenario.display()))
+        .arg("--sink")
+        .arg(format!("file:{}", dir.join("decisions.jsonl").display()))
+        .arg("--dead-letter")
+        .arg(format!("file:{}", dir.join("dead-letters.jsonl").display()))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--config")
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
 pub fn succeed(output: Output, what: &str) -> Output {
     assert!(
         output.status.success(),
