@@ -285,8 +285,9 @@ pub enum ProfileFormat {
     Csv(ProfilesConfig),
 }
 
-/// Reads records from a profile source into the book: each batch stored in one transaction
-/// with the source's position, each malformed record handed on as a dead letter.
+/// Reads records from a profile source into the book, each malformed record handed on as a
+/// dead letter. What is read is stored, with the source's position, in one transaction per
+/// `store` call: one per batch when following, one per many batches when loading.
 pub struct ProfileFeed {
     source: Box<dyn Source>,
     /// The spec the source was opened from: its resume offsets are kept under it.
@@ -297,6 +298,8 @@ pub struct ProfileFeed {
     columns: Option<CsvColumns>,
     resume: Offsets,
     batch: Vec<SourceRecord>,
+    /// Read and not yet stored.
+    updates: Vec<Update>,
 }
 
 impl ProfileFeed {
@@ -316,6 +319,7 @@ impl ProfileFeed {
             columns: None,
             resume,
             batch: Vec::new(),
+            updates: Vec::new(),
         }
     }
 
@@ -328,16 +332,15 @@ impl ProfileFeed {
         self.source.partitions().is_some()
     }
 
-    /// Reads and stores one batch; `false` once the source is exhausted. A CSV header whose
-    /// columns do not match `profiles.columns` is a configuration error naming the key.
-    pub async fn step(
+    /// Reads one batch; `false` once the source is exhausted. A CSV header whose columns do
+    /// not match `profiles.columns` is a configuration error naming the key.
+    pub async fn read(
         &mut self,
         loaded: &mut Loaded,
         rejected: impl Fn(DeadLetter),
     ) -> Result<bool> {
         self.batch.clear();
         let more = self.source.next_batch(&mut self.batch).await?;
-        let mut updates = Vec::with_capacity(self.batch.len());
         for record in &self.batch {
             let Position { partition, offset } = record.position;
             self.resume.insert(partition, offset + 1);
@@ -357,7 +360,7 @@ impl ProfileFeed {
                 }
             };
             match parsed {
-                Ok(update) => updates.push(update),
+                Ok(update) => self.updates.push(update),
                 Err(rejection) => {
                     loaded.rejected += 1;
                     rejected(DeadLetter {
@@ -369,11 +372,32 @@ impl ProfileFeed {
                 }
             }
         }
-        if !self.batch.is_empty() {
-            self.book.store(&updates, &self.spec, &self.resume)?;
-            loaded.stored += updates.len() as u64;
-        }
         Ok(more)
+    }
+
+    /// Reads one batch and stores it; `false` once the source is exhausted. What a failed
+    /// store leaves unstored goes with the next.
+    pub async fn step(
+        &mut self,
+        loaded: &mut Loaded,
+        rejected: impl Fn(DeadLetter),
+    ) -> Result<bool> {
+        let more = self.read(loaded, rejected).await?;
+        self.store(loaded)?;
+        Ok(more)
+    }
+
+    /// Profiles read and not yet stored.
+    pub fn unstored(&self) -> usize {
+        self.updates.len()
+    }
+
+    /// Stores what was read, with where the source stands, in one transaction.
+    pub fn store(&mut self, loaded: &mut Loaded) -> Result<()> {
+        self.book.store(&self.updates, &self.spec, &self.resume)?;
+        loaded.stored += self.updates.len() as u64;
+        self.updates.clear();
+        Ok(())
     }
 }
 

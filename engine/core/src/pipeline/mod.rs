@@ -211,6 +211,15 @@ pub async fn run_with(
     let in_flight = Arc::new(Semaphore::new(config.engine.max_in_flight));
     let actors = Arc::new(AtomicU64::new(0));
     let (to_publisher, inbox) = mpsc::unbounded_channel::<Report>();
+    // Profiles are read up to date before the run's clock starts; the records refused wait in
+    // the publisher's inbox.
+    let _following = match (&options.profiles, &profiles) {
+        (Some(spec), Some(book)) => {
+            let feed = profiles::open(&options, spec, book.clone()).await?;
+            profiles::load(feed, to_publisher.clone()).await?
+        }
+        _ => None,
+    };
     let publisher = tokio::spawn(
         Publisher {
             sinks,
@@ -226,13 +235,6 @@ pub async fn run_with(
         }
         .run(inbox),
     );
-    let _following = match (&options.profiles, &profiles) {
-        (Some(spec), Some(book)) => {
-            let feed = profiles::open(&options, spec, book.clone()).await?;
-            profiles::load(feed, to_publisher.clone()).await?
-        }
-        _ => None,
-    };
     let (router, router_task) = Actor::spawn(
         None,
         Router,

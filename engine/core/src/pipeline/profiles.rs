@@ -21,6 +21,8 @@ use crate::source::SourceOptions;
 const CAUGHT_UP: Duration = Duration::from_millis(500);
 /// How long a followed source that failed waits before reading again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Profiles stored per transaction while loading: each commit is a sync to disk.
+const LOAD_TRANSACTION: usize = 32_768;
 
 /// Opens the profile source `spec`: from the start for a file, where the store left it for a
 /// topic.
@@ -61,15 +63,18 @@ pub(super) async fn load(
         let _ = publisher.send(Report::Refused(Box::new(letter)));
     };
     loop {
-        let step = feed.step(&mut loaded, &refuse);
+        let read = feed.read(&mut loaded, &refuse);
         let more = if follows {
-            match tokio::time::timeout(CAUGHT_UP, step).await {
+            match tokio::time::timeout(CAUGHT_UP, read).await {
                 Ok(more) => more?,
                 Err(_) => false,
             }
         } else {
-            step.await?
+            read.await?
         };
+        if !more || feed.unstored() >= LOAD_TRANSACTION {
+            feed.store(&mut loaded)?;
+        }
         if !more {
             break;
         }
