@@ -215,9 +215,16 @@ async fn kill_9_during_an_outage_then_a_restart_delivers_every_decision() {
     let config = config(dir.path(), &receiver, r#"deadline = "10m""#);
     let mut first = start(dir.path(), &config);
     // Let it fail a few batches, well inside the deadline, then kill it.
-    while receiver.requests() < 5 {
+    for _ in 0..1_200 {
+        if receiver.requests() >= 5 {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert!(
+        receiver.requests() >= 5,
+        "the engine sent nothing in a minute"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     first.kill().unwrap();
     first.wait().unwrap();
