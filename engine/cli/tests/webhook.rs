@@ -141,6 +141,16 @@ async fn a_receiver_that_fails_throttles_and_drops_connections_loses_nothing() {
     let receiver = Receiver::start(SECRET, Box::new(chaos)).await;
     let (dir, _) = run_against(&receiver, r#"deadline = "2m""#).await;
     let published = published(dir.path());
+    eprintln!(
+        "chaos: {} decisions published, {} delivered, {} parked; {} requests, {} accepted, {} duplicates, {} bad signatures",
+        published.len(),
+        receiver.ids().len(),
+        parked(dir.path()).1.len(),
+        receiver.requests(),
+        receiver.accepted_requests(),
+        receiver.duplicates(),
+        receiver.bad_signatures()
+    );
     assert_eq!(receiver.ids(), published);
     assert!(parked(dir.path()).0.is_empty());
     assert_eq!(receiver.bad_signatures(), 0);
@@ -169,6 +179,13 @@ async fn what_misses_its_deadline_is_parked_and_everything_is_accounted_for_once
     let published = published(dir.path());
     let (batches, parked) = parked(dir.path());
     let delivered = receiver.ids();
+    eprintln!(
+        "deadline: {} decisions published, {} delivered, {} parked in {} batches",
+        published.len(),
+        delivered.len(),
+        parked.len(),
+        batches.len()
+    );
     assert!(!parked.is_empty() && !delivered.is_empty());
     assert!(delivered.is_disjoint(&parked), "delivered and parked");
     assert_eq!(
