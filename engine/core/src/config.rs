@@ -23,6 +23,7 @@ use crate::decision::DecisionKind;
 use crate::error::{Error, Result};
 use crate::event::{MAX_AMOUNT, MAX_BATCH};
 use crate::profile::Channel;
+use crate::scoring::lists::{ListAction, ListField};
 
 /// The built-in configuration, also the documentation of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("../vigil.toml");
@@ -174,6 +175,19 @@ pub struct PolicyConfig {
     /// Per customer tier (from profiles), how the fraud actions change.
     #[serde(default)]
     pub tiers: BTreeMap<String, TierPolicy>,
+    /// Named lists of values a payment field is checked against.
+    #[serde(default)]
+    pub lists: BTreeMap<String, ListConfig>,
+}
+
+/// A list: the file of its values, the payment field they are values of, and what membership
+/// does by itself (`block`: freeze; `allow`: at most an alert; none: only rules test it).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListConfig {
+    pub file: PathBuf,
+    pub field: ListField,
+    pub action: Option<ListAction>,
 }
 
 /// How one tier's fraud actions differ: a freeze on a score below `freeze_at_least`, or
@@ -249,13 +263,15 @@ pub struct RuleConfig {
     pub when: Vec<ConditionConfig>,
 }
 
-/// `feature > above` and/or `feature < below`.
+/// `feature > above` and/or `feature < below`, or membership in a list (`in = "NAME"`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionConfig {
-    pub feature: String,
+    pub feature: Option<String>,
     pub above: Option<f64>,
     pub below: Option<f64>,
+    #[serde(rename = "in")]
+    pub in_list: Option<String>,
 }
 
 /// Customer profiles (`--profiles`).
@@ -718,16 +734,32 @@ impl Config {
             }
             for c in &rule.when {
                 let bounds: Vec<f64> = c.above.into_iter().chain(c.below).collect();
-                let fault = if bounds.is_empty() {
-                    "needs `above` or `below`"
-                } else if bounds.iter().any(|v| !v.is_finite()) {
-                    "has a bound that is not a number"
-                } else {
-                    continue;
+                let fault = match (&c.feature, &c.in_list) {
+                    (Some(_), Some(_)) | (None, None) => {
+                        "needs either a `feature` with `above` or `below`, or `in` a list"
+                    }
+                    (None, Some(list)) if !policy.lists.contains_key(list) => {
+                        return Err(self.invalid(
+                            &format!("{key}.when"),
+                            format!("tests `in = \"{list}\"`, which is not one of policy.lists"),
+                        ))
+                    }
+                    (None, Some(_)) if !bounds.is_empty() => "tests a list, which takes no bounds",
+                    (None, Some(_)) => continue,
+                    (Some(_), None) if bounds.is_empty() => "needs `above` or `below`",
+                    (Some(_), None) if bounds.iter().any(|v| !v.is_finite()) => {
+                        "has a bound that is not a number"
+                    }
+                    (Some(_), None) => continue,
                 };
+                let on = c
+                    .feature
+                    .as_deref()
+                    .or(c.in_list.as_deref())
+                    .unwrap_or("nothing");
                 return Err(self.invalid(
                     &format!("{key}.when"),
-                    format!("condition on `{}` {fault}", c.feature),
+                    format!("condition on `{on}` {fault}"),
                 ));
             }
         }

@@ -15,6 +15,7 @@ use std::time::Instant;
 use vigil_models::{Model, ModelKind};
 
 use super::features::{ChurnVector, CustomerFeatures, FeaturesMark, FraudVector, Observation};
+use super::lists::ListedFields;
 use super::models::{LiveModels, ModelSet};
 use super::policy::{PaymentFacts, Policy, ProfileLookup, Reach};
 use super::repeats::{RecentEvents, Seen};
@@ -282,7 +283,13 @@ impl CustomerState {
         let judgement = match (&observation, &event.kind) {
             (Observation::Fraud(v), EventKind::Payment(payment)) => {
                 let payment = PaymentFacts {
-                    country: &payment.country,
+                    fields: ListedFields {
+                        customer_id: &event.customer_id,
+                        merchant: &payment.merchant,
+                        mcc: &payment.mcc,
+                        country: &payment.country,
+                        channel: payment.channel.as_deref(),
+                    },
                     ts: event.ts,
                 };
                 judge_fraud(&models, scoring, v, (payment, &profile), degraded)
@@ -817,7 +824,13 @@ mod tests {
         let mut v = [0.0; FRAUD_FEATURES.len()];
         v[0] = f64::NAN;
         let payment = PaymentFacts {
-            country: "FR",
+            fields: ListedFields {
+                customer_id: "c-1",
+                merchant: "m-1",
+                mcc: "5411",
+                country: "FR",
+                channel: None,
+            },
             ts: 0,
         };
         let profile = scoring.profile_of("c-1");

@@ -3,6 +3,9 @@
 //! comparisons. A fraud threshold given as an alert budget is the scoring model's own: each
 //! model (champion or challenger) acts at the threshold it recorded for that budget.
 //!
+//! Lists (`lists`) are checked against the payment: a rule may test membership, a block list
+//! forces a freeze and an allow list caps the action at an alert, each named in the decision.
+//!
 //! With customer profiles, the policy also reads what the business knows: rules may test the
 //! profile features (`home_country_mismatch`, `account_age_days`), a tier may turn low-score
 //! freezes into alerts, and outreach needs consent and a reachable channel. The profile is
@@ -12,6 +15,7 @@ use std::cell::OnceCell;
 use std::sync::Arc;
 
 use super::features::{fraud_feature_index, FraudVector, FRAUD_FEATURES};
+use super::lists::{List, ListAction, ListedFields};
 use vigil_models::{Model, Threshold};
 
 use crate::config::Config;
@@ -32,6 +36,8 @@ const DAY_MS: f64 = 86_400_000.0;
 enum Input {
     Fraud(usize),
     Profile(usize),
+    /// Membership in `Policy::lists[i]`.
+    List(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -66,10 +72,10 @@ impl<'a> ProfileLookup<'a> {
     }
 }
 
-/// The payment a fraud verdict is for, as the profile features read it.
+/// The payment a fraud verdict is for, as the profile features and the lists read it.
 #[derive(Debug, Clone, Copy)]
 pub struct PaymentFacts<'a> {
-    pub country: &'a str,
+    pub fields: ListedFields<'a>,
     pub ts: i64,
 }
 
@@ -110,6 +116,8 @@ pub struct Policy {
     tiers: Vec<(String, f64, Arc<str>)>,
     /// Outreach channels in order of preference after the customer's own.
     channels: Vec<Channel>,
+    /// The named lists, by name.
+    lists: Vec<Arc<List>>,
 }
 
 impl Policy {
@@ -117,24 +125,40 @@ impl Policy {
     /// is a configuration error naming the rule and the layer it came from.
     pub fn new(config: &Config) -> Result<Policy> {
         let policy = &config.policy;
+        let mut lists = Vec::with_capacity(policy.lists.len());
+        for (name, list) in &policy.lists {
+            let loaded = List::load(name, list)
+                .map_err(|reason| config.invalid(&format!("policy.lists.{name}.file"), reason))?;
+            lists.push(Arc::new(loaded));
+        }
         let mut rules = Vec::with_capacity(policy.rules.len());
         for (i, rule) in policy.rules.iter().enumerate() {
             let mut when = Vec::with_capacity(rule.when.len());
             for c in &rule.when {
-                let profile = PROFILE_FEATURES.iter().position(|f| *f == c.feature);
-                let input = match (fraud_feature_index(&c.feature), profile) {
-                    (Some(i), _) => Input::Fraud(i),
-                    (None, Some(i)) => Input::Profile(i),
-                    (None, None) => {
-                        let key = format!("policy.rules[{i}] ({}).when.feature", rule.name);
-                        let reason = format!(
-                            "`{}` is not a fraud feature; known: {}, and from profiles {}",
-                            c.feature,
-                            FRAUD_FEATURES.join(", "),
-                            PROFILE_FEATURES.join(", ")
-                        );
-                        return Err(config.invalid(&key, reason));
+                let input = match (&c.feature, &c.in_list) {
+                    (_, Some(list)) => Input::List(
+                        lists
+                            .iter()
+                            .position(|l| &*l.name == list)
+                            .expect("configuration checks that rules name known lists"),
+                    ),
+                    (Some(feature), None) => {
+                        let profile = PROFILE_FEATURES.iter().position(|f| f == feature);
+                        match (fraud_feature_index(feature), profile) {
+                            (Some(i), _) => Input::Fraud(i),
+                            (None, Some(i)) => Input::Profile(i),
+                            (None, None) => {
+                                let key = format!("policy.rules[{i}] ({}).when.feature", rule.name);
+                                let reason = format!(
+                                    "`{feature}` is not a fraud feature; known: {}, and from profiles {}",
+                                    FRAUD_FEATURES.join(", "),
+                                    PROFILE_FEATURES.join(", ")
+                                );
+                                return Err(config.invalid(&key, reason));
+                            }
+                        }
                     }
+                    (None, None) => unreachable!("configuration checks every condition"),
                 };
                 when.push(Condition {
                     input,
@@ -176,12 +200,14 @@ impl Policy {
                 })
                 .collect(),
             channels: policy.churn.channels.clone(),
+            lists,
         })
     }
 
     /// The fraud action: the score's threshold action (when a model scored) raised to the
-    /// strongest hard rule that fired, then, for a customer whose tier asks for it, a freeze
-    /// on a score below the tier's floor lowered to an alert.
+    /// strongest hard rule that fired; then, for a customer whose tier asks for it, a freeze
+    /// on a score below the tier's floor lowered to an alert; then capped at an alert by an
+    /// allow list and forced to a freeze by a block list, which wins over everything.
     pub fn fraud(
         &self,
         scored: Option<(&Model, f64)>,
@@ -210,6 +236,7 @@ impl Policy {
                 let v = match c.input {
                     Input::Fraud(i) => features[i],
                     Input::Profile(i) => profile_features()[i],
+                    Input::List(i) => return self.lists[i].holds(&payment.fields),
                 };
                 c.above.is_none_or(|a| v > a) && c.below.is_none_or(|b| v < b)
             });
@@ -227,7 +254,26 @@ impl Policy {
                 }
             }
         }
+        // An allow list caps the action at an alert; a block list then freezes regardless.
+        let listed = |kind| {
+            self.lists
+                .iter()
+                .filter(move |l| l.action == Some(kind) && l.holds(&payment.fields))
+        };
+        for list in listed(ListAction::Allow) {
+            fired.push(list.cited.clone());
+            action = action.min(Some(DecisionKind::Alert));
+        }
+        for list in listed(ListAction::Block) {
+            fired.push(list.cited.clone());
+            action = Some(DecisionKind::Freeze);
+        }
         FraudVerdict { action, fired }
+    }
+
+    /// The list named `name`, to change while the engine runs.
+    pub fn list(&self, name: &str) -> Option<&Arc<List>> {
+        self.lists.iter().find(|l| &*l.name == name)
     }
 
     /// Whether some rule reads a profile feature, so every payment needs its profile.
@@ -276,7 +322,7 @@ fn profile_features(profile: Option<&Profile>, payment: PaymentFacts) -> [f64; 2
     let mismatch = profile
         .and_then(|p| p.home_country.as_deref())
         .map_or(f64::NAN, |home| {
-            f64::from(u8::from(home != payment.country))
+            f64::from(u8::from(home != payment.fields.country))
         });
     let age = profile
         .and_then(|p| p.signup_ts)
@@ -291,7 +337,13 @@ mod tests {
     use vigil_models::{AlertBudgetPoint, ModelArtifact, ModelKind};
 
     const PAY: PaymentFacts = PaymentFacts {
-        country: "FR",
+        fields: ListedFields {
+            customer_id: "c-1",
+            merchant: "m-1",
+            mcc: "5411",
+            country: "FR",
+            channel: None,
+        },
         ts: 1_780_000_000_000,
     };
 
@@ -487,7 +539,10 @@ mod tests {
         let lookup = ProfileLookup::new(Some(&young), "c-1");
         assert_eq!(fired(&lookup, PAY), vec![Arc::<str>::from("young-abroad")]);
         let at_home = PaymentFacts {
-            country: "DE",
+            fields: ListedFields {
+                country: "DE",
+                ..PAY.fields
+            },
             ..PAY
         };
         assert!(fired(&ProfileLookup::new(Some(&young), "c-1"), at_home).is_empty());
@@ -524,6 +579,133 @@ mod tests {
         assert_eq!(
             p.reach(Some(&unreachable)),
             Reach::Suppressed(Suppressed::NoReachableChannel)
+        );
+    }
+
+    /// A policy with lists written to files in `dir`: `bad_merchants` (block), `vetted`
+    /// customers (allow) and `watched_mccs` (rules only), and a rule on the last.
+    fn listed(dir: &std::path::Path) -> Policy {
+        for (file, values) in [
+            ("bad.txt", "m-bad\n"),
+            ("vetted.txt", "c-vetted\n"),
+            ("mccs.txt", "7995\n"),
+        ] {
+            std::fs::write(dir.join(file), values).unwrap();
+        }
+        let d = dir.display();
+        let config = Config::parse_layered(
+            &format!(
+                r#"
+                [policy.fraud]
+                freeze = 0.99
+                alert = 0.9
+                [policy.lists.bad_merchants]
+                file = "{d}/bad.txt"
+                field = "merchant"
+                action = "block"
+                [policy.lists.vetted]
+                file = "{d}/vetted.txt"
+                field = "customer_id"
+                action = "allow"
+                [policy.lists.watched_mccs]
+                file = "{d}/mccs.txt"
+                field = "mcc"
+                [[policy.rules]]
+                name = "gambling-over-max"
+                at_least = "alert"
+                when = [{{ in = "watched_mccs" }}, {{ feature = "amount_over_max", above = 0.4 }}]
+                "#
+            ),
+            "lists.toml",
+        )
+        .unwrap();
+        Policy::new(&config).unwrap()
+    }
+
+    fn paying(
+        customer_id: &'static str,
+        merchant: &'static str,
+        mcc: &'static str,
+    ) -> PaymentFacts<'static> {
+        PaymentFacts {
+            fields: ListedFields {
+                customer_id,
+                merchant,
+                mcc,
+                ..PAY.fields
+            },
+            ..PAY
+        }
+    }
+
+    #[test]
+    fn a_block_list_freezes_an_allow_list_caps_and_rules_test_membership() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, m) = (listed(dir.path()), model(&[]));
+        let none = features(&[]);
+        let verdict = |payment, score| p.fraud(Some((&m, score)), &none, payment, &no_profile());
+        let cited = |v: &FraudVerdict| v.fired.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+
+        let blocked = verdict(paying("c-1", "m-bad", "5411"), 0.01);
+        assert_eq!(blocked.action, Some(DecisionKind::Freeze));
+        assert_eq!(cited(&blocked), ["list:bad_merchants"]);
+        let vetted = verdict(paying("c-vetted", "m-1", "5411"), 0.995);
+        assert_eq!(vetted.action, Some(DecisionKind::Alert));
+        assert_eq!(cited(&vetted), ["list:vetted"]);
+        // Allowed and blocked at once: the block list wins.
+        let both = verdict(paying("c-vetted", "m-bad", "5411"), 0.01);
+        assert_eq!(both.action, Some(DecisionKind::Freeze));
+        // A rule on a list: both conditions must hold.
+        let over_max = features(&[("amount_over_max", 0.7)]);
+        let gambling = p.fraud(
+            Some((&m, 0.01)),
+            &over_max,
+            paying("c-1", "m-1", "7995"),
+            &no_profile(),
+        );
+        assert_eq!(gambling.action, Some(DecisionKind::Alert));
+        assert_eq!(cited(&gambling), ["gambling-over-max"]);
+        assert_eq!(verdict(paying("c-1", "m-1", "7995"), 0.01).action, None);
+        assert_eq!(verdict(paying("c-1", "m-1", "5411"), 0.01).action, None);
+    }
+
+    #[test]
+    fn a_list_changed_mid_stream_changes_the_next_verdict() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, m) = (listed(dir.path()), model(&[]));
+        let none = features(&[]);
+        let payment = paying("c-1", "m-new", "5411");
+        let act = || {
+            p.fraud(Some((&m, 0.01)), &none, payment, &no_profile())
+                .action
+        };
+        assert_eq!(act(), None);
+        let bad = p.list("bad_merchants").unwrap();
+        assert!(bad.insert("m-new"));
+        assert_eq!(act(), Some(DecisionKind::Freeze));
+        assert!(bad.remove("m-new"));
+        assert_eq!(act(), None);
+    }
+
+    #[test]
+    fn a_rule_on_an_unknown_list_or_an_unreadable_list_names_the_key() {
+        let rule =
+            "[[policy.rules]]\nname = \"x\"\nat_least = \"alert\"\nwhen = [{ in = \"nope\" }]\n";
+        let err = Config::parse_layered(rule, "rules.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("policy.rules[0] (x).when") && err.contains("`in = \"nope\"`"),
+            "{err}"
+        );
+        let list = "[policy.lists.gone]\nfile = \"/no/such/list.txt\"\nfield = \"merchant\"\n";
+        let config = Config::parse_layered(list, "lists.toml").unwrap();
+        let err = Policy::new(&config).unwrap_err().to_string();
+        assert!(
+            err.contains("policy.lists.gone.file")
+                && err.contains("/no/such/list.txt")
+                && err.contains("lists.toml"),
+            "{err}"
         );
     }
 }
