@@ -95,6 +95,26 @@ pub async fn run_to_files_with(
     dir: &Path,
     profiles: Option<String>,
 ) -> Published {
+    run_with_reference(config, source, dir, profiles, None).await
+}
+
+/// `run_to_files_with`, the policy's lists changed by the source spec `lists`.
+pub async fn run_to_files_with_lists(
+    config: Config,
+    source: &str,
+    dir: &Path,
+    lists: &str,
+) -> Published {
+    run_with_reference(config, source, dir, None, Some(lists.to_owned())).await
+}
+
+async fn run_with_reference(
+    config: Config,
+    source: &str,
+    dir: &Path,
+    profiles: Option<String>,
+    lists: Option<String>,
+) -> Published {
     let decisions = dir.join("decisions.jsonl");
     let dead_letters = dir.join("dead-letters.jsonl");
     let mut options = run_options(
@@ -104,6 +124,7 @@ pub async fn run_to_files_with(
         &format!("file:{}", dead_letters.display()),
     );
     options.profiles = profiles;
+    options.lists = lists;
     let summary = pipeline::run(options, std::future::pending())
         .await
         .expect("pipeline run");
@@ -118,6 +139,13 @@ pub async fn run_to_files_with(
             .map(|l| serde_json::from_str(l).expect("dead-letter JSON"))
             .collect(),
     }
+}
+
+/// Writes `lines` to `path`, one per line, and returns its `file:` spec.
+pub fn write_lines(path: &Path, lines: &[String]) -> String {
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(path, text).expect("write lines");
+    format!("file:{}", path.display())
 }
 
 /// The lines of a JSON-lines file, none when it does not exist.

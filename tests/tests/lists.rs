@@ -153,3 +153,61 @@ async fn block_lists_freeze_allow_lists_cap_and_nothing_else_changes() {
         "{blocked_payments} payments at blocked merchants"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_changes_from_a_source_apply_over_the_files_and_bad_ones_are_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let payments = payments();
+    let merchant = payments.values().map(|(_, m)| m.clone()).max().unwrap();
+    // The block list's file is empty; the changes add two merchants, take one out again, and
+    // name a list that does not exist.
+    let lists = vec![list(
+        dir.path(),
+        "bad_merchants",
+        &BTreeSet::new(),
+        ListField::Merchant,
+        ListAction::Block,
+    )];
+    let changes = dir.path().join("changes.jsonl");
+    std::fs::write(
+        &changes,
+        format!(
+            "{{\"list\":\"bad_merchants\",\"value\":\"{merchant}\"}}\n{{\"list\":\"bad_merchants\",\"value\":\"m-gone\"}}\n{{\"list\":\"bad_merchants\",\"value\":\"m-gone\",\"removed\":true}}\n{{\"list\":\"good_merchants\",\"value\":\"m-1\"}}\n"
+        ),
+    )
+    .unwrap();
+    let mut config = test_config();
+    config.policy.lists = lists.into_iter().collect();
+    let source = format!("generate:{}", fixture("e2e.toml").display());
+    let published = vigil_tests::run_to_files_with_lists(
+        config,
+        &source,
+        &dir.path().join("run"),
+        &format!("file:{}", changes.display()),
+    )
+    .await;
+    let at_merchant: BTreeSet<&String> = payments
+        .iter()
+        .filter(|(_, (_, m))| *m == merchant)
+        .map(|(e, _)| e)
+        .collect();
+    assert!(!at_merchant.is_empty());
+    let decided = by_event(&published);
+    for event_id in at_merchant {
+        let d = decided
+            .get(event_id)
+            .expect("a payment at a blocked merchant is decided");
+        assert_eq!(d.decision, DecisionKind::Freeze);
+        assert!(d.rules.iter().any(|r| &**r == "list:bad_merchants"));
+    }
+    let refused: Vec<&serde_json::Value> = published
+        .dead_letters
+        .iter()
+        .filter(|l| l["field"] == "list")
+        .collect();
+    assert_eq!(refused.len(), 1, "{:?}", published.dead_letters);
+    assert!(refused[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("`good_merchants`"));
+}

@@ -4,8 +4,6 @@
 //! frozen exactly as without profiles. Skipped, saying so, when `FLUVIO_ENDPOINT` is unset.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::Path;
 use std::time::Duration;
 
 use vigil_engine::config::TierPolicy;
@@ -14,16 +12,7 @@ use vigil_scenario::{Generator, Scenario};
 use vigil_tests::fluvio::{
     committed, decisions, endpoint, options, read_topic, run, unique_prefix,
 };
-use vigil_tests::{fixture, run_to_files, test_config};
-
-/// Writes `lines` to `path`, one per line, and returns its `file:` spec.
-fn write_lines(path: &Path, lines: &[String]) -> String {
-    let mut file = std::fs::File::create(path).unwrap();
-    for line in lines {
-        writeln!(file, "{line}").unwrap();
-    }
-    format!("file:{}", path.display())
-}
+use vigil_tests::{fixture, run_to_files, test_config, write_lines};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_topic_is_followed_live_and_an_update_changes_the_next_decisions() {

@@ -269,7 +269,8 @@ impl ProfileBook {
     }
 }
 
-/// What reading a profile source did.
+/// What reading a reference-data source (profiles, list changes) did: records taken in
+/// (stored or applied) and records refused.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Loaded {
     pub stored: u64,
@@ -372,18 +373,6 @@ impl ProfileFeed {
                 }
             }
         }
-        Ok(more)
-    }
-
-    /// Reads one batch and stores it; `false` once the source is exhausted. What a failed
-    /// store leaves unstored goes with the next.
-    pub async fn step(
-        &mut self,
-        loaded: &mut Loaded,
-        rejected: impl Fn(DeadLetter),
-    ) -> Result<bool> {
-        let more = self.read(loaded, rejected).await?;
-        self.store(loaded)?;
         Ok(more)
     }
 

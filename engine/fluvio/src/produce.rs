@@ -2,7 +2,7 @@
 //! profiles into a Fluvio topic (or any sink), keyed by customer id so every customer lands on
 //! one partition, in order, optionally paced to a rate. Records that do not decode as events
 //! are produced as they are, keyed by their `customer_id` field when they have one (a profile
-//! record) and without a key otherwise, so the engine dead-letters bad input exactly as it
+//! record), else by their `value` (a list change), and without a key otherwise, so the engine dead-letters bad input exactly as it
 //! would anywhere.
 
 use std::time::{Duration, Instant};
@@ -46,7 +46,7 @@ pub async fn produce(
         for record in &batch {
             let customer_id = match decode(&record.payload, config.engine.max_record_bytes) {
                 Ok(event) => Some(event.customer_id),
-                Err(_) => customer_id_field(&record.payload),
+                Err(_) => reference_key(&record.payload),
             };
             let key = match customer_id {
                 Some(id) => bytes::Bytes::from(id.into_bytes()),
@@ -77,16 +77,19 @@ pub async fn produce(
     Ok(produced)
 }
 
-/// The `customer_id` string of a JSON object that is not an event (a profile record).
-fn customer_id_field(payload: &[u8]) -> Option<String> {
+/// The key of a JSON object that is not an event: its `customer_id` (a profile record), else
+/// its `value` (a list change, so that the changes to one value stay in order).
+fn reference_key(payload: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Keyed {
-        customer_id: String,
+        customer_id: Option<String>,
+        value: Option<String>,
     }
-    serde_json::from_slice::<Keyed>(payload)
-        .ok()
-        .map(|k| k.customer_id)
-        .filter(|id| !id.is_empty())
+    let keyed = serde_json::from_slice::<Keyed>(payload).ok()?;
+    keyed
+        .customer_id
+        .or(keyed.value)
+        .filter(|key| !key.is_empty())
 }
 
 /// Paced sends go out in small groups so the rate holds within about 10 ms.

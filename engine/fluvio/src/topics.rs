@@ -6,8 +6,16 @@ use fluvio::Fluvio;
 use crate::error::{Error, Result};
 
 /// The topics a Vigil deployment uses, by role: `profiles` is the customer-profile changelog
-/// (`--profiles fluvio:{prefix}-profiles`), keyed by customer id like the events.
-pub const TOPIC_ROLES: [&str; 5] = ["events", "decisions", "dead-letters", "shadow", "profiles"];
+/// (`--profiles fluvio:{prefix}-profiles`), keyed by customer id like the events, and `lists`
+/// the changes to the policy's lists (`--lists fluvio:{prefix}-lists`), keyed by value.
+pub const TOPIC_ROLES: [&str; 6] = [
+    "events",
+    "decisions",
+    "dead-letters",
+    "shadow",
+    "profiles",
+    "lists",
+];
 
 /// Creates `{prefix}-{role}` for every role with `partitions` partitions; topics that already
 /// exist are left as they are. Returns each topic with whether it was created.

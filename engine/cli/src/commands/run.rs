@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// (columns as profiles.columns says) or fluvio:TOPIC, followed live.
     #[arg(long)]
     profiles: Option<String>,
+    /// Changes to the policy's lists, {"list":"NAME","value":"…"} (with "removed":true to take
+    /// a value out): fluvio:TOPIC followed live, or file:CHANGES.jsonl. Read from its start.
+    #[arg(long)]
+    lists: Option<String>,
     /// Dead letters: stdout, stderr, file:PATH, fluvio:TOPIC or discard.
     #[arg(long, default_value = "file:vigil-dead-letters.jsonl")]
     dead_letter: String,
@@ -85,6 +89,7 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<()> {
         mapping: args.mapping,
         shadow: args.shadow,
         profiles: args.profiles,
+        lists: args.lists,
         ..RunOptions::new(config, &source, &args.sink, &args.dead_letter)
     };
     let summary = pipeline::run(options, shutdown_signal()).await?;

@@ -3,6 +3,8 @@
 //! - `connectors` opens the source and sinks from their specs;
 //! - the publisher (`publish`) and the router (`actors::router`) are started, the router
 //!   feeding the customer actors, whose outcomes reach the publisher;
+//! - `reference` reads the reference data beside the events: customer profiles and changes
+//!   to the policy's lists, up to date before the first event, then followed;
 //! - `ingest` reads, decodes and routes until the source is exhausted, the duration elapses or
 //!   shutdown is requested, pausing at the checkpoint `barrier`; it keeps the `watermark`,
 //!   which drives the customers' inactivity checks;
@@ -13,7 +15,7 @@
 mod barrier;
 pub mod connectors;
 mod ingest;
-mod profiles;
+mod reference;
 pub mod watermark;
 
 pub use connectors::{Connectors, SinkOptions};
@@ -85,6 +87,8 @@ pub struct RunOptions {
     pub after_features: Option<AfterFeatures>,
     /// Where customer profiles come from (source spec), when decisions use them.
     pub profiles: Option<String>,
+    /// Where changes to the policy's lists come from (source spec).
+    pub lists: Option<String>,
 }
 
 /// A source or sinks supplied in code rather than by spec: a load-test runner's own decision
@@ -118,6 +122,7 @@ impl RunOptions {
             audit: None,
             after_features: None,
             profiles: None,
+            lists: None,
         }
     }
 }
@@ -211,14 +216,22 @@ pub async fn run_with(
     let in_flight = Arc::new(Semaphore::new(config.engine.max_in_flight));
     let actors = Arc::new(AtomicU64::new(0));
     let (to_publisher, inbox) = mpsc::unbounded_channel::<Report>();
-    // Profiles are read up to date before the run's clock starts; the records refused wait in
-    // the publisher's inbox.
-    let _following = match (&options.profiles, &profiles) {
+    // Reference data is read up to date before the run's clock starts; the records refused
+    // wait in the publisher's inbox.
+    let _following_profiles = match (&options.profiles, &profiles) {
         (Some(spec), Some(book)) => {
-            let feed = profiles::open(&options, spec, book.clone()).await?;
-            profiles::load(feed, to_publisher.clone()).await?
+            let feed = reference::open_profiles(&options, spec, book.clone()).await?;
+            reference::load(feed, to_publisher.clone()).await?
         }
         _ => None,
+    };
+    let _following_lists = match &options.lists {
+        Some(spec) => {
+            let lists = scoring.policy.lists().to_vec();
+            let feed = reference::open_list_changes(&options, spec, lists).await?;
+            reference::load(feed, to_publisher.clone()).await?
+        }
+        None => None,
     };
     let publisher = tokio::spawn(
         Publisher {

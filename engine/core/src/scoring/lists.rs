@@ -8,13 +8,20 @@
 //! A list is a lock-free concurrent set, so a value added or removed while the engine runs
 //! takes effect at the next payment without stopping any actor, and reading it costs a hash
 //! lookup. Lists are read from files at start (one value per line; blank lines and lines
-//! starting with `#` are skipped).
+//! starting with `#` are skipped); a changes source (`--lists fluvio:TOPIC`, `ListFeed`) then
+//! adds and removes values live: `{"list":"NAME","value":"…"}`, with `"removed":true` to take
+//! one out. It is read from its start on every run, over the files, so the changes apply in
+//! the order they were made.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 
 use crate::config::ListConfig;
+use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
+use crate::error::Result;
+use crate::profile::Loaded;
+use crate::source::{Source, SourceRecord};
 
 /// The payment field a list holds values of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -82,7 +89,7 @@ impl List {
 
     /// The list `config` describes, read from its file; a file that cannot be read is the
     /// error returned, naming the file.
-    pub fn load(name: &str, config: &ListConfig) -> Result<List, String> {
+    pub fn load(name: &str, config: &ListConfig) -> std::result::Result<List, String> {
         let list = List::new(name, config.field, config.action);
         let text = std::fs::read_to_string(&config.file)
             .map_err(|e| format!("cannot read {}: {e}", config.file.display()))?;
@@ -126,6 +133,109 @@ impl List {
 
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+}
+
+/// One change to a list, as a changes source writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListChange {
+    list: String,
+    value: String,
+    #[serde(default)]
+    removed: bool,
+}
+
+/// Applies a changes source's records to the policy's lists as they come.
+pub struct ListFeed {
+    source: Box<dyn Source>,
+    spec: String,
+    lists: Vec<Arc<List>>,
+    batch: Vec<SourceRecord>,
+}
+
+impl ListFeed {
+    pub fn new(source: Box<dyn Source>, spec: &str, lists: Vec<Arc<List>>) -> ListFeed {
+        ListFeed {
+            source,
+            spec: spec.to_owned(),
+            lists,
+            batch: Vec::new(),
+        }
+    }
+
+    pub fn spec(&self) -> &str {
+        &self.spec
+    }
+
+    /// Whether the source goes on after what it holds now (a topic).
+    pub fn follows(&self) -> bool {
+        self.source.partitions().is_some()
+    }
+
+    /// Reads one batch and applies it; `false` once the source is exhausted.
+    pub async fn read(
+        &mut self,
+        loaded: &mut Loaded,
+        rejected: impl Fn(DeadLetter),
+    ) -> Result<bool> {
+        self.batch.clear();
+        let more = self.source.next_batch(&mut self.batch).await?;
+        for record in &self.batch {
+            match self.apply(&record.payload) {
+                Ok(()) => loaded.stored += 1,
+                Err(rejection) => {
+                    loaded.rejected += 1;
+                    rejected(DeadLetter {
+                        rejection,
+                        raw: record.payload.clone(),
+                        position: Some(record.position),
+                        cut: record.cut,
+                    });
+                }
+            }
+        }
+        Ok(more)
+    }
+
+    fn apply(&self, raw: &[u8]) -> std::result::Result<(), Rejection> {
+        let change: ListChange = serde_json::from_slice(raw).map_err(|e| {
+            let reason = if e.is_syntax() || e.is_eof() {
+                RejectReason::InvalidJson
+            } else {
+                RejectReason::WrongType
+            };
+            Rejection::new(reason, None, format!("not a list change: {e}"))
+        })?;
+        let list = self
+            .lists
+            .iter()
+            .find(|l| *l.name == change.list)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.lists.iter().map(|l| &*l.name).collect();
+                Rejection::new(
+                    RejectReason::InvalidValue,
+                    Some("list"),
+                    format!(
+                        "`{}` is not one of policy.lists ({})",
+                        change.list,
+                        known.join(", ")
+                    ),
+                )
+            })?;
+        if change.value.is_empty() {
+            return Err(Rejection::new(
+                RejectReason::InvalidValue,
+                Some("value"),
+                "an empty value",
+            ));
+        }
+        if change.removed {
+            list.remove(&change.value);
+        } else {
+            list.insert(&change.value);
+        }
+        Ok(())
     }
 }
 
@@ -176,5 +286,28 @@ mod tests {
         };
         let err = List::load("x", &missing).unwrap_err();
         assert!(err.contains("nope.txt"), "{err}");
+    }
+
+    #[test]
+    fn changes_add_and_remove_values_and_refuse_unknown_lists_by_field() {
+        let list = Arc::new(List::new(
+            "bad",
+            ListField::Merchant,
+            Some(ListAction::Block),
+        ));
+        let source = crate::source::file::LineSource::stdin(1024);
+        let feed = ListFeed::new(Box::new(source), "-", vec![list.clone()]);
+        feed.apply(br#"{"list":"bad","value":"m-9"}"#).unwrap();
+        assert!(list.holds(&payment("m-9")));
+        feed.apply(br#"{"list":"bad","value":"m-9","removed":true}"#)
+            .unwrap();
+        assert!(!list.holds(&payment("m-9")));
+        let unknown = feed.apply(br#"{"list":"good","value":"m-9"}"#).unwrap_err();
+        assert_eq!(unknown.field.as_deref(), Some("list"));
+        assert!(unknown.detail.contains("`good`") && unknown.detail.contains("bad"));
+        assert_eq!(
+            feed.apply(b"{oops").unwrap_err().reason,
+            RejectReason::InvalidJson
+        );
     }
 }

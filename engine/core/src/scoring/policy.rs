@@ -271,6 +271,11 @@ impl Policy {
         FraudVerdict { action, fired }
     }
 
+    /// The named lists, to change while the engine runs.
+    pub fn lists(&self) -> &[Arc<List>] {
+        &self.lists
+    }
+
     /// The list named `name`, to change while the engine runs.
     pub fn list(&self, name: &str) -> Option<&Arc<List>> {
         self.lists.iter().find(|l| &*l.name == name)
