@@ -23,6 +23,7 @@ use crate::decision::DecisionKind;
 use crate::error::{Error, Result};
 use crate::event::{MAX_AMOUNT, MAX_BATCH};
 use crate::profile::Channel;
+use crate::scoring::features::Velocity;
 use crate::scoring::lists::{ListAction, ListField};
 
 /// The built-in configuration, also the documentation of every key.
@@ -263,7 +264,9 @@ pub struct RuleConfig {
     pub when: Vec<ConditionConfig>,
 }
 
-/// `feature > above` and/or `feature < below`, or membership in a list (`in = "NAME"`).
+/// `feature > above` and/or `feature < below`; or membership in a list (`in = "NAME"`); or a
+/// velocity over the customer's payments in the last `window` (at most a day), those over
+/// `amount_over` only when given, `> above` and/or `< below`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionConfig {
@@ -272,7 +275,15 @@ pub struct ConditionConfig {
     pub below: Option<f64>,
     #[serde(rename = "in")]
     pub in_list: Option<String>,
+    pub velocity: Option<Velocity>,
+    #[serde(default, with = "humantime_serde")]
+    pub window: Option<Duration>,
+    pub amount_over: Option<f64>,
 }
+
+/// The longest window a velocity rule may look back: customers' payments are kept in detail
+/// for a day.
+pub const MAX_VELOCITY_WINDOW: Duration = Duration::from_secs(86_400);
 
 /// Customer profiles (`--profiles`).
 #[derive(Debug, Clone, Deserialize)]
@@ -734,29 +745,46 @@ impl Config {
             }
             for c in &rule.when {
                 let bounds: Vec<f64> = c.above.into_iter().chain(c.below).collect();
-                let fault = match (&c.feature, &c.in_list) {
-                    (Some(_), Some(_)) | (None, None) => {
-                        "needs either a `feature` with `above` or `below`, or `in` a list"
-                    }
-                    (None, Some(list)) if !policy.lists.contains_key(list) => {
+                let kinds = [
+                    c.feature.is_some(),
+                    c.in_list.is_some(),
+                    c.velocity.is_some(),
+                ];
+                let windowed = c.window.is_some() || c.amount_over.is_some();
+                let fault = if kinds.iter().filter(|k| **k).count() != 1 {
+                    "needs one of a `feature`, `in` a list, or a `velocity`"
+                } else if let Some(list) = &c.in_list {
+                    if !policy.lists.contains_key(list) {
                         return Err(self.invalid(
                             &format!("{key}.when"),
                             format!("tests `in = \"{list}\"`, which is not one of policy.lists"),
-                        ))
+                        ));
                     }
-                    (None, Some(_)) if !bounds.is_empty() => "tests a list, which takes no bounds",
-                    (None, Some(_)) => continue,
-                    (Some(_), None) if bounds.is_empty() => "needs `above` or `below`",
-                    (Some(_), None) if bounds.iter().any(|v| !v.is_finite()) => {
-                        "has a bound that is not a number"
+                    if bounds.is_empty() && !windowed {
+                        continue;
                     }
-                    (Some(_), None) => continue,
+                    "tests a list, which takes no bounds, window or amount"
+                } else if c.velocity.is_some()
+                    && !c
+                        .window
+                        .is_some_and(|w| !w.is_zero() && w <= MAX_VELOCITY_WINDOW)
+                {
+                    "needs a `window` from 1ms to 24h"
+                } else if c.feature.is_some() && windowed {
+                    "reads a feature, which takes no window or amount (a `velocity` does)"
+                } else if bounds.is_empty() {
+                    "needs `above` or `below`"
+                } else if bounds.iter().chain(&c.amount_over).any(|v| !v.is_finite()) {
+                    "has a bound that is not a number"
+                } else {
+                    continue;
                 };
-                let on = c
-                    .feature
-                    .as_deref()
-                    .or(c.in_list.as_deref())
-                    .unwrap_or("nothing");
+                let on = match (&c.feature, &c.in_list, c.velocity) {
+                    (Some(feature), _, _) => feature.clone(),
+                    (_, Some(list), _) => list.clone(),
+                    (_, _, Some(v)) => format!("{v:?} velocity").to_lowercase(),
+                    _ => "nothing".to_owned(),
+                };
                 return Err(self.invalid(
                     &format!("{key}.when"),
                     format!("condition on `{on}` {fault}"),

@@ -291,6 +291,7 @@ impl CustomerState {
                         channel: payment.channel.as_deref(),
                     },
                     ts: event.ts,
+                    recent: Some(features.recent()),
                 };
                 judge_fraud(&models, scoring, v, (payment, &profile), degraded)
             }
@@ -832,6 +833,7 @@ mod tests {
                 channel: None,
             },
             ts: 0,
+            recent: None,
         };
         let profile = scoring.profile_of("c-1");
         let judgement = judge_fraud(&models, &scoring, &v, (payment, &profile), None);

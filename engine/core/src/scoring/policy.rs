@@ -14,7 +14,7 @@
 use std::cell::OnceCell;
 use std::sync::Arc;
 
-use super::features::{fraud_feature_index, FraudVector, FRAUD_FEATURES};
+use super::features::{fraud_feature_index, FraudVector, RecentPayments, Velocity, FRAUD_FEATURES};
 use super::lists::{List, ListAction, ListedFields};
 use vigil_models::{Model, Threshold};
 
@@ -38,6 +38,12 @@ enum Input {
     Profile(usize),
     /// Membership in `Policy::lists[i]`.
     List(usize),
+    /// A velocity over the customer's payments in the last `window_ms`.
+    Velocity {
+        measure: Velocity,
+        window_ms: i64,
+        amount_over: Option<f64>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -72,11 +78,14 @@ impl<'a> ProfileLookup<'a> {
     }
 }
 
-/// The payment a fraud verdict is for, as the profile features and the lists read it.
+/// The payment a fraud verdict is for, as the profile features, the lists and the velocity
+/// rules read it.
 #[derive(Debug, Clone, Copy)]
 pub struct PaymentFacts<'a> {
     pub fields: ListedFields<'a>,
     pub ts: i64,
+    /// The customer's last day of payments, this one included.
+    pub recent: Option<&'a RecentPayments>,
 }
 
 /// Where outreach goes, or why it does not.
@@ -136,6 +145,13 @@ impl Policy {
             let mut when = Vec::with_capacity(rule.when.len());
             for c in &rule.when {
                 let input = match (&c.feature, &c.in_list) {
+                    (None, None) => Input::Velocity {
+                        measure: c
+                            .velocity
+                            .expect("configuration checks every condition reads something"),
+                        window_ms: c.window.unwrap_or_default().as_millis() as i64,
+                        amount_over: c.amount_over,
+                    },
                     (_, Some(list)) => Input::List(
                         lists
                             .iter()
@@ -158,7 +174,6 @@ impl Policy {
                             }
                         }
                     }
-                    (None, None) => unreachable!("configuration checks every condition"),
                 };
                 when.push(Condition {
                     input,
@@ -237,6 +252,13 @@ impl Policy {
                     Input::Fraud(i) => features[i],
                     Input::Profile(i) => profile_features()[i],
                     Input::List(i) => return self.lists[i].holds(&payment.fields),
+                    Input::Velocity {
+                        measure,
+                        window_ms,
+                        amount_over,
+                    } => payment.recent.map_or(f64::NAN, |recent| {
+                        recent.velocity(payment.ts - window_ms, amount_over, measure)
+                    }),
                 };
                 c.above.is_none_or(|a| v > a) && c.below.is_none_or(|b| v < b)
             });
@@ -350,6 +372,7 @@ mod tests {
             channel: None,
         },
         ts: 1_780_000_000_000,
+        recent: None,
     };
 
     fn no_profile() -> ProfileLookup<'static> {
@@ -712,5 +735,97 @@ mod tests {
                 && err.contains("lists.toml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_velocity_rule_counts_payments_over_an_amount_in_its_window() {
+        use super::super::features::RecentPayment;
+        let config = Config::parse_layered(
+            r#"
+            [[policy.rules]]
+            name = "five-large-in-an-hour"
+            at_least = "alert"
+            when = [{ velocity = "count", window = "1h", amount_over = 500.0, above = 5.0 }]
+            "#,
+            "velocity.toml",
+        )
+        .unwrap();
+        let (p, m) = (Policy::new(&config).unwrap(), model(&[]));
+        let none = features(&[]);
+        const MINUTE: i64 = 60_000;
+        let mut recent = RecentPayments::default();
+        let mut pay = |ts: i64, amount: f64| {
+            recent.settle();
+            recent.insert(RecentPayment {
+                ts,
+                amount,
+                merchant: 1,
+                category: 1,
+            });
+        };
+        // Five large payments in the hour, one small, and one large just over an hour ago.
+        pay(PAY.ts - 61 * MINUTE, 900.0);
+        for i in 0..5 {
+            pay(PAY.ts - (50 - i * 10) * MINUTE, 600.0);
+        }
+        pay(PAY.ts, 20.0);
+        let verdict = |recent: &RecentPayments| {
+            let payment = PaymentFacts {
+                recent: Some(recent),
+                ..PAY
+            };
+            p.fraud(Some((&m, 0.01)), &none, payment, &no_profile())
+        };
+        assert_eq!(verdict(&recent).action, None, "five is not more than five");
+        let mut sixth = recent.clone();
+        sixth.settle();
+        sixth.insert(RecentPayment {
+            ts: PAY.ts,
+            amount: 501.0,
+            merchant: 2,
+            category: 1,
+        });
+        let v = verdict(&sixth);
+        assert_eq!(v.action, Some(DecisionKind::Alert));
+        assert_eq!(v.fired, vec![Arc::<str>::from("five-large-in-an-hour")]);
+        // Without the customer's payments (no history yet), the rule does not hold.
+        assert_eq!(
+            p.fraud(Some((&m, 0.01)), &none, PAY, &no_profile()).action,
+            None
+        );
+    }
+
+    #[test]
+    fn a_velocity_rule_needs_a_window_of_at_most_a_day() {
+        for (condition, says) in [
+            ("{ velocity = \"count\", above = 5.0 }", "needs a `window`"),
+            (
+                "{ velocity = \"sum\", window = \"2d\", above = 5.0 }",
+                "needs a `window`",
+            ),
+            (
+                "{ velocity = \"count\", window = \"1h\" }",
+                "needs `above` or `below`",
+            ),
+            (
+                "{ feature = \"payments_1h\", window = \"1h\", above = 5.0 }",
+                "takes no window",
+            ),
+            (
+                "{ velocity = \"count\", feature = \"payments_1h\", window = \"1h\", above = 5.0 }",
+                "needs one of",
+            ),
+        ] {
+            let rule = format!(
+                "[[policy.rules]]\nname = \"v\"\nat_least = \"alert\"\nwhen = [{condition}]\n"
+            );
+            let err = Config::parse_layered(&rule, "velocity.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("policy.rules[0] (v).when") && err.contains(says),
+                "{condition}: {err}"
+            );
+        }
     }
 }

@@ -27,7 +27,7 @@ mod window;
 
 pub use daily::DailyActivity;
 pub use place::{haversine_km, Centroid};
-pub use recent::{RecentMark, RecentPayment, RecentPayments};
+pub use recent::{RecentMark, RecentPayment, RecentPayments, Velocity};
 pub use seen::{fnv1a, Seen, SeenSet};
 pub use sketch::AmountSketch;
 pub use window::{RollingWindow, WindowMark};
@@ -346,6 +346,11 @@ impl CustomerFeatures {
         self.support_tickets.rollback(support_tickets);
         self.cart_abandons.rollback(cart_abandons);
         self.daily.rollback();
+    }
+
+    /// The last day of payments in detail, for velocity rules.
+    pub fn recent(&self) -> &RecentPayments {
+        &self.recent
     }
 
     /// The newest event time folded in.

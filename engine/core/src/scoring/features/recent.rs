@@ -1,6 +1,7 @@
 //! `RecentPayments`: the customer's last day of payments in detail (time, amount, merchant
 //! and category hashes), for the features a running sum cannot give: how many different
-//! merchants and categories, and how many small amounts came before a large one.
+//! merchants and categories, how many small amounts came before a large one, and the velocity
+//! rules' counts and sums over any window up to a day.
 //!
 //! It keeps at most `CAPACITY` payments, the newest, so each feature costs a bounded scan
 //! however busy the customer is; past that, the features describe the newest `CAPACITY`
@@ -10,6 +11,15 @@
 use std::collections::VecDeque;
 
 const CAPACITY: usize = 64;
+
+/// What a velocity rule measures over a window of the customer's payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Velocity {
+    Count,
+    Sum,
+    DistinctMerchants,
+}
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecentPayments {
@@ -107,6 +117,32 @@ impl RecentPayments {
         [at_near.unwrap_or((m, c)), (m, c)]
     }
 
+    /// A velocity over the payments after `since` (at most a day back), optionally only those
+    /// over `amount_over`: how many, their total amount, or how many different merchants. Past
+    /// `CAPACITY` payments in the day, it counts the newest `CAPACITY`.
+    pub fn velocity(&self, since: i64, amount_over: Option<f64>, measure: Velocity) -> f64 {
+        let payments = self
+            .live()
+            .rev()
+            .take_while(|p| p.ts > since)
+            .filter(|p| amount_over.is_none_or(|over| p.amount > over));
+        match measure {
+            Velocity::Count => payments.count() as f64,
+            Velocity::Sum => payments.map(|p| p.amount).sum(),
+            Velocity::DistinctMerchants => {
+                let mut merchants = [0u64; CAPACITY];
+                let mut m = 0;
+                for p in payments {
+                    if !merchants[..m].contains(&p.merchant) {
+                        merchants[m] = p.merchant;
+                        m += 1;
+                    }
+                }
+                m as f64
+            }
+        }
+    }
+
     /// Payments remembered (all inside the horizon) smaller than `amount` by more than
     /// `factor` times.
     pub fn smaller_than(&self, amount: f64, factor: f64) -> usize {
@@ -159,6 +195,29 @@ mod tests {
         assert_eq!(recent.smaller_than(900.0, 5.0), CAPACITY - 1);
         assert_eq!(recent.smaller_than(4.0, 5.0), 0);
         assert_eq!(recent.distinct_since(0, 0)[1].0, CAPACITY);
+    }
+
+    #[test]
+    fn velocities_over_a_window_with_an_amount_floor() {
+        let mut recent = RecentPayments::default();
+        for (ts, amount, merchant) in [
+            (10, 600.0, 1),
+            (20, 50.0, 2),
+            (30, 700.0, 1),
+            (40, 800.0, 3),
+        ] {
+            insert(&mut recent, paid(ts, amount, merchant, 0));
+        }
+        assert_eq!(recent.velocity(0, None, Velocity::Count), 4.0);
+        assert_eq!(recent.velocity(0, Some(500.0), Velocity::Count), 3.0);
+        // The payment exactly at the edge is out.
+        assert_eq!(recent.velocity(20, Some(500.0), Velocity::Count), 2.0);
+        assert_eq!(recent.velocity(15, None, Velocity::Sum), 1_550.0);
+        assert_eq!(
+            recent.velocity(0, Some(500.0), Velocity::DistinctMerchants),
+            2.0
+        );
+        assert_eq!(recent.velocity(0, None, Velocity::DistinctMerchants), 3.0);
     }
 
     #[test]
