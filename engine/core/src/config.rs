@@ -169,6 +169,16 @@ impl ModelsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
+    /// The policy's name and version, cited by every decision as `name@version`.
+    pub name: String,
+    pub version: u32,
+    /// A policy file (the keys of this table, without `lists`, `file` and `watch_interval`)
+    /// that replaces this table's policy, watched and swapped in while the engine runs.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// How often `file` is checked for a change; "0s" turns watching off.
+    #[serde(default, with = "humantime_serde")]
+    pub watch_interval: Option<Duration>,
     pub fraud: FraudThresholds,
     pub churn: ChurnPolicy,
     #[serde(default)]
@@ -200,6 +210,163 @@ pub struct TierPolicy {
 }
 
 impl PolicyConfig {
+    /// Checks the thresholds, inactivity checks, rules, tiers and channels, naming each key as
+    /// `prefix` and its path (`policy.` in the engine's configuration, nothing in a policy
+    /// file); rules may test the lists in `lists`. Rules' feature names are checked where
+    /// features are known, when the policy is compiled.
+    pub fn validate(
+        &self,
+        prefix: &str,
+        lists: &BTreeMap<String, ListConfig>,
+        invalid: &dyn Fn(&str, String) -> Error,
+    ) -> Result<()> {
+        let policy = self;
+        for (key, threshold) in [
+            (format!("{prefix}fraud.freeze"), policy.fraud.freeze),
+            (format!("{prefix}fraud.alert"), policy.fraud.alert),
+            (
+                format!("{prefix}churn.outreach"),
+                Threshold::Probability(policy.churn.outreach),
+            ),
+        ] {
+            match threshold {
+                Threshold::Probability(p) if !(0.0..=1.0).contains(&p) => {
+                    return Err(invalid(
+                        &key,
+                        format!("is {p}, not a probability between 0 and 1"),
+                    ));
+                }
+                Threshold::Budget(b) if !(b.at_alert_rate > 0.0 && b.at_alert_rate < 1.0) => {
+                    return Err(invalid(
+                        &format!("{key}.at_alert_rate"),
+                        format!(
+                            "is {}, not a share of good traffic between 0 and 1",
+                            b.at_alert_rate
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        // Alert must act on at least as much as freeze: a lower probability, or a larger
+        // budget. A probability against a budget depends on the model; loading checks it.
+        let (alert, freeze) = (policy.fraud.alert, policy.fraud.freeze);
+        let inverted = match (alert, freeze) {
+            (Threshold::Probability(a), Threshold::Probability(f)) => a > f,
+            (Threshold::Budget(a), Threshold::Budget(f)) => a.at_alert_rate < f.at_alert_rate,
+            _ => false,
+        };
+        if inverted {
+            return Err(invalid(
+                &format!("{prefix}fraud.alert"),
+                format!(
+                    "({alert}) acts on less than {prefix}fraud.freeze ({freeze}); alert must be the wider threshold"
+                ),
+            ));
+        }
+        let checks = policy.churn.inactivity_checks();
+        if checks.len() > MAX_INACTIVITY_CHECKS {
+            return Err(invalid(
+                &format!("{prefix}churn.check_after"),
+                format!(
+                    "has {} checks; at most {MAX_INACTIVITY_CHECKS}",
+                    checks.len()
+                ),
+            ));
+        }
+        let mut previous = Duration::ZERO;
+        for (i, after) in checks.iter().enumerate() {
+            if *after <= previous || *after > MAX_INACTIVITY_CHECK {
+                return Err(invalid(
+                    &format!("{prefix}churn.check_after[{i}]"),
+                    format!(
+                        "is {}; each check must come after the one before it, from 1ms to 10 years",
+                        humantime::format_duration(*after)
+                    ),
+                ));
+            }
+            previous = *after;
+        }
+        for (i, rule) in policy.rules.iter().enumerate() {
+            let key = format!("{prefix}rules[{i}] ({})", rule.name);
+            if rule.when.is_empty() {
+                return Err(invalid(&key, "has no conditions in `when`".into()));
+            }
+            if !matches!(rule.at_least, DecisionKind::Alert | DecisionKind::Freeze) {
+                return Err(invalid(&key, "`at_least` must be alert or freeze".into()));
+            }
+            for c in &rule.when {
+                let bounds: Vec<f64> = c.above.into_iter().chain(c.below).collect();
+                let kinds = [
+                    c.feature.is_some(),
+                    c.in_list.is_some(),
+                    c.velocity.is_some(),
+                ];
+                let windowed = c.window.is_some() || c.amount_over.is_some();
+                let fault = if kinds.iter().filter(|k| **k).count() != 1 {
+                    "needs one of a `feature`, `in` a list, or a `velocity`"
+                } else if let Some(list) = &c.in_list {
+                    if !lists.contains_key(list) {
+                        return Err(invalid(
+                            &format!("{key}.when"),
+                            format!("tests `in = \"{list}\"`, which is not one of policy.lists"),
+                        ));
+                    }
+                    if bounds.is_empty() && !windowed {
+                        continue;
+                    }
+                    "tests a list, which takes no bounds, window or amount"
+                } else if c.velocity.is_some()
+                    && !c
+                        .window
+                        .is_some_and(|w| !w.is_zero() && w <= MAX_VELOCITY_WINDOW)
+                {
+                    "needs a `window` from 1ms to 24h"
+                } else if c.feature.is_some() && windowed {
+                    "reads a feature, which takes no window or amount (a `velocity` does)"
+                } else if bounds.is_empty() {
+                    "needs `above` or `below`"
+                } else if bounds.iter().chain(&c.amount_over).any(|v| !v.is_finite()) {
+                    "has a bound that is not a number"
+                } else {
+                    continue;
+                };
+                let on = match (&c.feature, &c.in_list, c.velocity) {
+                    (Some(feature), _, _) => feature.clone(),
+                    (_, Some(list), _) => list.clone(),
+                    (_, _, Some(v)) => format!("{v:?} velocity").to_lowercase(),
+                    _ => "nothing".to_owned(),
+                };
+                return Err(invalid(
+                    &format!("{key}.when"),
+                    format!("condition on `{on}` {fault}"),
+                ));
+            }
+        }
+        for (tier, t) in &policy.tiers {
+            if !(0.0..=1.0).contains(&t.freeze_at_least) {
+                return Err(invalid(
+                    &format!("{prefix}tiers.{tier}.freeze_at_least"),
+                    format!(
+                        "is {}, not a probability between 0 and 1",
+                        t.freeze_at_least
+                    ),
+                ));
+            }
+        }
+        let mut seen = Vec::new();
+        for (i, channel) in policy.churn.channels.iter().enumerate() {
+            if seen.contains(channel) {
+                return Err(invalid(
+                    &format!("{prefix}churn.channels[{i}]"),
+                    format!("lists {} twice", channel.name()),
+                ));
+            }
+            seen.push(*channel);
+        }
+        Ok(())
+    }
+
     /// Where a model of `kind` acts: the alert threshold for fraud, the outreach threshold for
     /// churn. Training and replay evaluate models there.
     pub fn threshold(&self, kind: ModelKind) -> Threshold {
@@ -489,6 +656,9 @@ impl Config {
         let mut config: Config = figment.extract().map_err(parse_error)?;
         config.layers = figment;
         config.validate()?;
+        if let Some(path) = config.policy.file.clone() {
+            config.policy = read_policy_file(&path, &config.policy)?;
+        }
         Ok(config)
     }
 
@@ -669,149 +839,10 @@ impl Config {
 
     /// Thresholds are probabilities, alert is below freeze, and every rule is well formed.
     fn validate_policy(&self) -> Result<()> {
-        let policy = &self.policy;
-        for (key, threshold) in [
-            ("policy.fraud.freeze", policy.fraud.freeze),
-            ("policy.fraud.alert", policy.fraud.alert),
-            (
-                "policy.churn.outreach",
-                Threshold::Probability(policy.churn.outreach),
-            ),
-        ] {
-            match threshold {
-                Threshold::Probability(p) if !(0.0..=1.0).contains(&p) => {
-                    return Err(
-                        self.invalid(key, format!("is {p}, not a probability between 0 and 1"))
-                    );
-                }
-                Threshold::Budget(b) if !(b.at_alert_rate > 0.0 && b.at_alert_rate < 1.0) => {
-                    return Err(self.invalid(
-                        &format!("{key}.at_alert_rate"),
-                        format!(
-                            "is {}, not a share of good traffic between 0 and 1",
-                            b.at_alert_rate
-                        ),
-                    ));
-                }
-                _ => {}
-            }
-        }
-        // Alert must act on at least as much as freeze: a lower probability, or a larger
-        // budget. A probability against a budget depends on the model; loading checks it.
-        let (alert, freeze) = (policy.fraud.alert, policy.fraud.freeze);
-        let inverted = match (alert, freeze) {
-            (Threshold::Probability(a), Threshold::Probability(f)) => a > f,
-            (Threshold::Budget(a), Threshold::Budget(f)) => a.at_alert_rate < f.at_alert_rate,
-            _ => false,
-        };
-        if inverted {
-            return Err(self.invalid(
-                "policy.fraud.alert",
-                format!(
-                    "({alert}) acts on less than policy.fraud.freeze ({freeze}); alert must be the wider threshold"
-                ),
-            ));
-        }
-        let checks = policy.churn.inactivity_checks();
-        if checks.len() > MAX_INACTIVITY_CHECKS {
-            return Err(self.invalid(
-                "policy.churn.check_after",
-                format!(
-                    "has {} checks; at most {MAX_INACTIVITY_CHECKS}",
-                    checks.len()
-                ),
-            ));
-        }
-        let mut previous = Duration::ZERO;
-        for (i, after) in checks.iter().enumerate() {
-            if *after <= previous || *after > MAX_INACTIVITY_CHECK {
-                return Err(self.invalid(
-                    &format!("policy.churn.check_after[{i}]"),
-                    format!(
-                        "is {}; each check must come after the one before it, from 1ms to 10 years",
-                        humantime::format_duration(*after)
-                    ),
-                ));
-            }
-            previous = *after;
-        }
-        for (i, rule) in policy.rules.iter().enumerate() {
-            let key = format!("policy.rules[{i}] ({})", rule.name);
-            if rule.when.is_empty() {
-                return Err(self.invalid(&key, "has no conditions in `when`".into()));
-            }
-            if !matches!(rule.at_least, DecisionKind::Alert | DecisionKind::Freeze) {
-                return Err(self.invalid(&key, "`at_least` must be alert or freeze".into()));
-            }
-            for c in &rule.when {
-                let bounds: Vec<f64> = c.above.into_iter().chain(c.below).collect();
-                let kinds = [
-                    c.feature.is_some(),
-                    c.in_list.is_some(),
-                    c.velocity.is_some(),
-                ];
-                let windowed = c.window.is_some() || c.amount_over.is_some();
-                let fault = if kinds.iter().filter(|k| **k).count() != 1 {
-                    "needs one of a `feature`, `in` a list, or a `velocity`"
-                } else if let Some(list) = &c.in_list {
-                    if !policy.lists.contains_key(list) {
-                        return Err(self.invalid(
-                            &format!("{key}.when"),
-                            format!("tests `in = \"{list}\"`, which is not one of policy.lists"),
-                        ));
-                    }
-                    if bounds.is_empty() && !windowed {
-                        continue;
-                    }
-                    "tests a list, which takes no bounds, window or amount"
-                } else if c.velocity.is_some()
-                    && !c
-                        .window
-                        .is_some_and(|w| !w.is_zero() && w <= MAX_VELOCITY_WINDOW)
-                {
-                    "needs a `window` from 1ms to 24h"
-                } else if c.feature.is_some() && windowed {
-                    "reads a feature, which takes no window or amount (a `velocity` does)"
-                } else if bounds.is_empty() {
-                    "needs `above` or `below`"
-                } else if bounds.iter().chain(&c.amount_over).any(|v| !v.is_finite()) {
-                    "has a bound that is not a number"
-                } else {
-                    continue;
-                };
-                let on = match (&c.feature, &c.in_list, c.velocity) {
-                    (Some(feature), _, _) => feature.clone(),
-                    (_, Some(list), _) => list.clone(),
-                    (_, _, Some(v)) => format!("{v:?} velocity").to_lowercase(),
-                    _ => "nothing".to_owned(),
-                };
-                return Err(self.invalid(
-                    &format!("{key}.when"),
-                    format!("condition on `{on}` {fault}"),
-                ));
-            }
-        }
-        for (tier, t) in &policy.tiers {
-            if !(0.0..=1.0).contains(&t.freeze_at_least) {
-                return Err(self.invalid(
-                    &format!("policy.tiers.{tier}.freeze_at_least"),
-                    format!(
-                        "is {}, not a probability between 0 and 1",
-                        t.freeze_at_least
-                    ),
-                ));
-            }
-        }
-        let mut seen = Vec::new();
-        for (i, channel) in policy.churn.channels.iter().enumerate() {
-            if seen.contains(channel) {
-                return Err(self.invalid(
-                    &format!("policy.churn.channels[{i}]"),
-                    format!("lists {} twice", channel.name()),
-                ));
-            }
-            seen.push(*channel);
-        }
+        self.policy
+            .validate("policy.", &self.policy.lists, &|key: &str, reason| {
+                self.invalid(key, reason)
+            })?;
         for (i, route) in self.sinks.iter().enumerate() {
             if route.decisions.is_empty() {
                 return Err(self.invalid(
@@ -834,6 +865,44 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Reads a policy file, the keys of a `[policy]` table at its top level, and validates it: its
+/// rules may test the lists of `engine` (the policy of the engine's configuration), whose
+/// `lists`, `file` and `watch_interval` it keeps. Errors name the file and the key.
+pub fn read_policy_file(path: &Path, engine: &PolicyConfig) -> Result<PolicyConfig> {
+    let text = std::fs::read_to_string(path).map_err(|cause| Error::ConfigRead {
+        path: path.to_owned(),
+        cause,
+    })?;
+    let layer = path.display().to_string();
+    let invalid = |key: &str, reason: String| Error::Config {
+        layer: layer.clone(),
+        key: key.to_owned(),
+        reason,
+    };
+    let mut policy: PolicyConfig = serde_path_to_error::deserialize(toml::Deserializer::new(&text))
+        .map_err(|e| {
+            let key = e.path().to_string();
+            invalid(&key, format!("is not valid: {}", e.inner().message()))
+        })?;
+    for (key, set) in [
+        ("lists", !policy.lists.is_empty()),
+        ("file", policy.file.is_some()),
+        ("watch_interval", policy.watch_interval.is_some()),
+    ] {
+        if set {
+            return Err(invalid(
+                key,
+                "belongs in the engine's configuration ([policy]), not in a policy file".into(),
+            ));
+        }
+    }
+    policy.validate("", &engine.lists, &invalid)?;
+    policy.lists = engine.lists.clone();
+    policy.file = engine.file.clone();
+    policy.watch_interval = engine.watch_interval;
+    Ok(policy)
 }
 
 /// A layer that does not parse, or a key that is unknown or of the wrong type, as an error

@@ -122,6 +122,9 @@ pub struct Decision {
     /// Hard rules that fired.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Arc<str>>,
+    /// `name@version` of the policy that made the decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Arc<str>>,
     /// The channel an outreach should use, when profiles are in use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,

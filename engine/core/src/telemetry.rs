@@ -49,6 +49,8 @@ pub const WATERMARK_LAG: &str = "vigil_watermark_lag_seconds";
 pub const TIMERS_PENDING: &str = "vigil_timers_pending";
 pub const TIMERS_FIRED: &str = "vigil_timers_fired_total";
 pub const PROFILES_STORED: &str = "vigil_profiles_stored_total";
+pub const POLICY_INFO: &str = "vigil_policy_info";
+pub const POLICY_REJECTIONS: &str = "vigil_policy_rejections_total";
 pub const PROFILES_MISSING: &str = "vigil_profiles_missing_total";
 pub const WEBHOOK_REQUESTS: &str = "vigil_webhook_requests_total";
 pub const WEBHOOK_RETRIES: &str = "vigil_webhook_retries_total";
@@ -171,6 +173,14 @@ fn describe() {
         Unit::Seconds,
         "Time to write one batch of passivated states to the store."
     );
+    describe_gauge!(
+        POLICY_INFO,
+        "The decision policy by name@version: 1 while in force, 0 once swapped out."
+    );
+    describe_counter!(
+        POLICY_REJECTIONS,
+        "Changed policy files refused by validation; the policy in force kept serving."
+    );
     describe_counter!(
         PROFILES_STORED,
         "Customer profile updates stored from the profile source."
@@ -292,6 +302,7 @@ pub struct Telemetry {
     timers_fired: [Counter; 4],
     profiles_stored: Counter,
     profiles_missing: Counter,
+    policy_rejections: Counter,
 }
 
 impl Telemetry {
@@ -340,6 +351,7 @@ impl Telemetry {
                 .map(|o| metrics::counter!(TIMERS_FIRED, "outcome" => o.name())),
             profiles_stored: metrics::counter!(PROFILES_STORED),
             profiles_missing: metrics::counter!(PROFILES_MISSING),
+            policy_rejections: metrics::counter!(POLICY_REJECTIONS),
         }
     }
 
@@ -418,6 +430,45 @@ impl InternalEvent for BudgetExceeded {
             "Latency budget exceeded; deciding on rules only."
         );
         t.budget_exceeded.increment(1);
+    }
+}
+
+/// The policy in force at start.
+pub struct PolicyLoaded<'a> {
+    pub label: &'a str,
+}
+
+impl InternalEvent for PolicyLoaded<'_> {
+    fn emit(self, _: &Telemetry) {
+        tracing::info!(policy = self.label, "Policy in force.");
+        metrics::gauge!(POLICY_INFO, "policy" => self.label.to_owned()).set(1.0);
+    }
+}
+
+/// A new version of the policy file was swapped in.
+pub struct PolicySwapped<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+}
+
+impl InternalEvent for PolicySwapped<'_> {
+    fn emit(self, _: &Telemetry) {
+        tracing::info!(from = self.from, to = self.to, "Policy swapped in.");
+        metrics::gauge!(POLICY_INFO, "policy" => self.from.to_owned()).set(0.0);
+        metrics::gauge!(POLICY_INFO, "policy" => self.to.to_owned()).set(1.0);
+    }
+}
+
+/// A changed policy file was refused; the policy in force keeps serving.
+pub struct PolicyRejected<'a> {
+    pub path: &'a std::path::Path,
+    pub error: &'a Error,
+}
+
+impl InternalEvent for PolicyRejected<'_> {
+    fn emit(self, telemetry: &Telemetry) {
+        tracing::error!(path = %self.path.display(), error = %self.error, "Policy file rejected; the policy in force keeps serving.");
+        telemetry.policy_rejections.increment(1);
     }
 }
 

@@ -462,6 +462,7 @@ mod tests {
             degraded_reason: None,
             channel: None,
             suppressed: None,
+            policy: None,
             schema: 1,
             decision_id: Decision::id_for(customer, id, 1_780_000_000_000, kind),
             decision: kind,

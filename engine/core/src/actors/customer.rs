@@ -108,7 +108,7 @@ impl CustomerActorState {
 
     fn due(&self) -> Option<i64> {
         self.customer
-            .inactivity_due(self.scoring.policy.inactivity_checks_ms())
+            .inactivity_due(self.scoring.policy.current().inactivity_checks_ms())
     }
 
     /// Tells the router the next due time: after a wake-up (`woken`) always, else when it is
@@ -194,7 +194,8 @@ impl Actor for CustomerActor {
         args: CustomerArgs,
     ) -> Result<CustomerActorState, ActorProcessingErr> {
         let customer = args.state.unwrap_or_default();
-        let told_due = customer.inactivity_due(args.scoring.policy.inactivity_checks_ms());
+        let told_due =
+            customer.inactivity_due(args.scoring.policy.current().inactivity_checks_ms());
         Ok(CustomerActorState {
             customer_id: args.customer_id,
             customer,

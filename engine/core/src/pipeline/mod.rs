@@ -38,6 +38,7 @@ use crate::event::Offsets;
 use crate::outcome::{Audit, Report};
 use crate::profile::ProfileBook;
 use crate::publish::{Publisher, Route, RunSummary, Sinks, Tick};
+use crate::scoring::live_policy::PolicyWatcher;
 use crate::scoring::models::{ModelWatcher, WatchCounts};
 use crate::scoring::{AfterFeatures, Scoring};
 use crate::sink::Sink;
@@ -227,7 +228,7 @@ pub async fn run_with(
     };
     let _following_lists = match &options.lists {
         Some(spec) => {
-            let lists = scoring.policy.lists().to_vec();
+            let lists = scoring.policy.current().lists().to_vec();
             let feed = reference::open_list_changes(&options, spec, lists).await?;
             reference::load(feed, to_publisher.clone()).await?
         }
@@ -300,8 +301,9 @@ pub async fn run_with(
 struct Models {
     scoring: Arc<Scoring>,
     changes: Arc<WatchCounts>,
-    /// Stops the watcher when the run ends.
+    /// Stops the watchers when the run ends.
     _watching: Option<AbortOnDrop>,
+    _watching_policy: Option<AbortOnDrop>,
 }
 
 fn start_models(
@@ -322,10 +324,29 @@ fn start_models(
     let interval = config.models.watch_interval;
     let watching = (!interval.is_zero())
         .then(|| AbortOnDrop(tokio::spawn(watcher.run(scoring.models.clone(), interval))));
+    let policy_interval = config.policy.watch_interval.unwrap_or_default();
+    let watching_policy = match &config.policy.file {
+        Some(path) if !policy_interval.is_zero() => {
+            let watcher = PolicyWatcher::new(
+                path.clone(),
+                config.policy.clone(),
+                scoring.policy.current().lists().to_vec(),
+                scoring.telemetry.clone(),
+            );
+            let run = watcher.run(
+                scoring.policy.clone(),
+                scoring.models.clone(),
+                policy_interval,
+            );
+            Some(AbortOnDrop(tokio::spawn(run)))
+        }
+        _ => None,
+    };
     Ok(Models {
         scoring,
         changes,
         _watching: watching,
+        _watching_policy: watching_policy,
     })
 }
 

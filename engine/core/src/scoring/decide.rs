@@ -16,6 +16,7 @@ use vigil_models::{Model, ModelKind};
 
 use super::features::{ChurnVector, CustomerFeatures, FeaturesMark, FraudVector, Observation};
 use super::lists::ListedFields;
+use super::live_policy::LivePolicy;
 use super::models::{LiveModels, ModelSet};
 use super::policy::{PaymentFacts, Policy, ProfileLookup, Reach};
 use super::repeats::{RecentEvents, Seen};
@@ -26,7 +27,9 @@ use crate::error::Result;
 use crate::event::{wall_clock_ms, Event, EventKind, Inbound, SCHEMA_VERSION};
 use crate::outcome::{Audit, Outcome, Shadow};
 use crate::profile::{Channel, ProfileBook};
-use crate::telemetry::{BudgetExceeded, ModelError, ModelLoaded, RepeatedEvent, Stage, Telemetry};
+use crate::telemetry::{
+    BudgetExceeded, ModelError, ModelLoaded, PolicyLoaded, RepeatedEvent, Stage, Telemetry,
+};
 
 /// Called on every event once its features are folded in, before it is scored. The engine
 /// never sets one; the fault tests pass one in to make processing fail on chosen events.
@@ -35,7 +38,7 @@ pub type AfterFeatures = Arc<dyn Fn(&Event) + Send + Sync>;
 /// Everything shared by all customer actors: models, policy and limits.
 pub struct Scoring {
     pub models: Arc<LiveModels>,
-    pub policy: Policy,
+    pub policy: Arc<LivePolicy>,
     pub late_tolerance_ms: i64,
     /// How far ahead of the engine's clock an event may be.
     pub max_future_skew_ms: i64,
@@ -59,26 +62,13 @@ impl Scoring {
         ProfileLookup::new(self.profiles.as_deref(), customer_id)
     }
 
-    /// An outreach verdict under the customer's profile: the action and channel to publish,
-    /// or `outreach_suppressed` and why.
-    pub(super) fn reach(
-        &self,
-        action: Option<DecisionKind>,
-        profile: &ProfileLookup,
-    ) -> (Option<DecisionKind>, Option<Channel>, Option<Suppressed>) {
-        if action != Some(DecisionKind::Outreach) {
-            return (action, None, None);
-        }
-        match self.policy.reach(profile.get()) {
-            Reach::Contact(channel) => (action, channel, None),
-            Reach::Suppressed(why) => (Some(DecisionKind::OutreachSuppressed), None, Some(why)),
-        }
-    }
-
     /// Scoring with `models` under `config`'s policy and limits; every model is announced in
     /// its role.
     pub fn new(models: ModelSet, config: &Config, telemetry: Telemetry) -> Result<Scoring> {
         let policy = Policy::new(config)?;
+        telemetry.emit(PolicyLoaded {
+            label: policy.label(),
+        });
         for (model, role) in models.roles() {
             telemetry.emit(ModelLoaded {
                 label: &model.label(),
@@ -87,7 +77,7 @@ impl Scoring {
         }
         Ok(Scoring {
             models: Arc::new(LiveModels::new(models)),
-            policy,
+            policy: Arc::new(LivePolicy::new(policy)),
             late_tolerance_ms: config.engine.late_tolerance.as_millis() as i64,
             max_future_skew_ms: config.engine.max_future_skew.as_millis() as i64,
             max_amount: config.engine.max_amount,
@@ -279,6 +269,7 @@ impl CustomerState {
         scoring.telemetry.stage(Stage::Features, featured - started);
 
         let models = scoring.models.current();
+        let policy = scoring.policy.current();
         let profile = scoring.profile_of(&event.customer_id);
         let judgement = match (&observation, &event.kind) {
             (Observation::Fraud(v), EventKind::Payment(payment)) => {
@@ -293,9 +284,11 @@ impl CustomerState {
                     ts: event.ts,
                     recent: Some(features.recent()),
                 };
-                judge_fraud(&models, scoring, v, (payment, &profile), degraded)
+                judge_fraud(&models, scoring, &policy, v, (payment, &profile), degraded)
             }
-            (Observation::Churn(v), _) => self.judge_churn(&models, scoring, v, event.ts, degraded),
+            (Observation::Churn(v), _) => {
+                self.judge_churn(&models, scoring, &policy, v, event.ts, degraded)
+            }
             (Observation::Fraud(_), _) => unreachable!("fraud features come from payments"),
         };
         let decided = Instant::now();
@@ -304,7 +297,7 @@ impl CustomerState {
         let degraded = judgement.degraded;
         let features = observation.features();
         let made = |verdict: Option<&Verdict>, rules: &[Arc<str>], action: Option<DecisionKind>| {
-            let (action, channel, suppressed) = scoring.reach(action, &profile);
+            let (action, channel, suppressed) = reach(&policy, action, &profile);
             action.map(|kind| {
                 let cited = Cited {
                     verdict,
@@ -313,6 +306,7 @@ impl CustomerState {
                     degraded,
                     channel,
                     suppressed,
+                    policy: policy.label(),
                 };
                 decision(event, kind, cited, ingested, decided)
             })
@@ -361,6 +355,7 @@ impl CustomerState {
         &mut self,
         models: &'m ModelSet,
         scoring: &Scoring,
+        policy: &Policy,
         v: &ChurnVector,
         ts: i64,
         degraded: Option<DegradedReason>,
@@ -379,7 +374,7 @@ impl CustomerState {
         let last = self.last_outreach_ts;
         let verdict = |model: &'m Model| {
             let probability = scored(model, v, scoring)?;
-            let outreach = scoring.policy.outreach(probability, ts, last);
+            let outreach = policy.outreach(probability, ts, last);
             Some(Verdict {
                 model,
                 probability,
@@ -414,6 +409,22 @@ struct Judgement<'m> {
     kind: ModelKind,
     /// Why the decision is on the hard rules alone, if it is.
     degraded: Option<DegradedReason>,
+}
+
+/// An outreach verdict under the customer's profile: the action and channel to publish, or
+/// `outreach_suppressed` and why.
+pub(super) fn reach(
+    policy: &Policy,
+    action: Option<DecisionKind>,
+    profile: &ProfileLookup,
+) -> (Option<DecisionKind>, Option<Channel>, Option<Suppressed>) {
+    if action != Some(DecisionKind::Outreach) {
+        return (action, None, None);
+    }
+    match policy.reach(profile.get()) {
+        Reach::Contact(channel) => (action, channel, None),
+        Reach::Suppressed(why) => (Some(DecisionKind::OutreachSuppressed), None, Some(why)),
+    }
 }
 
 /// Whether the event already waited past its kind's budget: then it is decided on rules only.
@@ -466,11 +477,11 @@ fn insane(event: &Event, scoring: &Scoring) -> Option<Rejection> {
 fn judge_fraud<'m>(
     models: &'m ModelSet,
     scoring: &Scoring,
+    policy: &Policy,
     v: &FraudVector,
     (payment, profile): (PaymentFacts, &ProfileLookup),
     degraded: Option<DegradedReason>,
 ) -> Judgement<'m> {
-    let policy = &scoring.policy;
     let rules_only = |degraded| {
         let rules_only = policy.fraud(None, v, payment, profile);
         Judgement {
@@ -567,6 +578,8 @@ struct Cited<'a> {
     degraded: Option<DegradedReason>,
     channel: Option<Channel>,
     suppressed: Option<Suppressed>,
+    /// `name@version` of the policy that decided.
+    policy: &'a Arc<str>,
 }
 
 /// The decision `kind` on `event`, citing the verdict's model, score and reasons when there is
@@ -585,6 +598,7 @@ fn decision(
         degraded,
         channel,
         suppressed,
+        policy,
     } = cited;
     Box::new(Decision {
         schema: SCHEMA_VERSION,
@@ -602,6 +616,7 @@ fn decision(
         rules: rules.to_vec(),
         channel,
         suppressed,
+        policy: Some(policy.clone()),
         degraded: degraded.is_some(),
         degraded_reason: degraded,
         latency_us: (decided - ingested).as_micros() as u64,
@@ -836,12 +851,14 @@ mod tests {
             recent: None,
         };
         let profile = scoring.profile_of("c-1");
-        let judgement = judge_fraud(&models, &scoring, &v, (payment, &profile), None);
+        let policy = scoring.policy.current();
+        let judgement = judge_fraud(&models, &scoring, &policy, &v, (payment, &profile), None);
         assert_eq!(judgement.degraded, Some(DegradedReason::ModelError));
         assert!(judgement.champion.is_none() && judgement.challenger.is_none());
 
         let churn = [f64::NAN; CHURN_FEATURES.len()];
-        let judgement = CustomerState::default().judge_churn(&models, &scoring, &churn, 0, None);
+        let judgement =
+            CustomerState::default().judge_churn(&models, &scoring, &policy, &churn, 0, None);
         assert_eq!(judgement.degraded, Some(DegradedReason::ModelError));
         assert_eq!(judgement.action, None);
     }

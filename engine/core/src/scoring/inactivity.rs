@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use vigil_models::Model;
 
-use super::decide::{reason_codes, scored, CustomerState};
+use super::decide::{reach, reason_codes, scored, CustomerState};
 use super::Scoring;
 use crate::decision::{Decision, DecisionKind, Trigger};
 use crate::event::{wall_clock_ms, SCHEMA_VERSION};
@@ -38,7 +38,8 @@ impl CustomerState {
         scoring: &Scoring,
         mut fired: impl FnMut(Fired),
     ) -> usize {
-        let checks = scoring.policy.inactivity_checks_ms();
+        let policy = scoring.policy.current();
+        let checks = policy.inactivity_checks_ms();
         let mut count = 0;
         while let Some(due) = self.inactivity_due(checks).filter(|due| *due <= watermark) {
             self.checks_fired += 1;
@@ -60,6 +61,7 @@ impl CustomerState {
         let newest = features.newest_ts();
         let v = features.churn_at(timer_ts);
         let models = scoring.models.current();
+        let policy = scoring.policy.current();
         let model: &Model = &models.churn;
         let Some(probability) = scored(model, &v, scoring) else {
             return Fired {
@@ -68,7 +70,6 @@ impl CustomerState {
                 decision: None,
             };
         };
-        let policy = &scoring.policy;
         let outcome = if policy.outreach(probability, timer_ts, self.last_outreach_ts) {
             TimerOutcome::Outreach
         } else if policy.wants_outreach(probability) {
@@ -79,7 +80,8 @@ impl CustomerState {
         let decision = (outcome == TimerOutcome::Outreach).then(|| {
             self.last_outreach_ts = Some(timer_ts);
             let profile = scoring.profile_of(customer_id);
-            let (kind, channel, suppressed) = scoring.reach(Some(DecisionKind::Outreach), &profile);
+            let (kind, channel, suppressed) =
+                reach(&policy, Some(DecisionKind::Outreach), &profile);
             let kind = kind.expect("outreach is reached or suppressed, never dropped");
             Box::new(Decision {
                 schema: SCHEMA_VERSION,
@@ -97,6 +99,7 @@ impl CustomerState {
                 rules: Vec::new(),
                 channel,
                 suppressed,
+                policy: Some(policy.label().clone()),
                 degraded: false,
                 degraded_reason: None,
                 latency_us: started.elapsed().as_micros() as u64,
@@ -172,11 +175,12 @@ mod tests {
         let scoring = scoring();
         let mut state = CustomerState::default();
         assert_eq!(
-            state.inactivity_due(scoring.policy.inactivity_checks_ms()),
+            state.inactivity_due(scoring.policy.current().inactivity_checks_ms()),
             None
         );
         state.process(&payment("e-1", T0), &scoring);
-        let checks = scoring.policy.inactivity_checks_ms();
+        let policy = scoring.policy.current();
+        let checks = policy.inactivity_checks_ms();
         assert_eq!(state.inactivity_due(checks), Some(T0 + 7 * DAY));
         assert!(fire(&mut state, T0 + 7 * DAY - 1, &scoring).is_empty());
 
@@ -204,7 +208,8 @@ mod tests {
     #[test]
     fn activity_starts_the_checks_again_and_a_late_event_does_not() {
         let scoring = scoring();
-        let checks = scoring.policy.inactivity_checks_ms();
+        let policy = scoring.policy.current();
+        let checks = policy.inactivity_checks_ms();
         let mut state = CustomerState::default();
         // The login earns outreach, which starts the cooldown the checks share.
         let outreach = |outcome: Outcome| match outcome {
@@ -236,7 +241,8 @@ mod tests {
     #[test]
     fn checks_fired_survive_encoding_and_are_rolled_back_with_a_failed_event() {
         let scoring = scoring();
-        let checks = scoring.policy.inactivity_checks_ms();
+        let policy = scoring.policy.current();
+        let checks = policy.inactivity_checks_ms();
         let mut state = CustomerState::default();
         state.process(&payment("e-1", T0), &scoring);
         fire(&mut state, T0 + 20 * DAY, &scoring);

@@ -13,6 +13,7 @@ mod decide;
 pub mod features;
 mod inactivity;
 pub mod lists;
+pub mod live_policy;
 pub mod models;
 pub mod policy;
 mod repeats;

@@ -18,9 +18,9 @@ use super::features::{fraud_feature_index, FraudVector, RecentPayments, Velocity
 use super::lists::{List, ListAction, ListedFields};
 use vigil_models::{Model, Threshold};
 
-use crate::config::Config;
+use crate::config::{Config, PolicyConfig};
 use crate::decision::{DecisionKind, Suppressed};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::profile::{Channel, Profile, ProfileBook};
 
 /// Features of a payment against the customer's profile, for rules: 1 when the payment's
@@ -112,6 +112,8 @@ pub struct FraudVerdict {
 
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// `name@version`, as decisions cite it.
+    label: Arc<str>,
     freeze: Threshold,
     alert: Threshold,
     outreach: f64,
@@ -133,13 +135,20 @@ impl Policy {
     /// Compiles the configuration's policy; a rule on a feature the engine does not compute
     /// is a configuration error naming the rule and the layer it came from.
     pub fn new(config: &Config) -> Result<Policy> {
-        let policy = &config.policy;
-        let mut lists = Vec::with_capacity(policy.lists.len());
-        for (name, list) in &policy.lists {
-            let loaded = List::load(name, list)
-                .map_err(|reason| config.invalid(&format!("policy.lists.{name}.file"), reason))?;
-            lists.push(Arc::new(loaded));
-        }
+        let lists = load_lists(config)?;
+        Policy::compile(&config.policy, lists, "policy.", &|key: &str, reason| {
+            config.invalid(key, reason)
+        })
+    }
+
+    /// Compiles `policy` (validated) over the engine's `lists`; a rule on a feature the engine
+    /// does not compute is an error naming the rule as `prefix` and its path.
+    pub fn compile(
+        policy: &PolicyConfig,
+        lists: Vec<Arc<List>>,
+        prefix: &str,
+        invalid: &dyn Fn(&str, String) -> Error,
+    ) -> Result<Policy> {
         let mut rules = Vec::with_capacity(policy.rules.len());
         for (i, rule) in policy.rules.iter().enumerate() {
             let mut when = Vec::with_capacity(rule.when.len());
@@ -164,13 +173,14 @@ impl Policy {
                             (Some(i), _) => Input::Fraud(i),
                             (None, Some(i)) => Input::Profile(i),
                             (None, None) => {
-                                let key = format!("policy.rules[{i}] ({}).when.feature", rule.name);
+                                let key =
+                                    format!("{prefix}rules[{i}] ({}).when.feature", rule.name);
                                 let reason = format!(
                                     "`{feature}` is not a fraud feature; known: {}, and from profiles {}",
                                     FRAUD_FEATURES.join(", "),
                                     PROFILE_FEATURES.join(", ")
                                 );
-                                return Err(config.invalid(&key, reason));
+                                return Err(invalid(&key, reason));
                             }
                         }
                     }
@@ -188,6 +198,7 @@ impl Policy {
             });
         }
         Ok(Policy {
+            label: format!("{}@{}", policy.name, policy.version).into(),
             freeze: policy.fraud.freeze,
             alert: policy.fraud.alert,
             outreach: policy.churn.outreach,
@@ -293,6 +304,11 @@ impl Policy {
         FraudVerdict { action, fired }
     }
 
+    /// `name@version`, as decisions cite it.
+    pub fn label(&self) -> &Arc<str> {
+        &self.label
+    }
+
     /// The named lists, to change while the engine runs.
     pub fn lists(&self) -> &[Arc<List>] {
         &self.lists
@@ -342,6 +358,18 @@ impl Policy {
     pub fn outreach(&self, score: f64, ts: i64, last_outreach: Option<i64>) -> bool {
         score >= self.outreach && last_outreach.is_none_or(|last| ts - last >= self.cooldown_ms)
     }
+}
+
+/// The engine's lists, read from their files; one that cannot be read is an error naming its
+/// key and the layer that set it.
+pub fn load_lists(config: &Config) -> Result<Vec<Arc<List>>> {
+    let mut lists = Vec::with_capacity(config.policy.lists.len());
+    for (name, list) in &config.policy.lists {
+        let loaded = List::load(name, list)
+            .map_err(|reason| config.invalid(&format!("policy.lists.{name}.file"), reason))?;
+        lists.push(Arc::new(loaded));
+    }
+    Ok(lists)
 }
 
 /// `PROFILE_FEATURES` of a payment.

@@ -167,7 +167,7 @@ impl RouterState {
         state: Option<CustomerState>,
     ) -> Result<ActorRef<CustomerMsg>, ActorProcessingErr> {
         let due = state.as_ref().and_then(|state| {
-            state.inactivity_due(self.args.scoring.policy.inactivity_checks_ms())
+            state.inactivity_due(self.args.scoring.policy.current().inactivity_checks_ms())
         });
         let (actor, _) = Actor::spawn_linked(
             None,

@@ -233,7 +233,8 @@ impl RouterState {
             myself.clone(),
         );
         tokio::task::spawn_blocking(move || {
-            let checks = scoring.policy.inactivity_checks_ms();
+            let policy = scoring.policy.current();
+            let checks = policy.inactivity_checks_ms();
             let fired = batch
                 .into_iter()
                 .zip(pending)
