@@ -210,3 +210,99 @@ pub async fn published(live: &Live) -> (Vec<(u32, Vec<u8>, Decision)>, BTreeSet<
         .collect();
     (published, ids)
 }
+
+/// A live test that changes reference data (profiles, lists) mid-stream: its own topics, and
+/// the `fluvio.toml` scenario's events (malformed records aside) in two halves.
+pub struct MidStream {
+    pub dir: tempfile::TempDir,
+    pub prefix: String,
+    pub fluvio: Arc<Fluvio>,
+    pub first: Vec<String>,
+    pub second: Vec<String>,
+}
+
+/// Sets up a mid-stream test on its own topics; `None` (after saying so) without a cluster.
+pub async fn mid_stream(test: &str, config: &mut Config) -> Option<MidStream> {
+    endpoint()?;
+    let prefix = unique_prefix(test);
+    config.fluvio.consumer = prefix.clone();
+    config.fluvio.commit_interval = Duration::from_millis(100);
+    let fluvio = client::connect(&config.fluvio).await.unwrap();
+    vigil_fluvio::topics::create_topics(&fluvio, &prefix, 2)
+        .await
+        .unwrap();
+    let mut records: Vec<String> = vigil_scenario::Generator::new(
+        vigil_scenario::Scenario::load(&fixture("fluvio.toml")).unwrap(),
+    )
+    .filter(|r| !r.malformed)
+    .map(|r| String::from_utf8(r.payload.to_vec()).unwrap())
+    .collect();
+    let second = records.split_off(records.len() / 2);
+    Some(MidStream {
+        dir: tempfile::tempdir().unwrap(),
+        prefix,
+        fluvio,
+        first: records,
+        second,
+    })
+}
+
+impl MidStream {
+    /// Writes `lines` to a file and produces them to the test's `{prefix}-{role}` topic.
+    pub async fn produce(
+        &self,
+        config: &Config,
+        role: &str,
+        lines: &[String],
+    ) -> vigil_fluvio::produce::Produced {
+        let file = self
+            .dir
+            .path()
+            .join(format!("{role}-{}.jsonl", lines.len()));
+        vigil_fluvio::produce::produce(
+            &vigil::connectors(),
+            &crate::write_lines(&file, lines),
+            &format!("fluvio:{}-{role}", self.prefix),
+            None,
+            config,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Runs the engine (its options set by `tweak`) on the first half, produces `change` to
+    /// `role` once that half is decided, then the second half, and returns what the engine
+    /// published.
+    pub async fn run_with_change(
+        &self,
+        config: &Config,
+        tweak: impl FnOnce(&mut RunOptions),
+        role: &str,
+        change: &[String],
+    ) -> Vec<Decision> {
+        self.produce(config, "events", &self.first).await;
+        let total = (self.first.len() + self.second.len()) as u64;
+        let mut run_options = options(&self.prefix, config, None, total);
+        tweak(&mut run_options);
+        let engine = tokio::spawn(run(run_options));
+        let events = format!("{}-events", self.prefix);
+        for _ in 0..600 {
+            if committed(&self.fluvio, &self.prefix, &events).await >= self.first.len() as u64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let changed = self.produce(config, role, change).await;
+        assert_eq!(changed.unkeyed, 0, "reference records are keyed");
+        // The follower reads a change within milliseconds; the engine has nothing to read
+        // meanwhile.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        self.produce(config, "events", &self.second).await;
+        let summary = engine.await.unwrap();
+        assert_eq!(summary.records, total);
+        decisions(&read_topic(&self.fluvio, &format!("{}-decisions", self.prefix)).await)
+            .into_iter()
+            .map(|(_, _, d)| d)
+            .collect()
+    }
+}

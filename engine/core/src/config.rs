@@ -191,6 +191,38 @@ pub struct PolicyConfig {
     pub lists: BTreeMap<String, ListConfig>,
 }
 
+/// The input a rule's conditions can never all hold on, if there is one: the greatest `above`
+/// on it is at or past the least `below`.
+fn unreachable(rule: &RuleConfig) -> Option<String> {
+    let input = |c: &ConditionConfig| match (&c.feature, c.velocity) {
+        (Some(feature), _) => Some(format!("`{feature}`")),
+        (None, Some(v)) => Some(format!(
+            "the {v:?} velocity over {} (amount over {:?})",
+            humantime::format_duration(c.window.unwrap_or_default()),
+            c.amount_over
+        )),
+        (None, None) => None,
+    };
+    let inputs: Vec<(String, &ConditionConfig)> = rule
+        .when
+        .iter()
+        .filter_map(|c| Some((input(c)?, c)))
+        .collect();
+    inputs.iter().find_map(|(name, _)| {
+        let on = || {
+            inputs
+                .iter()
+                .filter(move |(n, _)| n == name)
+                .map(|(_, c)| c)
+        };
+        let above = on()
+            .filter_map(|c| c.above)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let below = on().filter_map(|c| c.below).fold(f64::INFINITY, f64::min);
+        (above >= below).then(|| name.clone())
+    })
+}
+
 /// A list: the file of its values, the payment field they are values of, and what membership
 /// does by itself (`block`: freeze; `allow`: at most an alert; none: only rules test it).
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +326,18 @@ impl PolicyConfig {
             }
             if !matches!(rule.at_least, DecisionKind::Alert | DecisionKind::Freeze) {
                 return Err(invalid(&key, "`at_least` must be alert or freeze".into()));
+            }
+            if policy.rules[..i].iter().any(|r| r.name == rule.name) {
+                return Err(invalid(
+                    &key,
+                    "has the name of an earlier rule; decisions cite rules by name".into(),
+                ));
+            }
+            if let Some(input) = unreachable(rule) {
+                return Err(invalid(
+                    &format!("{key}.when"),
+                    format!("can never hold: its bounds on {input} leave nothing between them"),
+                ));
             }
             for c in &rule.when {
                 let bounds: Vec<f64> = c.above.into_iter().chain(c.below).collect();

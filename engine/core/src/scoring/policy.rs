@@ -824,6 +824,31 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_that_can_never_hold_or_repeats_a_name_is_refused_by_name() {
+        let rules = [
+            (
+                "[[policy.rules]]\nname = \"never\"\nat_least = \"alert\"\nwhen = [{ feature = \"payments_1h\", above = 5.0 }, { feature = \"payments_1h\", below = 3.0 }]\n",
+                "policy.rules[0] (never).when",
+                "can never hold",
+            ),
+            (
+                "[[policy.rules]]\nname = \"a\"\nat_least = \"alert\"\nwhen = [{ feature = \"payments_1h\", above = 5.0 }]\n[[policy.rules]]\nname = \"a\"\nat_least = \"freeze\"\nwhen = [{ feature = \"payments_1h\", above = 9.0 }]\n",
+                "policy.rules[1] (a)",
+                "name of an earlier rule",
+            ),
+        ];
+        for (text, key, says) in rules {
+            let err = Config::parse_layered(text, "rules.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains(says), "{err}");
+        }
+        // A range on one feature and a bound on another both can hold.
+        let fine = "[[policy.rules]]\nname = \"band\"\nat_least = \"alert\"\nwhen = [{ feature = \"payments_1h\", above = 3.0, below = 5.0 }, { feature = \"payments_24h\", below = 1.0 }]\n";
+        assert!(Config::parse_layered(fine, "rules.toml").is_ok());
+    }
+
+    #[test]
     fn a_velocity_rule_needs_a_window_of_at_most_a_day() {
         for (condition, says) in [
             ("{ velocity = \"count\", above = 5.0 }", "needs a `window`"),
