@@ -58,7 +58,8 @@ async fn a_policy_swapped_mid_stream_decides_every_payment_once_under_one_versio
         ..Layers::default()
     })
     .unwrap();
-    let scenario = fixture("passivation.toml");
+    // Paced over about six seconds.
+    let scenario = fixture("webhook.toml");
     let decisions_file = dir.path().join("decisions.jsonl");
     let options = run_options(
         config,
@@ -67,7 +68,14 @@ async fn a_policy_swapped_mid_stream_decides_every_payment_once_under_one_versio
         "discard",
     );
     let run = tokio::spawn(pipeline::run(options, std::future::pending()));
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // Once the first version has decided something: a bad version, then a good one.
+    for _ in 0..600 {
+        if !read_lines(&decisions_file).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     write_policy(&policy, 2, 0.9, "payments_2m");
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     write_policy(&policy, 3, 0.95, "payments_1m");
