@@ -3,7 +3,9 @@
 //! model, policy), that path when it builds a freeze decision with reason codes, the
 //! decision's serialisation, and the actor's whole step (restore point included) for a
 //! customer with 10 and with a million events in their 24 h window, which should cost the
-//! same. `cargo bench -p vigil-bench` prints the figures.
+//! same; and that step under the shipped policy and under a large one (50 rules: feature,
+//! velocity and list rules, and 3 lists of a million entries each). `cargo bench -p
+//! vigil-bench` prints the figures.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -181,6 +183,92 @@ fn busy_customer(c: &mut Criterion) {
     group.finish();
 }
 
+/// The actor's step for a warm customer's ordinary payment, which no rule fires on, under the
+/// shipped policy (two rules) and under one with 50 rules and three lists of a million entries.
+fn large_policy(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("[policy.fraud]\nfreeze = 0.99\nalert = 0.95\n");
+    for (name, field, action, prefix) in [
+        (
+            "blocked_merchants",
+            "merchant",
+            "action = \"block\"",
+            "m-blocked-",
+        ),
+        (
+            "vetted_customers",
+            "customer_id",
+            "action = \"allow\"",
+            "c-vetted-",
+        ),
+        ("watched_mccs", "mcc", "", "mcc-"),
+    ] {
+        let file = dir.path().join(format!("{name}.txt"));
+        let values: String = (0..1_000_000).map(|i| format!("{prefix}{i}\n")).collect();
+        std::fs::write(&file, values).unwrap();
+        text += &format!(
+            "[policy.lists.{name}]\nfile = \"{}\"\nfield = \"{field}\"\n{action}\n",
+            file.display()
+        );
+    }
+    let features = [
+        "payments_1h",
+        "merchants_24h",
+        "amount_zscore",
+        "log_speed_kmh",
+        "new_mcc",
+    ];
+    for i in 0..50 {
+        let when = match i % 3 {
+            0 => format!(
+                "{{ feature = \"{}\", above = {}.0 }}, {{ feature = \"amount_over_max\", above = 0.9 }}",
+                features[i % features.len()],
+                50 + i
+            ),
+            1 => format!(
+                "{{ velocity = \"count\", window = \"{}m\", amount_over = {}.0, above = 5.0 }}",
+                10 + i,
+                100 * i
+            ),
+            _ => "{ in = \"watched_mccs\" }, { feature = \"payments_1m\", above = 3.0 }".to_owned(),
+        };
+        text += &format!(
+            "[[policy.rules]]\nname = \"rule-{i}\"\nat_least = \"alert\"\nwhen = [{when}]\n"
+        );
+    }
+    let mut large = Config::parse_layered(&text, "bench policy").unwrap();
+    let mut shipped = Config::builtin();
+    for config in [&mut large, &mut shipped] {
+        config.engine.latency_budget = LatencyBudget::uniform(Duration::from_secs(10));
+    }
+    let mut group = c.benchmark_group("actor step by policy");
+    for (label, config) in [
+        ("shipped policy (2 rules)", &shipped),
+        ("50 rules, 3 lists of 1M", &large),
+    ] {
+        let scoring = Scoring::from_config(config, Telemetry::new()).unwrap();
+        let mut state = CustomerState::default();
+        for i in 0..150 {
+            let history = decode(payment(i).as_bytes(), 65_536).unwrap();
+            state.process(&inbound(history, payment(i)), &scoring);
+        }
+        let raw = payment(150);
+        let event = decode(raw.as_bytes(), 65_536).unwrap();
+        group.bench_function(label, |b| {
+            b.iter_batched(
+                || (state.clone(), inbound(event.clone(), raw.clone())),
+                |(mut state, inbound)| {
+                    let outcome = state.process(&inbound, &scoring);
+                    assert!(matches!(outcome, Outcome::Scored { decision: None, .. }));
+                    outcome
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
 fn inbound(event: Event, raw: String) -> Inbound {
     Inbound {
         watermark: vigil_engine::pipeline::watermark::NO_WATERMARK,
@@ -197,6 +285,6 @@ fn inbound(event: Event, raw: String) -> Inbound {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = hot_path, busy_customer
+    targets = hot_path, busy_customer, large_policy
 }
 criterion_main!(benches);

@@ -1,10 +1,12 @@
 //! The `vigil` command's library half: the full set of connectors a Vigil binary offers, how
 //! its allocator keeps memory, and
 //! the work behind `vigil train` (fitting a model on history with the engine's own feature
-//! code), `vigil score` (every customer's churn score as of a time) and `vigil replay` (history
-//! through the full engine with a candidate model), with `history`, the reading of history
-//! they share. The command line itself is in `main.rs` and `commands/`.
+//! code), `vigil score` (every customer's churn score as of a time), `vigil replay` (history
+//! through the full engine with a candidate model) and `vigil replay --policy` (`backtest`: a
+//! candidate policy against today's), with `history`, the reading of history they share. The
+//! command line itself is in `main.rs` and `commands/`.
 
+pub mod backtest;
 pub mod history;
 pub mod replay;
 pub mod score;
