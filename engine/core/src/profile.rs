@@ -5,10 +5,11 @@
 //!
 //! They come from a source spec (`--profiles file:PATH.jsonl`, a CSV file read through
 //! `profiles.columns`, or a keyed Fluvio topic followed live, the changelog pattern) and are
-//! kept in the state store, so they survive passivation, restarts and checkpoints. `load`
-//! reads a source to its end before the engine reads events; `follow` keeps applying a live
-//! source's updates, each stored before the next event looks it up. A record that is not a
-//! valid profile is dead-lettered with the field and the reason, like an event.
+//! kept in the state store, so they survive passivation, restarts and checkpoints.
+//! `ProfileUpdates` takes a source's records in and stores them; the pipeline reads the source
+//! up to date before the engine reads events, then follows a live one, each update stored
+//! before the next event looks it up. A record that is not a valid profile is dead-lettered
+//! with the field and the reason, like an event.
 //!
 //! Scoring looks a profile up only when a decision needs it (a freeze, for the tier policy; an
 //! outreach, for consent and the channel; a payment, when a rule reads a profile feature), so
@@ -20,11 +21,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ProfilesConfig;
-use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
+use crate::dead_letter::{RejectReason, Rejection};
 use crate::decode::csv::split;
 use crate::error::Result;
 use crate::event::{Offsets, Position, MAX_TS};
-use crate::source::{Source, SourceRecord};
+use crate::source::SourceRecord;
 use crate::state::store::StateStore;
 use crate::telemetry::{ProfileMissing, ProfilesStored, Telemetry};
 
@@ -269,14 +270,6 @@ impl ProfileBook {
     }
 }
 
-/// What reading a reference-data source (profiles, list changes) did: records taken in
-/// (stored or applied) and records refused.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Loaded {
-    pub stored: u64,
-    pub rejected: u64,
-}
-
 /// How a profile source's records are written.
 #[derive(Debug, Clone)]
 pub enum ProfileFormat {
@@ -286,107 +279,75 @@ pub enum ProfileFormat {
     Csv(ProfilesConfig),
 }
 
-/// Reads records from a profile source into the book, each malformed record handed on as a
-/// dead letter. What is read is stored, with the source's position, in one transaction per
-/// `store` call: one per batch when following, one per many batches when loading.
-pub struct ProfileFeed {
-    source: Box<dyn Source>,
-    /// The spec the source was opened from: its resume offsets are kept under it.
+/// A profile source's records on their way into the book: each one taken in is held until
+/// `store` writes what was taken, with the source's position, in one transaction (one per
+/// batch when following, one per many batches when loading).
+pub struct ProfileUpdates {
+    /// The spec of the source: its resume offsets are kept under it.
     spec: String,
     book: Arc<ProfileBook>,
     format: ProfileFormat,
     /// A CSV source's columns, once its header is read.
     columns: Option<CsvColumns>,
     resume: Offsets,
-    batch: Vec<SourceRecord>,
-    /// Read and not yet stored.
+    /// Taken in and not yet stored.
     updates: Vec<Update>,
 }
 
-impl ProfileFeed {
-    /// Reads `source` (opened from `spec` at `resume`) into `book`.
-    pub fn new(
-        source: Box<dyn Source>,
-        spec: &str,
-        book: Arc<ProfileBook>,
-        format: ProfileFormat,
-        resume: Offsets,
-    ) -> Self {
-        ProfileFeed {
-            source,
+impl ProfileUpdates {
+    /// Updates for `book` from the source `spec`, opened at `resume`.
+    pub fn new(spec: &str, book: Arc<ProfileBook>, format: ProfileFormat, resume: Offsets) -> Self {
+        ProfileUpdates {
             spec: spec.to_owned(),
             book,
             format,
             columns: None,
             resume,
-            batch: Vec::new(),
             updates: Vec::new(),
         }
     }
 
-    pub fn spec(&self) -> &str {
-        &self.spec
-    }
-
-    /// Whether the source goes on after what it holds now (a topic), rather than ending.
-    pub fn follows(&self) -> bool {
-        self.source.partitions().is_some()
-    }
-
-    /// Reads one batch; `false` once the source is exhausted. A CSV header whose columns do
-    /// not match `profiles.columns` is a configuration error naming the key.
-    pub async fn read(
-        &mut self,
-        loaded: &mut Loaded,
-        rejected: impl Fn(DeadLetter),
-    ) -> Result<bool> {
-        self.batch.clear();
-        let more = self.source.next_batch(&mut self.batch).await?;
-        for record in &self.batch {
-            let Position { partition, offset } = record.position;
-            self.resume.insert(partition, offset + 1);
-            let parsed = match (&self.format, &self.columns) {
-                (ProfileFormat::Json, _) => parse(&record.payload),
-                (ProfileFormat::Csv(_), Some(columns)) => columns.parse(&record.payload),
-                (ProfileFormat::Csv(config), None) => {
-                    let columns = CsvColumns::new(&record.payload, config).map_err(|reason| {
-                        crate::error::Error::Config {
-                            layer: self.spec.clone(),
-                            key: "profiles.columns".into(),
-                            reason,
-                        }
-                    })?;
-                    self.columns = Some(columns);
-                    continue;
-                }
-            };
-            match parsed {
-                Ok(update) => self.updates.push(update),
-                Err(rejection) => {
-                    loaded.rejected += 1;
-                    rejected(DeadLetter {
-                        rejection,
-                        raw: record.payload.clone(),
-                        position: Some(record.position),
-                        cut: record.cut,
-                    });
-                }
+    /// Takes one record in, or says why it is no profile record. A CSV header whose columns
+    /// do not match `profiles.columns` is a configuration error naming the key.
+    pub fn take(&mut self, record: &SourceRecord) -> Result<Option<Rejection>> {
+        let Position { partition, offset } = record.position;
+        self.resume.insert(partition, offset + 1);
+        let parsed = match (&self.format, &self.columns) {
+            (ProfileFormat::Json, _) => parse(&record.payload),
+            (ProfileFormat::Csv(_), Some(columns)) => columns.parse(&record.payload),
+            (ProfileFormat::Csv(config), None) => {
+                let columns = CsvColumns::new(&record.payload, config).map_err(|reason| {
+                    crate::error::Error::Config {
+                        layer: self.spec.clone(),
+                        key: "profiles.columns".into(),
+                        reason,
+                    }
+                })?;
+                self.columns = Some(columns);
+                return Ok(None);
             }
-        }
-        Ok(more)
+        };
+        Ok(match parsed {
+            Ok(update) => {
+                self.updates.push(update);
+                None
+            }
+            Err(rejection) => Some(rejection),
+        })
     }
 
-    /// Profiles read and not yet stored.
+    /// Profiles taken in and not yet stored.
     pub fn unstored(&self) -> usize {
         self.updates.len()
     }
 
-    /// Stores what was read, with where the source stands, in one transaction.
-    pub fn store(&mut self, loaded: &mut Loaded) -> Result<()> {
+    /// Stores what was taken in, with where the source stands, in one transaction; returns how
+    /// many profiles that was.
+    pub fn store(&mut self) -> Result<u64> {
         self.book.store(&self.updates, &self.spec, &self.resume)?;
-        loaded.stored += self.updates.len() as u64;
+        let stored = self.updates.len() as u64;
         self.updates.clear();
-        Ok(())
+        Ok(stored)
     }
 }
 

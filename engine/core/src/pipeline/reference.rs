@@ -11,17 +11,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::{AbortOnDrop, RunOptions};
-use crate::dead_letter::DeadLetter;
+use crate::dead_letter::{DeadLetter, Rejection};
 use crate::error::{ErrorKind, Result};
 use crate::event::Offsets;
 use crate::outcome::Report;
-use crate::profile::{Loaded, ProfileBook, ProfileFeed, ProfileFormat};
-use crate::scoring::lists::{List, ListFeed};
-use crate::source::SourceOptions;
+use crate::profile::{ProfileBook, ProfileFormat, ProfileUpdates};
+use crate::scoring::lists::{List, ListChanges};
+use crate::source::{Source, SourceOptions, SourceRecord};
 
 /// A followed source that has had nothing new for this long has been read up to date.
 const CAUGHT_UP: Duration = Duration::from_millis(500);
@@ -30,75 +29,88 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Records taken in per commit while loading: a profile commit is a sync to disk.
 const LOAD_TRANSACTION: usize = 32_768;
 
-/// A source of reference data.
-#[async_trait]
-pub(super) trait Feed: Send + 'static {
-    /// What it carries, for logs.
-    fn what(&self) -> &'static str;
-    fn spec(&self) -> &str;
-    /// Whether the source goes on after what it holds now.
-    fn follows(&self) -> bool;
-    /// Reads one batch; `false` once the source is exhausted.
-    async fn read(
-        &mut self,
-        loaded: &mut Loaded,
-        rejected: &(dyn Fn(DeadLetter) + Send + Sync),
-    ) -> Result<bool>;
-    /// How many records read wait for `commit`.
-    fn pending(&self) -> usize;
-    /// Makes what was read take effect.
-    fn commit(&mut self, loaded: &mut Loaded) -> Result<()>;
+/// What reading a reference-data source did: records taken in (stored or applied) and records
+/// refused.
+#[derive(Debug, Clone, Copy, Default)]
+struct Loaded {
+    taken: u64,
+    rejected: u64,
 }
 
-#[async_trait]
-impl Feed for ProfileFeed {
-    fn what(&self) -> &'static str {
-        "profiles"
-    }
-    fn spec(&self) -> &str {
-        ProfileFeed::spec(self)
-    }
-    fn follows(&self) -> bool {
-        ProfileFeed::follows(self)
-    }
-    async fn read(
-        &mut self,
-        loaded: &mut Loaded,
-        rejected: &(dyn Fn(DeadLetter) + Send + Sync),
-    ) -> Result<bool> {
-        ProfileFeed::read(self, loaded, rejected).await
+/// What a kind of reference data does with its source's records.
+pub(super) trait Reference: Send + 'static {
+    /// What it carries, for logs.
+    const WHAT: &'static str;
+    /// Takes one record in, or says why it is none of this data.
+    fn take(&mut self, record: &SourceRecord) -> Result<Option<Rejection>>;
+    /// How many records taken in wait for `commit`.
+    fn pending(&self) -> usize;
+    /// Makes what was taken in take effect; returns how many records that was.
+    fn commit(&mut self) -> Result<u64>;
+}
+
+impl Reference for ProfileUpdates {
+    const WHAT: &'static str = "profiles";
+    fn take(&mut self, record: &SourceRecord) -> Result<Option<Rejection>> {
+        ProfileUpdates::take(self, record)
     }
     fn pending(&self) -> usize {
         self.unstored()
     }
-    fn commit(&mut self, loaded: &mut Loaded) -> Result<()> {
-        self.store(loaded)
+    fn commit(&mut self) -> Result<u64> {
+        self.store()
     }
 }
 
-#[async_trait]
-impl Feed for ListFeed {
-    fn what(&self) -> &'static str {
-        "list changes"
+impl Reference for ListChanges {
+    const WHAT: &'static str = "list changes";
+    fn take(&mut self, record: &SourceRecord) -> Result<Option<Rejection>> {
+        Ok(ListChanges::take(self, record))
     }
-    fn spec(&self) -> &str {
-        ListFeed::spec(self)
-    }
-    fn follows(&self) -> bool {
-        ListFeed::follows(self)
-    }
-    async fn read(
-        &mut self,
-        loaded: &mut Loaded,
-        rejected: &(dyn Fn(DeadLetter) + Send + Sync),
-    ) -> Result<bool> {
-        ListFeed::read(self, loaded, rejected).await
-    }
-    /// Changes apply to the lists as they are read.
+    /// Changes apply to the lists as they are taken in.
     fn pending(&self) -> usize {
         0
     }
-    fn commit(&mut self, _: &mut Loaded) -> Result<()> {
+    fn commit(&mut self) -> Result<u64> {
+        Ok(self.applied())
+    }
+}
+
+/// A reference-data source and what its records go to.
+pub(super) struct Feed<R> {
+    source: Box<dyn Source>,
+    spec: String,
+    batch: Vec<SourceRecord>,
+    reference: R,
+}
+
+impl<R: Reference> Feed<R> {
+    /// Whether the source goes on after what it holds now (a topic), rather than ending.
+    fn follows(&self) -> bool {
+        self.source.partitions().is_some()
+    }
+
+    /// Reads one batch and takes it in, each refused record handed to `rejected` as a dead
+    /// letter; `false` once the source is exhausted.
+    async fn read(&mut self, loaded: &mut Loaded, rejected: &impl Fn(DeadLetter)) -> Result<bool> {
+        self.batch.clear();
+        let more = self.source.next_batch(&mut self.batch).await?;
+        for record in &self.batch {
+            if let Some(rejection) = self.reference.take(record)? {
+                loaded.rejected += 1;
+                rejected(DeadLetter {
+                    rejection,
+                    raw: record.payload.clone(),
+                    position: Some(record.position),
+                    cut: record.cut,
+                });
+            }
+        }
+        Ok(more)
+    }
+
+    fn commit(&mut self, loaded: &mut Loaded) -> Result<()> {
+        loaded.taken += self.reference.commit()?;
         Ok(())
     }
 }
@@ -109,7 +121,7 @@ pub(super) async fn open_profiles(
     options: &RunOptions,
     spec: &str,
     book: Arc<ProfileBook>,
-) -> Result<ProfileFeed> {
+) -> Result<Feed<ProfileUpdates>> {
     let config = &options.config;
     let snapshot = spec.starts_with("file:");
     let resume = if snapshot {
@@ -127,7 +139,12 @@ pub(super) async fn open_profiles(
     } else {
         ProfileFormat::Json
     };
-    Ok(ProfileFeed::new(source, spec, book, format, resume))
+    Ok(Feed {
+        source,
+        spec: spec.to_owned(),
+        batch: Vec::new(),
+        reference: ProfileUpdates::new(spec, book, format, resume),
+    })
 }
 
 /// Opens the list changes source `spec`, from its start, over `lists`.
@@ -135,17 +152,22 @@ pub(super) async fn open_list_changes(
     options: &RunOptions,
     spec: &str,
     lists: Vec<Arc<List>>,
-) -> Result<ListFeed> {
+) -> Result<Feed<ListChanges>> {
     let source = options
         .connectors
         .open_source(spec, SourceOptions::new(&options.config))
         .await?;
-    Ok(ListFeed::new(source, spec, lists))
+    Ok(Feed {
+        source,
+        spec: spec.to_owned(),
+        batch: Vec::new(),
+        reference: ListChanges::new(lists),
+    })
 }
 
 /// Reads `feed` up to date; returns the task following it, for a source that goes on.
-pub(super) async fn load(
-    mut feed: impl Feed,
+pub(super) async fn load<R: Reference>(
+    mut feed: Feed<R>,
     publisher: UnboundedSender<Report>,
 ) -> Result<Option<AbortOnDrop>> {
     let started = Instant::now();
@@ -165,7 +187,7 @@ pub(super) async fn load(
         } else {
             read.await?
         };
-        if !more || feed.pending() >= LOAD_TRANSACTION {
+        if !more || feed.reference.pending() >= LOAD_TRANSACTION {
             feed.commit(&mut loaded)?;
         }
         if !more {
@@ -173,11 +195,12 @@ pub(super) async fn load(
         }
     }
     tracing::info!(
-        source = %feed.spec(),
-        taken = loaded.stored,
+        source = %feed.spec,
+        taken = loaded.taken,
         rejected = loaded.rejected,
         took_ms = started.elapsed().as_millis() as u64,
-        "Read {} up to date.", feed.what()
+        "Read {} up to date.",
+        R::WHAT
     );
     if !follows {
         return Ok(None);
@@ -195,11 +218,11 @@ pub(super) async fn load(
                 Ok(true) => {}
                 Ok(false) => return,
                 Err(error) if error.kind() == ErrorKind::External => {
-                    tracing::warn!(%error, source = %feed.spec(), "Cannot follow {}; retrying.", feed.what());
+                    tracing::warn!(%error, source = %feed.spec, "Cannot follow {}; retrying.", R::WHAT);
                     tokio::time::sleep(RETRY_AFTER).await;
                 }
                 Err(error) => {
-                    tracing::error!(%error, source = %feed.spec(), "Stopped following {}; decisions use what was read so far.", feed.what());
+                    tracing::error!(%error, source = %feed.spec, "Stopped following {}; decisions use what was read so far.", R::WHAT);
                     return;
                 }
             }

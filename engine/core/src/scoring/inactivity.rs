@@ -15,6 +15,7 @@ use std::time::Instant;
 use vigil_models::Model;
 
 use super::decide::{reach, reason_codes, scored, CustomerState};
+use super::policy::Policy;
 use super::Scoring;
 use crate::decision::{Decision, DecisionKind, Trigger};
 use crate::event::{wall_clock_ms, SCHEMA_VERSION};
@@ -44,7 +45,7 @@ impl CustomerState {
         while let Some(due) = self.inactivity_due(checks).filter(|due| *due <= watermark) {
             self.checks_fired += 1;
             count += 1;
-            fired(self.check(customer_id, due, scoring));
+            fired(self.check(customer_id, due, scoring, &policy));
         }
         count
     }
@@ -52,7 +53,13 @@ impl CustomerState {
     /// One inactivity check at `timer_ts`: the churn champion scores the features as of then,
     /// and the policy decides on outreach under the cooldown that event-triggered outreach
     /// shares.
-    fn check(&mut self, customer_id: &str, timer_ts: i64, scoring: &Scoring) -> Fired {
+    fn check(
+        &mut self,
+        customer_id: &str,
+        timer_ts: i64,
+        scoring: &Scoring,
+        policy: &Policy,
+    ) -> Fired {
         let started = Instant::now();
         let features = self
             .features
@@ -61,7 +68,6 @@ impl CustomerState {
         let newest = features.newest_ts();
         let v = features.churn_at(timer_ts);
         let models = scoring.models.current();
-        let policy = scoring.policy.current();
         let model: &Model = &models.churn;
         let Some(probability) = scored(model, &v, scoring) else {
             return Fired {
@@ -80,8 +86,7 @@ impl CustomerState {
         let decision = (outcome == TimerOutcome::Outreach).then(|| {
             self.last_outreach_ts = Some(timer_ts);
             let profile = scoring.profile_of(customer_id);
-            let (kind, channel, suppressed) =
-                reach(&policy, Some(DecisionKind::Outreach), &profile);
+            let (kind, channel, suppressed) = reach(policy, Some(DecisionKind::Outreach), &profile);
             let kind = kind.expect("outreach is reached or suppressed, never dropped");
             Box::new(Decision {
                 schema: SCHEMA_VERSION,

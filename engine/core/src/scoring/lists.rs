@@ -8,7 +8,7 @@
 //! A list is a lock-free concurrent set, so a value added or removed while the engine runs
 //! takes effect at the next payment without stopping any actor, and reading it costs a hash
 //! lookup. Lists are read from files at start (one value per line; blank lines and lines
-//! starting with `#` are skipped); a changes source (`--lists fluvio:TOPIC`, `ListFeed`) then
+//! starting with `#` are skipped); a changes source (`--lists fluvio:TOPIC`, `ListChanges`) then
 //! adds and removes values live: `{"list":"NAME","value":"…"}`, with `"removed":true` to take
 //! one out. It is read from its start on every run, over the files, so the changes apply in
 //! the order they were made.
@@ -18,10 +18,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::config::ListConfig;
-use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
-use crate::error::Result;
-use crate::profile::Loaded;
-use crate::source::{Source, SourceRecord};
+use crate::dead_letter::{RejectReason, Rejection};
+use crate::source::SourceRecord;
 
 /// The payment field a list holds values of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -146,56 +144,28 @@ struct ListChange {
     removed: bool,
 }
 
-/// Applies a changes source's records to the policy's lists as they come.
-pub struct ListFeed {
-    source: Box<dyn Source>,
-    spec: String,
+/// A changes source's records applied to the policy's lists as they are taken in.
+pub struct ListChanges {
     lists: Vec<Arc<List>>,
-    batch: Vec<SourceRecord>,
+    /// Changes applied since `applied` was last asked.
+    since: u64,
 }
 
-impl ListFeed {
-    pub fn new(source: Box<dyn Source>, spec: &str, lists: Vec<Arc<List>>) -> ListFeed {
-        ListFeed {
-            source,
-            spec: spec.to_owned(),
-            lists,
-            batch: Vec::new(),
-        }
+impl ListChanges {
+    pub fn new(lists: Vec<Arc<List>>) -> ListChanges {
+        ListChanges { lists, since: 0 }
     }
 
-    pub fn spec(&self) -> &str {
-        &self.spec
+    /// Applies one change, or says why it is none.
+    pub fn take(&mut self, record: &SourceRecord) -> Option<Rejection> {
+        let rejection = self.apply(&record.payload).err();
+        self.since += u64::from(rejection.is_none());
+        rejection
     }
 
-    /// Whether the source goes on after what it holds now (a topic).
-    pub fn follows(&self) -> bool {
-        self.source.partitions().is_some()
-    }
-
-    /// Reads one batch and applies it; `false` once the source is exhausted.
-    pub async fn read(
-        &mut self,
-        loaded: &mut Loaded,
-        rejected: impl Fn(DeadLetter),
-    ) -> Result<bool> {
-        self.batch.clear();
-        let more = self.source.next_batch(&mut self.batch).await?;
-        for record in &self.batch {
-            match self.apply(&record.payload) {
-                Ok(()) => loaded.stored += 1,
-                Err(rejection) => {
-                    loaded.rejected += 1;
-                    rejected(DeadLetter {
-                        rejection,
-                        raw: record.payload.clone(),
-                        position: Some(record.position),
-                        cut: record.cut,
-                    });
-                }
-            }
-        }
-        Ok(more)
+    /// How many changes were applied since the last call.
+    pub fn applied(&mut self) -> u64 {
+        std::mem::take(&mut self.since)
     }
 
     fn apply(&self, raw: &[u8]) -> std::result::Result<(), Rejection> {
@@ -295,8 +265,7 @@ mod tests {
             ListField::Merchant,
             Some(ListAction::Block),
         ));
-        let source = crate::source::file::LineSource::stdin(1024);
-        let feed = ListFeed::new(Box::new(source), "-", vec![list.clone()]);
+        let feed = ListChanges::new(vec![list.clone()]);
         feed.apply(br#"{"list":"bad","value":"m-9"}"#).unwrap();
         assert!(list.holds(&payment("m-9")));
         feed.apply(br#"{"list":"bad","value":"m-9","removed":true}"#)

@@ -12,15 +12,15 @@
 //! logged with the reason and counted, and the policy in force keeps serving; it is not read
 //! again until it changes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use arc_swap::{ArcSwap, Guard};
 use vigil_models::ModelKind;
 
 use super::lists::List;
-use super::models::{LiveModels, Role};
+use super::models::{stamp, unrecorded_budget, FileStamp, LiveModels, Role};
 use super::policy::Policy;
 use crate::config::{read_policy_file, PolicyConfig};
 use crate::error::{Error, Result};
@@ -51,13 +51,8 @@ pub struct PolicyWatcher {
     /// are the engine's, which a file cannot change.
     serving: PolicyConfig,
     lists: Vec<Arc<List>>,
-    seen: Option<(SystemTime, u64)>,
+    seen: Option<FileStamp>,
     telemetry: Telemetry,
-}
-
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
 }
 
 impl PolicyWatcher {
@@ -136,24 +131,20 @@ impl PolicyWatcher {
             ));
         }
         let set = models.current();
+        let budgets: Vec<(&str, f64)> = config.fraud_budgets().collect();
         for role in [Role::Champion, Role::Challenger] {
             let Some(model) = set.get(ModelKind::Fraud, role) else {
                 continue;
             };
-            for (key, rate) in config.fraud_budgets() {
-                let threshold = vigil_models::Threshold::Budget(vigil_models::AlertRate {
-                    at_alert_rate: rate,
-                });
-                if threshold.resolve(model.artifact()).is_none() {
-                    return Err(invalid(
-                        key.trim_start_matches("policy."),
-                        format!(
-                            "asks for alert rate {rate}, for which the {} {} records no threshold",
-                            role.name(),
-                            model.label()
-                        ),
-                    ));
-                }
+            if let Some((key, rate)) = unrecorded_budget(model, &budgets) {
+                return Err(invalid(
+                    key.trim_start_matches("policy."),
+                    format!(
+                        "asks for alert rate {rate}, for which the {} {} records no threshold",
+                        role.name(),
+                        model.label()
+                    ),
+                ));
             }
         }
         let policy = Policy::compile(&config, self.lists.clone(), "", &invalid)?;
@@ -163,6 +154,9 @@ impl PolicyWatcher {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+    use std::time::SystemTime;
+
     use super::*;
     use crate::config::{Config, Layers};
     use crate::scoring::models::ModelSet;

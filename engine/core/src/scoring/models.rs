@@ -221,30 +221,39 @@ pub fn load_checked(
             });
         }
     }
-    for &(key, rate) in budgets {
-        if model.artifact().threshold_at(rate).is_none() {
-            let recorded: Vec<String> = model
-                .artifact()
-                .alert_budgets
-                .iter()
-                .filter(|b| b.threshold.is_some())
-                .map(|b| b.max_alert_rate.to_string())
-                .collect();
-            return Err(Error::ModelCheck {
-                path: path.to_owned(),
-                detail: format!(
-                    "{key} asks for alert rate {rate}, and the model records no threshold for it \
-                     (it records: {}); retrain it with that budget or set a probability",
-                    if recorded.is_empty() {
-                        "none".into()
-                    } else {
-                        recorded.join(", ")
-                    }
-                ),
-            });
-        }
+    if let Some((key, rate)) = unrecorded_budget(&model, budgets) {
+        let recorded: Vec<String> = model
+            .artifact()
+            .alert_budgets
+            .iter()
+            .filter(|b| b.threshold.is_some())
+            .map(|b| b.max_alert_rate.to_string())
+            .collect();
+        return Err(Error::ModelCheck {
+            path: path.to_owned(),
+            detail: format!(
+                "{key} asks for alert rate {rate}, and the model records no threshold for it \
+                 (it records: {}); retrain it with that budget or set a probability",
+                if recorded.is_empty() {
+                    "none".into()
+                } else {
+                    recorded.join(", ")
+                }
+            ),
+        });
     }
     Ok(model)
+}
+
+/// The first alert budget in `budgets` (policy key, rate) that `model` records no threshold for.
+pub(super) fn unrecorded_budget<'a>(
+    model: &Model,
+    budgets: &[(&'a str, f64)],
+) -> Option<(&'a str, f64)> {
+    budgets
+        .iter()
+        .copied()
+        .find(|&(_, rate)| model.artifact().threshold_at(rate).is_none())
 }
 
 /// Polls the artifact files and swaps in each valid new version.
@@ -263,12 +272,12 @@ pub struct WatchCounts {
 
 /// What tells a changed file from the one last seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
+pub(super) struct FileStamp {
     modified: SystemTime,
     len: u64,
 }
 
-fn stamp(path: &Path) -> Option<FileStamp> {
+pub(super) fn stamp(path: &Path) -> Option<FileStamp> {
     let meta = std::fs::metadata(path).ok()?;
     Some(FileStamp {
         modified: meta.modified().ok()?,
