@@ -28,7 +28,7 @@ use reqwest::{StatusCode, Url};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use vigil_engine::config::WebhookConfig;
-use vigil_engine::error::{Error, ErrorKind, Result};
+use vigil_engine::error::{Error, Result};
 use vigil_engine::pipeline::SinkOptions;
 use vigil_engine::sink::{Sink, SinkRecord};
 use vigil_engine::telemetry::{
@@ -397,16 +397,9 @@ impl Sink for WebhookSink {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pending = self.pending.clone();
-        let settled = self.settle().await;
-        if let Err(error) = &settled {
-            // The undeliverable output failed: keep the batch, so that the engine's retry
-            // sends it again rather than losing what could not be parked.
-            if error.kind() == ErrorKind::External {
-                self.pending = pending;
-            }
-        }
-        settled
+        // When the undeliverable output fails, the engine sends the whole batch again before
+        // its next flush, so nothing is lost by letting go of it here.
+        self.settle().await
     }
 
     fn describe(&self) -> String {
