@@ -4,10 +4,13 @@
 //! decision's serialisation, and the actor's whole step (restore point included) for a
 //! customer with 10 and with a million events in their 24 h window, which should cost the
 //! same; and that step under the shipped policy and under a large one (50 rules: feature,
-//! velocity and list rules, and 3 lists of a million entries each). `cargo bench -p
-//! vigil-bench` prints the figures.
+//! velocity and list rules, and 3 lists of a million entries each), alone and with the same
+//! policy deciding beside it as a candidate in shadow; and the work of a policy swap (reading,
+//! validating and compiling the large policy's file). `cargo bench -p vigil-bench` prints the
+//! figures.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -20,7 +23,9 @@ use vigil_engine::event::Inbound;
 use vigil_engine::event::Position;
 use vigil_engine::outcome::Outcome;
 use vigil_engine::scoring::features::{CustomerFeatures, Observation};
+use vigil_engine::scoring::live_policy::{load_policy, LivePolicy};
 use vigil_engine::scoring::models::ModelSet;
+use vigil_engine::scoring::policy::Policy;
 use vigil_engine::scoring::{CustomerState, Scoring};
 use vigil_engine::telemetry::Telemetry;
 use vigil_models::Threshold;
@@ -218,6 +223,7 @@ fn large_policy(c: &mut Criterion) {
         "log_speed_kmh",
         "new_mcc",
     ];
+    let mut rules = String::new();
     for i in 0..50 {
         let when = match i % 3 {
             0 => format!(
@@ -232,21 +238,27 @@ fn large_policy(c: &mut Criterion) {
             ),
             _ => "{ in = \"watched_mccs\" }, { feature = \"payments_1m\", above = 3.0 }".to_owned(),
         };
-        text += &format!(
-            "[[policy.rules]]\nname = \"rule-{i}\"\nat_least = \"alert\"\nwhen = [{when}]\n"
-        );
+        rules +=
+            &format!("[[rules]]\nname = \"rule-{i}\"\nat_least = \"alert\"\nwhen = [{when}]\n");
     }
+    text += &rules.replace("[[rules]]", "[[policy.rules]]");
     let mut large = Config::parse_layered(&text, "bench policy").unwrap();
     let mut shipped = Config::builtin();
     for config in [&mut large, &mut shipped] {
         config.engine.latency_budget = LatencyBudget::uniform(Duration::from_secs(10));
     }
+    let large_scoring = || Scoring::from_config(&large, Telemetry::new()).unwrap();
+    let mut shadowed = large_scoring();
+    shadowed.candidate = Some(Arc::new(LivePolicy::new(Policy::new(&large).unwrap())));
     let mut group = c.benchmark_group("actor step by policy");
-    for (label, config) in [
-        ("shipped policy (2 rules)", &shipped),
-        ("50 rules, 3 lists of 1M", &large),
+    for (label, scoring) in [
+        (
+            "shipped policy (2 rules)",
+            Scoring::from_config(&shipped, Telemetry::new()).unwrap(),
+        ),
+        ("50 rules, 3 lists of 1M", large_scoring()),
+        ("50 rules, 3 lists of 1M, and in shadow", shadowed),
     ] {
-        let scoring = Scoring::from_config(config, Telemetry::new()).unwrap();
         let mut state = CustomerState::default();
         for i in 0..150 {
             let history = decode(payment(i).as_bytes(), 65_536).unwrap();
@@ -267,6 +279,25 @@ fn large_policy(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // What a swap does between seeing the changed file and swapping the pointer.
+    let file = dir.path().join("policy.toml");
+    let churn = "[churn]\noutreach = 0.9\ncooldown = \"7d\"\ncheck_after = [\"7d\", \"14d\", \"30d\", \"60d\", \"90d\"]\nchannels = [\"push\", \"email\", \"sms\"]\n";
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"large\"\nversion = 2\n[fraud]\nfreeze = 0.99\nalert = 0.95\n{churn}{rules}"
+        ),
+    )
+    .unwrap();
+    let scoring = large_scoring();
+    let (lists, models) = (
+        scoring.policy.current().lists().to_vec(),
+        scoring.models.current(),
+    );
+    c.bench_function("policy swap: read, validate and compile 50 rules", |b| {
+        b.iter(|| load_policy(&file, &large.policy, lists.clone(), &models).unwrap())
+    });
 }
 
 fn inbound(event: Event, raw: String) -> Inbound {

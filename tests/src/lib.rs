@@ -57,6 +57,45 @@ pub fn write_shipped_fraud(path: &Path, name: &str, version: u32) {
     std::fs::rename(staging, path).expect("rename artifact into place");
 }
 
+/// A complete policy file `name@version` at `path`: fraud thresholds `freeze` and `alert`, the
+/// built-in churn policy, and `rules` (`[[rules]]` tables). Written through a rename, its time
+/// moved on by `version` seconds, so that a watching engine tells it from the file before
+/// even within the clock's resolution.
+pub fn write_policy(
+    path: &Path,
+    name: &str,
+    version: u32,
+    (freeze, alert): (f64, f64),
+    rules: &str,
+) {
+    let text = format!(
+        r#"
+        name = "{name}"
+        version = {version}
+        [fraud]
+        freeze = {freeze}
+        alert = {alert}
+        [churn]
+        outreach = 0.9
+        cooldown = "7d"
+        check_after = ["7d", "14d", "30d", "60d", "90d"]
+        channels = ["push", "email", "sms"]
+        {rules}
+        "#
+    );
+    let staging = path.with_extension("staging");
+    std::fs::write(&staging, text).expect("write staging policy");
+    let file = std::fs::File::options()
+        .write(true)
+        .open(&staging)
+        .expect("open staging policy");
+    file.set_modified(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(u64::from(version)),
+    )
+    .expect("move the policy file's time on");
+    std::fs::rename(staging, path).expect("rename policy into place");
+}
+
 /// Runs the generated scenario `fixture` with `config` to `decisions` (a JSON-lines file),
 /// discarding dead letters, and returns the summary with every scored event's audit record.
 pub async fn run_audited(

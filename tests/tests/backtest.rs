@@ -8,7 +8,7 @@ use std::path::Path;
 
 use vigil::backtest::{backtest, BacktestOptions};
 use vigil_engine::decision::Decision;
-use vigil_tests::{fixture, read_lines, test_config};
+use vigil_tests::{fixture, read_lines, test_config, write_policy};
 
 fn decisions(path: &Path) -> BTreeMap<(String, String, i64), Decision> {
     read_lines(path)
@@ -41,19 +41,12 @@ fn cited(decisions: &BTreeMap<(String, String, i64), Decision>) -> BTreeMap<Stri
 async fn the_backtest_report_matches_the_decisions_each_policy_made() {
     let dir = tempfile::tempdir().unwrap();
     let candidate = dir.path().join("candidate.toml");
-    std::fs::write(
+    write_policy(
         &candidate,
+        "candidate",
+        2,
+        (0.7, 0.5),
         r#"
-        name = "candidate"
-        version = 2
-        [fraud]
-        freeze = 0.7
-        alert = 0.5
-        [churn]
-        outreach = 0.9
-        cooldown = "7d"
-        check_after = ["7d", "14d", "30d", "60d", "90d"]
-        channels = ["push", "email", "sms"]
         [[rules]]
         name = "card-testing-burst"
         at_least = "alert"
@@ -63,8 +56,7 @@ async fn the_backtest_report_matches_the_decisions_each_policy_made() {
         at_least = "alert"
         when = [{ velocity = "count", window = "1h", amount_over = 300.0, above = 2.0 }]
         "#,
-    )
-    .unwrap();
+    );
     let report_path = dir.path().join("backtest.json");
     let report = backtest(BacktestOptions {
         input: format!("generate:{}", fixture("e2e.toml").display()),

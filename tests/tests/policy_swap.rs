@@ -6,48 +6,28 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use vigil_engine::config::{Config, Layers};
 use vigil_engine::decision::{Decision, Trigger};
+use vigil_engine::event::wall_clock_ms;
 use vigil_engine::pipeline;
 use vigil_scenario::{Generator, Scenario};
-use vigil_tests::{fixture, read_lines, run_options};
+use vigil_tests::{fixture, read_lines, run_options, write_policy};
 
-/// A complete policy file, every payment alerted, with its one rule on `feature`.
-fn write_policy(path: &Path, version: u32, freeze: f64, feature: &str) {
-    let text = format!(
-        r#"
-        name = "desk"
-        version = {version}
-        [fraud]
-        freeze = {freeze}
-        alert = 0.0
-        [churn]
-        outreach = 0.9
-        cooldown = "7d"
-        check_after = ["7d", "14d", "30d", "60d", "90d"]
-        channels = ["push", "email", "sms"]
-        [[rules]]
-        name = "burst"
-        at_least = "alert"
-        when = [{{ feature = "{feature}", above = 5.0 }}]
-        "#
+/// The desk's policy file, every payment alerted, with its one rule on `feature`.
+fn write_desk(path: &Path, version: u32, freeze: f64, feature: &str) {
+    let rule = format!(
+        "[[rules]]\nname = \"burst\"\nat_least = \"alert\"\nwhen = [{{ feature = \"{feature}\", above = 5.0 }}]"
     );
-    let staging = path.with_extension("staging");
-    std::fs::write(&staging, text).unwrap();
-    // Told apart from the file before by its time, even within the clock's resolution.
-    let file = std::fs::File::options().write(true).open(&staging).unwrap();
-    file.set_modified(SystemTime::now() + Duration::from_secs(u64::from(version)))
-        .unwrap();
-    std::fs::rename(staging, path).unwrap();
+    write_policy(path, "desk", version, (freeze, 0.0), &rule);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_swapped_mid_stream_decides_every_payment_once_under_one_version() {
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    write_policy(&policy, 1, 0.9, "payments_1m");
+    write_desk(&policy, 1, 0.9, "payments_1m");
     let config = Config::load(&Layers {
         set: vec![
             format!("policy.file={}", policy.display()),
@@ -76,9 +56,10 @@ async fn a_policy_swapped_mid_stream_decides_every_payment_once_under_one_versio
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    write_policy(&policy, 2, 0.9, "payments_2m");
+    write_desk(&policy, 2, 0.9, "payments_2m");
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    write_policy(&policy, 3, 0.95, "payments_1m");
+    let renamed = wall_clock_ms();
+    write_desk(&policy, 3, 0.95, "payments_1m");
     let summary = run.await.unwrap().unwrap();
     assert!(
         summary.elapsed > Duration::from_millis(3_000),
@@ -122,10 +103,17 @@ async fn a_policy_swapped_mid_stream_decides_every_payment_once_under_one_versio
         .iter()
         .filter(|p| !decided.contains(p.as_str()))
         .count();
+    let first_under_new = decisions
+        .iter()
+        .filter(|d| d.policy.as_deref() == Some("desk@3"))
+        .map(|d| d.decided_ts)
+        .min()
+        .unwrap();
     eprintln!(
-        "{} payments, {undecided} undecided, {} dead letters, versions {versions:?}",
+        "{} payments, {undecided} undecided, {} dead letters, versions {versions:?}; first decision under desk@3 {} ms after its file was renamed into place (checked every 50 ms)",
         payments.len(),
-        summary.dead_letters
+        summary.dead_letters,
+        first_under_new - renamed
     );
     assert_eq!(undecided, 0, "a payment lost in the swap");
     // Per customer, in the order decided: version 1, then version 3, never back.

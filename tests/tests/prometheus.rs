@@ -159,6 +159,11 @@ fn dashboard_and_rules_return_data_from_a_real_prometheus() {
         // have data.
         let mut config = Config::builtin();
         config.models.fraud_challenger = Some(config.models.fraud_path());
+        // A candidate policy alerting on every payment disagrees with the built-in one, so
+        // that the policy-shadow series have data.
+        let candidate = dir.path().join("candidate.toml");
+        vigil_tests::write_policy(&candidate, "alert-all", 1, (0.95, 0.0), "");
+        config.policy.shadow = Some(candidate);
         // A webhook sink whose endpoint refuses connections parks every batch at its first
         // failure, so the webhook series have data.
         config.webhook.deadline = Duration::ZERO;
@@ -193,6 +198,9 @@ fn dashboard_and_rules_return_data_from_a_real_prometheus() {
             "vigil_shadow_events_total{",
             "vigil_model_disagreements_total{",
             "vigil_model_rejections_total ",
+            "vigil_policy_info{policy=\"alert-all@1\",role=\"candidate\"} 1",
+            "vigil_policy_shadow_events_total{",
+            "vigil_policy_disagreements_total{",
             "vigil_webhook_requests_total{",
             "vigil_webhook_parked_batches_total{",
             "process_resident_memory_bytes ",

@@ -172,13 +172,18 @@ pub struct PolicyConfig {
     /// The policy's name and version, cited by every decision as `name@version`.
     pub name: String,
     pub version: u32,
-    /// A policy file (the keys of this table, without `lists`, `file` and `watch_interval`)
-    /// that replaces this table's policy, watched and swapped in while the engine runs.
+    /// A policy file (the keys of this table, without `lists`, `file`, `watch_interval` and
+    /// `shadow`) that replaces this table's policy, watched and swapped in while the engine
+    /// runs.
     #[serde(default)]
     pub file: Option<PathBuf>,
-    /// How often `file` is checked for a change; "0s" turns watching off.
+    /// How often `file` (and `shadow`) is checked for a change; "0s" turns watching off.
     #[serde(default, with = "humantime_serde")]
     pub watch_interval: Option<Duration>,
+    /// A candidate policy file run live beside this one: it decides every event too, but its
+    /// decisions go only to the shadow output. Watched like `file`.
+    #[serde(default)]
+    pub shadow: Option<PathBuf>,
     pub fraud: FraudThresholds,
     pub churn: ChurnPolicy,
     #[serde(default)]
@@ -913,7 +918,7 @@ impl Config {
 
 /// Reads a policy file, the keys of a `[policy]` table at its top level, and validates it: its
 /// rules may test the lists of `engine` (the policy of the engine's configuration), whose
-/// `lists`, `file` and `watch_interval` it keeps. Errors name the file and the key.
+/// `lists`, `file`, `watch_interval` and `shadow` it keeps. Errors name the file and the key.
 pub fn read_policy_file(path: &Path, engine: &PolicyConfig) -> Result<PolicyConfig> {
     let text = std::fs::read_to_string(path).map_err(|cause| Error::ConfigRead {
         path: path.to_owned(),
@@ -934,6 +939,7 @@ pub fn read_policy_file(path: &Path, engine: &PolicyConfig) -> Result<PolicyConf
         ("lists", !policy.lists.is_empty()),
         ("file", policy.file.is_some()),
         ("watch_interval", policy.watch_interval.is_some()),
+        ("shadow", policy.shadow.is_some()),
     ] {
         if set {
             return Err(invalid(
@@ -946,6 +952,7 @@ pub fn read_policy_file(path: &Path, engine: &PolicyConfig) -> Result<PolicyConf
     policy.lists = engine.lists.clone();
     policy.file = engine.file.clone();
     policy.watch_interval = engine.watch_interval;
+    policy.shadow = engine.shadow.clone();
     Ok(policy)
 }
 

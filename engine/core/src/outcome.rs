@@ -1,5 +1,5 @@
 //! Where each record ended up, and the reports that carry it to the publisher. Customer actors
-//! produce `Outcome`s (a scored event, maybe with a decision, a shadow and an audit; or a
+//! produce `Outcome`s (a scored event, maybe with a decision, shadows and an audit; or a
 //! rejection); the ingest loop produces them for records that do not decode, and also says what
 //! it has taken in. Inactivity checks that fire report what they made of a quiet customer. All of it reaches the publisher as `Report`s on one channel, in the order
 //! it happened, so the publisher always hears that a record was taken before it hears its
@@ -28,6 +28,8 @@ pub enum Outcome {
         decision: Option<Box<Decision>>,
         /// What the challenger would have done, when one is loaded for the event's kind.
         shadow: Option<Box<Shadow>>,
+        /// What the candidate policy would have done, when one runs (`policy.shadow`).
+        policy_shadow: Option<Box<PolicyShadow>>,
         /// Features, label and scores, when the run audits (replay).
         audit: Option<Box<Audit>>,
     },
@@ -46,6 +48,15 @@ pub struct Shadow {
     pub decision: Option<Box<Decision>>,
     /// The challenger's action differs from the champion's.
     pub disagrees: bool,
+}
+
+/// The candidate policy's would-be decision on one event, for the shadow output, beside what
+/// the champion policy decided.
+#[derive(Debug)]
+pub struct PolicyShadow {
+    pub kind: ModelKind,
+    pub champion: Option<DecisionKind>,
+    pub decision: Option<Box<Decision>>,
 }
 
 /// One scored event as `vigil replay` records it: enough to measure both models' quality

@@ -18,6 +18,7 @@ use crate::decision::DecisionKind;
 use crate::error::{Error, Result};
 use crate::event::{Position, KINDS};
 use crate::outcome::TimerOutcome;
+use crate::scoring::live_policy::PolicyRole;
 use vigil_models::ModelKind;
 
 pub const EVENTS_TOTAL: &str = "vigil_events_total";
@@ -51,6 +52,8 @@ pub const TIMERS_FIRED: &str = "vigil_timers_fired_total";
 pub const PROFILES_STORED: &str = "vigil_profiles_stored_total";
 pub const POLICY_INFO: &str = "vigil_policy_info";
 pub const POLICY_REJECTIONS: &str = "vigil_policy_rejections_total";
+pub const POLICY_SHADOW_EVENTS: &str = "vigil_policy_shadow_events_total";
+pub const POLICY_DISAGREEMENTS: &str = "vigil_policy_disagreements_total";
 pub const PROFILES_MISSING: &str = "vigil_profiles_missing_total";
 pub const WEBHOOK_REQUESTS: &str = "vigil_webhook_requests_total";
 pub const WEBHOOK_RETRIES: &str = "vigil_webhook_retries_total";
@@ -175,11 +178,19 @@ fn describe() {
     );
     describe_gauge!(
         POLICY_INFO,
-        "The decision policy by name@version: 1 while in force, 0 once swapped out."
+        "Decision policies by name@version and role (champion, candidate): 1 while serving, 0 once swapped out."
     );
     describe_counter!(
         POLICY_REJECTIONS,
-        "Changed policy files refused by validation; the policy in force kept serving."
+        "Changed policy files refused by validation, by role; the policy serving kept serving."
+    );
+    describe_counter!(
+        POLICY_SHADOW_EVENTS,
+        "Events the candidate policy (policy.shadow) decided beside the champion, by model kind."
+    );
+    describe_counter!(
+        POLICY_DISAGREEMENTS,
+        "Events the candidate policy decided differently from the champion, by model kind and the two decisions (none when no action)."
     );
     describe_counter!(
         PROFILES_STORED,
@@ -302,7 +313,24 @@ pub struct Telemetry {
     timers_fired: [Counter; 4],
     profiles_stored: Counter,
     profiles_missing: Counter,
-    policy_rejections: Counter,
+    policy_rejections: [Counter; 2],
+    /// Per model kind (fraud, churn): events the candidate policy decided, and those it decided
+    /// differently from the champion, by the champion's and the candidate's decision
+    /// (`decision_slot`).
+    policy_shadowed: [Counter; 2],
+    policy_disagreements: [[[Counter; DECISION_SLOTS]; DECISION_SLOTS]; 2],
+}
+
+/// A decision or none, as labels: "none" and every decision kind.
+const DECISION_SLOTS: usize = DecisionKind::COUNT + 1;
+
+fn decision_slot(decision: Option<DecisionKind>) -> usize {
+    decision.map_or(0, |d| d.index() + 1)
+}
+
+fn decision_slot_name(slot: usize) -> &'static str {
+    slot.checked_sub(1)
+        .map_or("none", |i| DecisionKind::ALL[i].name())
 }
 
 impl Telemetry {
@@ -351,7 +379,26 @@ impl Telemetry {
                 .map(|o| metrics::counter!(TIMERS_FIRED, "outcome" => o.name())),
             profiles_stored: metrics::counter!(PROFILES_STORED),
             profiles_missing: metrics::counter!(PROFILES_MISSING),
-            policy_rejections: metrics::counter!(POLICY_REJECTIONS),
+            policy_rejections: [PolicyRole::Champion, PolicyRole::Candidate]
+                .map(|role| metrics::counter!(POLICY_REJECTIONS, "role" => role.name())),
+            policy_shadowed: [ModelKind::Fraud, ModelKind::Churn]
+                .map(|kind| metrics::counter!(POLICY_SHADOW_EVENTS, "kind" => kind.to_string())),
+            policy_disagreements: [ModelKind::Fraud, ModelKind::Churn].map(|kind| {
+                std::array::from_fn(|champion| {
+                    std::array::from_fn(|candidate| {
+                        if champion == candidate {
+                            // Agreement is not counted here; no series for it.
+                            return Counter::noop();
+                        }
+                        metrics::counter!(
+                            POLICY_DISAGREEMENTS,
+                            "kind" => kind.to_string(),
+                            "champion" => decision_slot_name(champion),
+                            "candidate" => decision_slot_name(candidate)
+                        )
+                    })
+                })
+            }),
         }
     }
 
@@ -381,6 +428,22 @@ impl Telemetry {
         shadowed.increment(1);
         if disagrees {
             disagreements.increment(1);
+        }
+    }
+
+    /// The candidate policy decided an event of `kind`; when its decision differed from the
+    /// champion's, the pair is counted.
+    pub fn policy_shadow(
+        &self,
+        kind: ModelKind,
+        champion: Option<DecisionKind>,
+        candidate: Option<DecisionKind>,
+    ) {
+        self.policy_shadowed[kind as usize].increment(1);
+        if champion != candidate {
+            self.policy_disagreements[kind as usize][decision_slot(champion)]
+                [decision_slot(candidate)]
+            .increment(1);
         }
     }
 
@@ -433,42 +496,56 @@ impl InternalEvent for BudgetExceeded {
     }
 }
 
-/// The policy in force at start.
+/// A policy serving at start, in its role.
 pub struct PolicyLoaded<'a> {
+    pub role: PolicyRole,
     pub label: &'a str,
 }
 
 impl InternalEvent for PolicyLoaded<'_> {
     fn emit(self, _: &Telemetry) {
-        tracing::info!(policy = self.label, "Policy in force.");
-        metrics::gauge!(POLICY_INFO, "policy" => self.label.to_owned()).set(1.0);
+        let role = self.role.name();
+        tracing::info!(policy = self.label, role, "Policy serving.");
+        metrics::gauge!(POLICY_INFO, "policy" => self.label.to_owned(), "role" => role).set(1.0);
     }
 }
 
-/// A new version of the policy file was swapped in.
+/// A new version of a policy file was swapped in.
 pub struct PolicySwapped<'a> {
+    pub role: PolicyRole,
     pub from: &'a str,
     pub to: &'a str,
+    /// From reading the changed file to the swap.
+    pub took: Duration,
 }
 
 impl InternalEvent for PolicySwapped<'_> {
     fn emit(self, _: &Telemetry) {
-        tracing::info!(from = self.from, to = self.to, "Policy swapped in.");
-        metrics::gauge!(POLICY_INFO, "policy" => self.from.to_owned()).set(0.0);
-        metrics::gauge!(POLICY_INFO, "policy" => self.to.to_owned()).set(1.0);
+        let role = self.role.name();
+        let took = format!("{:?}", self.took);
+        tracing::info!(
+            from = self.from,
+            to = self.to,
+            role,
+            took,
+            "Policy swapped in."
+        );
+        metrics::gauge!(POLICY_INFO, "policy" => self.from.to_owned(), "role" => role).set(0.0);
+        metrics::gauge!(POLICY_INFO, "policy" => self.to.to_owned(), "role" => role).set(1.0);
     }
 }
 
-/// A changed policy file was refused; the policy in force keeps serving.
+/// A changed policy file was refused; the policy serving in its role keeps serving.
 pub struct PolicyRejected<'a> {
+    pub role: PolicyRole,
     pub path: &'a std::path::Path,
     pub error: &'a Error,
 }
 
 impl InternalEvent for PolicyRejected<'_> {
     fn emit(self, telemetry: &Telemetry) {
-        tracing::error!(path = %self.path.display(), error = %self.error, "Policy file rejected; the policy in force keeps serving.");
-        telemetry.policy_rejections.increment(1);
+        tracing::error!(path = %self.path.display(), role = self.role.name(), error = %self.error, "Policy file rejected; the policy serving keeps serving.");
+        telemetry.policy_rejections[self.role as usize].increment(1);
     }
 }
 

@@ -36,7 +36,8 @@ pub struct RunArgs {
     /// Dead letters: stdout, stderr, file:PATH, fluvio:TOPIC or discard.
     #[arg(long, default_value = "file:vigil-dead-letters.jsonl")]
     dead_letter: String,
-    /// Challengers' would-be decisions (models.*_challenger): stdout, file:PATH, fluvio:TOPIC or discard.
+    /// Would-be decisions of challengers (models.*_challenger) and of the candidate policy
+    /// (policy.shadow): stdout, file:PATH, fluvio:TOPIC or discard.
     #[arg(long, default_value = "file:vigil-shadow.jsonl")]
     shadow: String,
     /// Stop reading after this long, e.g. 30s or 5m.
@@ -148,6 +149,12 @@ fn print_summary(s: &RunSummary, dead_letter: &str) {
         eprintln!(
             "Challenger: {} would-be decisions to the shadow output; it disagreed with the champion on {} events.",
             s.shadow_decisions, s.disagreements
+        );
+    }
+    if s.policy_shadow_decisions + s.policy_disagreements > 0 {
+        eprintln!(
+            "Candidate policy: {} would-be decisions to the shadow output; it decided {} events differently from the policy in force.",
+            s.policy_shadow_decisions, s.policy_disagreements
         );
     }
 }

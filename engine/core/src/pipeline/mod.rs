@@ -31,14 +31,15 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::actors::router::{Router, RouterArgs, RouterMsg};
-use crate::config::Config;
+use crate::config::{Config, PolicyConfig};
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
 use crate::event::Offsets;
 use crate::outcome::{Audit, Report};
 use crate::profile::ProfileBook;
 use crate::publish::{Publisher, Route, RunSummary, Sinks, Tick};
-use crate::scoring::live_policy::PolicyWatcher;
+use crate::scoring::lists::List;
+use crate::scoring::live_policy::{load_candidate, PolicyRole, PolicyWatcher};
 use crate::scoring::models::{ModelWatcher, WatchCounts};
 use crate::scoring::{AfterFeatures, Scoring};
 use crate::sink::Sink;
@@ -303,7 +304,7 @@ struct Models {
     changes: Arc<WatchCounts>,
     /// Stops the watchers when the run ends.
     _watching: Option<AbortOnDrop>,
-    _watching_policy: Option<AbortOnDrop>,
+    _watching_policies: Vec<AbortOnDrop>,
 }
 
 fn start_models(
@@ -320,34 +321,68 @@ fn start_models(
     scoring.audit = options.audit.is_some();
     scoring.after_features = options.after_features.clone();
     scoring.profiles = profiles;
+    let lists = scoring.policy.current().lists().to_vec();
+    let candidate = load_candidate(
+        config,
+        lists.clone(),
+        &scoring.models.current(),
+        &scoring.telemetry,
+    )?
+    .map(|(serving, live)| {
+        scoring.candidate = Some(Arc::new(live));
+        serving
+    });
     let scoring = Arc::new(scoring);
     let interval = config.models.watch_interval;
     let watching = (!interval.is_zero())
         .then(|| AbortOnDrop(tokio::spawn(watcher.run(scoring.models.clone(), interval))));
-    let policy_interval = config.policy.watch_interval.unwrap_or_default();
-    let watching_policy = match &config.policy.file {
-        Some(path) if !policy_interval.is_zero() => {
-            let watcher = PolicyWatcher::new(
-                path.clone(),
-                config.policy.clone(),
-                scoring.policy.current().lists().to_vec(),
-                scoring.telemetry.clone(),
-            );
-            let run = watcher.run(
-                scoring.policy.clone(),
-                scoring.models.clone(),
-                policy_interval,
-            );
-            Some(AbortOnDrop(tokio::spawn(run)))
-        }
-        _ => None,
-    };
+    let watching_policies = watch_policies(config, &scoring, lists, candidate);
     Ok(Models {
         scoring,
         changes,
         _watching: watching,
-        _watching_policy: watching_policy,
+        _watching_policies: watching_policies,
     })
+}
+
+/// A watcher for each policy file, the champion's (`policy.file`) and the candidate's
+/// (`policy.shadow`, serving as `candidate`), unless watching is off.
+fn watch_policies(
+    config: &Config,
+    scoring: &Arc<Scoring>,
+    lists: Vec<Arc<List>>,
+    candidate: Option<PolicyConfig>,
+) -> Vec<AbortOnDrop> {
+    let interval = config.policy.watch_interval.unwrap_or_default();
+    if interval.is_zero() {
+        return Vec::new();
+    }
+    let champion = config.policy.file.as_ref().map(|path| {
+        (
+            path,
+            PolicyRole::Champion,
+            config.policy.clone(),
+            &scoring.policy,
+        )
+    });
+    let candidate = (config.policy.shadow.as_ref().zip(candidate))
+        .zip(scoring.candidate.as_ref())
+        .map(|((path, serving), live)| (path, PolicyRole::Candidate, serving, live));
+    champion
+        .into_iter()
+        .chain(candidate)
+        .map(|(path, role, serving, live)| {
+            let watcher = PolicyWatcher::new(
+                path.clone(),
+                role,
+                serving,
+                lists.clone(),
+                scoring.telemetry.clone(),
+            );
+            let run = watcher.run(live.clone(), scoring.models.clone(), interval);
+            AbortOnDrop(tokio::spawn(run))
+        })
+        .collect()
 }
 
 /// Where the run resumes: the store's checkpoint, else the offsets file, else the beginning.
@@ -439,9 +474,12 @@ async fn open_endpoints(
             sink: connectors.open_sink_with(&route.sink, settings).await?,
         });
     }
-    // Without a challenger there is nothing to shadow (and no empty file to leave behind).
+    // Without a challenger or a candidate policy there is nothing to shadow (and no empty file
+    // to leave behind).
     let models = &options.config.models;
-    let challenged = models.fraud_challenger.is_some() || models.churn_challenger.is_some();
+    let challenged = models.fraud_challenger.is_some()
+        || models.churn_challenger.is_some()
+        || options.config.policy.shadow.is_some();
     let shadow_spec = if challenged {
         &options.shadow
     } else {

@@ -241,6 +241,7 @@ impl Publisher {
                 ingested,
                 decision,
                 shadow,
+                policy_shadow,
                 audit,
             } => {
                 run.summary.scored += 1;
@@ -249,6 +250,16 @@ impl Publisher {
                     run.summary.disagreements += u64::from(shadow.disagrees);
                     if let Some(d) = shadow.decision {
                         run.summary.shadow_decisions += 1;
+                        run.shadows.push(decision_record(&d), Some(position));
+                    }
+                }
+                if let Some(shadow) = policy_shadow {
+                    let candidate = shadow.decision.as_ref().map(|d| d.decision);
+                    self.telemetry
+                        .policy_shadow(shadow.kind, shadow.champion, candidate);
+                    run.summary.policy_disagreements += u64::from(candidate != shadow.champion);
+                    if let Some(d) = shadow.decision {
+                        run.summary.policy_shadow_decisions += 1;
                         run.shadows.push(decision_record(&d), Some(position));
                     }
                 }

@@ -31,6 +31,9 @@ pub struct RunSummary {
     /// Challengers' would-be decisions, and events where a challenger's action differed.
     pub shadow_decisions: u64,
     pub disagreements: u64,
+    /// The candidate policy's would-be decisions, and events it decided differently.
+    pub policy_shadow_decisions: u64,
+    pub policy_disagreements: u64,
     /// Model artifacts swapped in while running, and changed ones rejected.
     pub model_swaps: u64,
     pub model_rejections: u64,
@@ -85,6 +88,8 @@ impl RunSummary {
             checkpoint_longest: Duration::ZERO,
             shadow_decisions: 0,
             disagreements: 0,
+            policy_shadow_decisions: 0,
+            policy_disagreements: 0,
             model_swaps: 0,
             model_rejections: 0,
             timers_fired: 0,

@@ -16,16 +16,16 @@ use vigil_models::{Model, ModelKind};
 
 use super::features::{ChurnVector, CustomerFeatures, FeaturesMark, FraudVector, Observation};
 use super::lists::ListedFields;
-use super::live_policy::LivePolicy;
+use super::live_policy::{LivePolicy, PolicyRole};
 use super::models::{LiveModels, ModelSet};
-use super::policy::{PaymentFacts, Policy, ProfileLookup, Reach};
+use super::policy::{PaymentFacts, Policy, PolicyVerdict, ProfileLookup, Reach};
 use super::repeats::{RecentEvents, Seen};
 use crate::config::{Config, LatencyBudget};
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
 use crate::decision::{Decision, DecisionKind, DegradedReason, ReasonCode, Suppressed, Trigger};
 use crate::error::Result;
 use crate::event::{wall_clock_ms, Event, EventKind, Inbound, SCHEMA_VERSION};
-use crate::outcome::{Audit, Outcome, Shadow};
+use crate::outcome::{Audit, Outcome, PolicyShadow, Shadow};
 use crate::profile::{Channel, ProfileBook};
 use crate::telemetry::{
     BudgetExceeded, ModelError, ModelLoaded, PolicyLoaded, RepeatedEvent, Stage, Telemetry,
@@ -39,6 +39,8 @@ pub type AfterFeatures = Arc<dyn Fn(&Event) + Send + Sync>;
 pub struct Scoring {
     pub models: Arc<LiveModels>,
     pub policy: Arc<LivePolicy>,
+    /// The candidate policy decided beside `policy` for the shadow output (`policy.shadow`).
+    pub candidate: Option<Arc<LivePolicy>>,
     pub late_tolerance_ms: i64,
     /// How far ahead of the engine's clock an event may be.
     pub max_future_skew_ms: i64,
@@ -67,6 +69,7 @@ impl Scoring {
     pub fn new(models: ModelSet, config: &Config, telemetry: Telemetry) -> Result<Scoring> {
         let policy = Policy::new(config)?;
         telemetry.emit(PolicyLoaded {
+            role: PolicyRole::Champion,
             label: policy.label(),
         });
         for (model, role) in models.roles() {
@@ -78,6 +81,7 @@ impl Scoring {
         Ok(Scoring {
             models: Arc::new(LiveModels::new(models)),
             policy: Arc::new(LivePolicy::new(policy)),
+            candidate: None,
             late_tolerance_ms: config.engine.late_tolerance.as_millis() as i64,
             max_future_skew_ms: config.engine.max_future_skew.as_millis() as i64,
             max_amount: config.engine.max_amount,
@@ -228,6 +232,7 @@ impl CustomerState {
                         ingested,
                         decision: decision.map(|d| Box::new(d.clone())),
                         shadow: None,
+                        policy_shadow: None,
                         audit: None,
                     };
                 }
@@ -270,8 +275,9 @@ impl CustomerState {
 
         let models = scoring.models.current();
         let policy = scoring.policy.current();
+        let candidate = scoring.candidate.as_ref().map(|live| live.current());
         let profile = scoring.profile_of(&event.customer_id);
-        let judgement = match (&observation, &event.kind) {
+        let (judgement, contested) = match (&observation, &event.kind) {
             (Observation::Fraud(v), EventKind::Payment(payment)) => {
                 let payment = PaymentFacts {
                     fields: ListedFields {
@@ -284,10 +290,31 @@ impl CustomerState {
                     ts: event.ts,
                     recent: Some(features.recent()),
                 };
-                judge_fraud(&models, scoring, &policy, v, (payment, &profile), degraded)
+                let judgement =
+                    judge_fraud(&models, scoring, &policy, v, (payment, &profile), degraded);
+                // The candidate acts on the champion's score, or on rules alone like it.
+                let contested = candidate.as_deref().map(|candidate| {
+                    let scored = judgement
+                        .champion
+                        .as_ref()
+                        .map(|c| (c.model, c.probability));
+                    candidate.fraud(scored, v, payment, &profile)
+                });
+                (judgement, contested)
             }
             (Observation::Churn(v), _) => {
-                self.judge_churn(&models, scoring, &policy, v, event.ts, degraded)
+                let last_outreach = self.last_outreach_ts;
+                let judgement = self.judge_churn(&models, scoring, &policy, v, event.ts, degraded);
+                // The candidate's cooldown runs from the champion's outreach.
+                let contested = candidate.as_deref().map(|candidate| PolicyVerdict {
+                    action: judgement
+                        .champion
+                        .as_ref()
+                        .filter(|c| candidate.outreach(c.probability, event.ts, last_outreach))
+                        .map(|_| DecisionKind::Outreach),
+                    fired: Vec::new(),
+                });
+                (judgement, contested)
             }
             (Observation::Fraud(_), _) => unreachable!("fraud features come from payments"),
         };
@@ -296,8 +323,11 @@ impl CustomerState {
 
         let degraded = judgement.degraded;
         let features = observation.features();
-        let made = |verdict: Option<&Verdict>, rules: &[Arc<str>], action: Option<DecisionKind>| {
-            let (action, channel, suppressed) = reach(&policy, action, &profile);
+        let made = |policy: &Policy,
+                    verdict: Option<&Verdict>,
+                    rules: &[Arc<str>],
+                    action: Option<DecisionKind>| {
+            let (action, channel, suppressed) = reach(policy, action, &profile);
             action.map(|kind| {
                 let cited = Cited {
                     verdict,
@@ -314,7 +344,7 @@ impl CustomerState {
         let shadow = judgement.challenger.as_ref().map(|c| {
             Box::new(Shadow {
                 kind: judgement.kind,
-                decision: made(Some(c), &c.rules, c.action),
+                decision: made(&policy, Some(c), &c.rules, c.action),
                 disagrees: c.action != judgement.action,
             })
         });
@@ -322,10 +352,18 @@ impl CustomerState {
             .audit
             .then(|| audit(event, &observation, &judgement));
         let decision = made(
+            &policy,
             judgement.champion.as_ref(),
             &judgement.rules,
             judgement.action,
         );
+        let policy_shadow = candidate.as_deref().zip(contested).map(|(candidate, c)| {
+            Box::new(PolicyShadow {
+                kind: judgement.kind,
+                champion: decision.as_ref().map(|d| d.decision),
+                decision: made(candidate, judgement.champion.as_ref(), &c.fired, c.action),
+            })
+        });
         if remembers {
             self.recent_events.remember(
                 &event.event_id,
@@ -343,6 +381,7 @@ impl CustomerState {
             ingested,
             decision,
             shadow,
+            policy_shadow,
             audit,
         }
     }

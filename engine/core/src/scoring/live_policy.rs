@@ -11,20 +11,24 @@
 //! a threshold for each alert budget it names. Only then is it swapped in. A refused file is
 //! logged with the reason and counted, and the policy in force keeps serving; it is not read
 //! again until it changes.
+//!
+//! A candidate policy (`policy.shadow`) lives the same way beside the champion, in its own
+//! `LivePolicy` with its own watcher: each event is decided by both, on the same scores, and
+//! the candidate's decisions go only to the shadow output.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, Guard};
 use vigil_models::ModelKind;
 
 use super::lists::List;
-use super::models::{stamp, unrecorded_budget, FileStamp, LiveModels, Role};
+use super::models::{stamp, unrecorded_budget, FileStamp, LiveModels, ModelSet, Role};
 use super::policy::Policy;
-use crate::config::{read_policy_file, PolicyConfig};
+use crate::config::{read_policy_file, Config, PolicyConfig};
 use crate::error::{Error, Result};
-use crate::telemetry::{PolicyRejected, PolicySwapped, Telemetry};
+use crate::telemetry::{PolicyLoaded, PolicyRejected, PolicySwapped, Telemetry};
 
 /// The policy in force.
 pub struct LivePolicy(ArcSwap<Policy>);
@@ -44,9 +48,83 @@ impl LivePolicy {
     }
 }
 
-/// Polls the policy file and swaps in each valid new version.
+/// Whether a policy's decisions are acted on (the champion, `policy.file` or the configuration's
+/// own) or only compared with them (the candidate, `policy.shadow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyRole {
+    Champion,
+    Candidate,
+}
+
+impl PolicyRole {
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyRole::Champion => "champion",
+            PolicyRole::Candidate => "candidate",
+        }
+    }
+}
+
+/// Reads the policy file at `path` over the engine's policy `engine` (whose lists, already
+/// loaded as `lists`, it may test), checks that every fraud model in `models` records a
+/// threshold for each alert budget it names, and compiles it. Errors name the file and the key.
+pub fn load_policy(
+    path: &Path,
+    engine: &PolicyConfig,
+    lists: Vec<Arc<List>>,
+    models: &ModelSet,
+) -> Result<(PolicyConfig, Policy)> {
+    let config = read_policy_file(path, engine)?;
+    let layer = path.display().to_string();
+    let invalid = |key: &str, reason: String| Error::Config {
+        layer: layer.clone(),
+        key: key.to_owned(),
+        reason,
+    };
+    let budgets: Vec<(&str, f64)> = config.fraud_budgets().collect();
+    for role in [Role::Champion, Role::Challenger] {
+        let Some(model) = models.get(ModelKind::Fraud, role) else {
+            continue;
+        };
+        if let Some((key, rate)) = unrecorded_budget(model, &budgets) {
+            return Err(invalid(
+                key.trim_start_matches("policy."),
+                format!(
+                    "asks for alert rate {rate}, for which the {} {} records no threshold",
+                    role.name(),
+                    model.label()
+                ),
+            ));
+        }
+    }
+    let policy = Policy::compile(&config, lists, "", &invalid)?;
+    Ok((config, policy))
+}
+
+/// The candidate policy `config` names (`policy.shadow`), if it names one, as the policy file
+/// it was read as and the live policy it serves in: read over the engine's policy and `lists`,
+/// checked against `models` and compiled.
+pub fn load_candidate(
+    config: &Config,
+    lists: Vec<Arc<List>>,
+    models: &ModelSet,
+    telemetry: &Telemetry,
+) -> Result<Option<(PolicyConfig, LivePolicy)>> {
+    let Some(path) = &config.policy.shadow else {
+        return Ok(None);
+    };
+    let (candidate, policy) = load_policy(path, &config.policy, lists, models)?;
+    telemetry.emit(PolicyLoaded {
+        role: PolicyRole::Candidate,
+        label: policy.label(),
+    });
+    Ok(Some((candidate, LivePolicy::new(policy))))
+}
+
+/// Polls a policy file and swaps each valid new version into the policy it serves as.
 pub struct PolicyWatcher {
     path: PathBuf,
+    role: PolicyRole,
     /// The policy serving, for the checks a new version must pass; its lists and settings
     /// are the engine's, which a file cannot change.
     serving: PolicyConfig,
@@ -59,6 +137,7 @@ impl PolicyWatcher {
     /// Watches `path`, the file `serving` was read from, as it is now.
     pub fn new(
         path: PathBuf,
+        role: PolicyRole,
         serving: PolicyConfig,
         lists: Vec<Arc<List>>,
         telemetry: Telemetry,
@@ -66,6 +145,7 @@ impl PolicyWatcher {
         let seen = stamp(&path);
         PolicyWatcher {
             path,
+            role,
             serving,
             lists,
             seen,
@@ -90,28 +170,39 @@ impl PolicyWatcher {
             return;
         }
         self.seen = now;
+        let started = Instant::now();
         match self.load(models) {
             Ok((config, policy)) => {
                 let label = policy.label().clone();
                 let old = live.swap(policy);
                 self.serving = config;
                 self.telemetry.emit(PolicySwapped {
+                    role: self.role,
                     from: old.label(),
                     to: &label,
+                    took: started.elapsed(),
                 });
             }
             Err(error) => self.telemetry.emit(PolicyRejected {
+                role: self.role,
                 path: &self.path,
                 error: &error,
             }),
         }
     }
 
+    /// The file's policy, if it is a valid new version of the one serving. A champion's
+    /// inactivity checks must stay as they are: the router's timers are scheduled by them. A
+    /// candidate decides events only, so its checks are not used.
     fn load(&self, models: &LiveModels) -> Result<(PolicyConfig, Policy)> {
-        let config = read_policy_file(&self.path, &self.serving)?;
-        let layer = self.path.display().to_string();
+        let (config, policy) = load_policy(
+            &self.path,
+            &self.serving,
+            self.lists.clone(),
+            &models.current(),
+        )?;
         let invalid = |key: &str, reason: String| Error::Config {
-            layer: layer.clone(),
+            layer: self.path.display().to_string(),
             key: key.to_owned(),
             reason,
         };
@@ -124,30 +215,14 @@ impl PolicyWatcher {
                 ),
             ));
         }
-        if config.churn.inactivity_checks() != self.serving.churn.inactivity_checks() {
+        if self.role == PolicyRole::Champion
+            && config.churn.inactivity_checks() != self.serving.churn.inactivity_checks()
+        {
             return Err(invalid(
                 "churn.check_after",
                 "differs from the checks in force; inactivity checks are scheduled by them, so changing them needs a restart".into(),
             ));
         }
-        let set = models.current();
-        let budgets: Vec<(&str, f64)> = config.fraud_budgets().collect();
-        for role in [Role::Champion, Role::Challenger] {
-            let Some(model) = set.get(ModelKind::Fraud, role) else {
-                continue;
-            };
-            if let Some((key, rate)) = unrecorded_budget(model, &budgets) {
-                return Err(invalid(
-                    key.trim_start_matches("policy."),
-                    format!(
-                        "asks for alert rate {rate}, for which the {} {} records no threshold",
-                        role.name(),
-                        model.label()
-                    ),
-                ));
-            }
-        }
-        let policy = Policy::compile(&config, self.lists.clone(), "", &invalid)?;
         Ok((config, policy))
     }
 }
@@ -158,8 +233,7 @@ mod tests {
     use std::time::SystemTime;
 
     use super::*;
-    use crate::config::{Config, Layers};
-    use crate::scoring::models::ModelSet;
+    use crate::config::Layers;
 
     /// A complete policy file: `name@version`, alerting at `alert`, with `rule_feature` in
     /// its one rule.
@@ -210,6 +284,7 @@ mod tests {
         let models = LiveModels::new(ModelSet::load(&config).unwrap());
         let mut watcher = PolicyWatcher::new(
             path.clone(),
+            PolicyRole::Champion,
             config.policy.clone(),
             Vec::new(),
             Telemetry::new(),
@@ -241,5 +316,58 @@ mod tests {
         );
         watcher.check(&live, &models);
         assert_eq!(serving(), "desk@2", "the policy in force keeps serving");
+    }
+
+    #[test]
+    fn a_candidate_serves_beside_the_champion_and_only_a_champion_keeps_its_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("candidate.toml");
+        write(&path, 1, 0.5, "payments_1m");
+        let config = Config::load(&Layers {
+            set: vec![format!("policy.shadow={}", path.display())],
+            ..Layers::default()
+        })
+        .unwrap();
+        assert_eq!(
+            config.policy.name, "builtin",
+            "the champion stays the configuration's"
+        );
+        let models = LiveModels::new(ModelSet::load(&config).unwrap());
+        let telemetry = Telemetry::new();
+        let (serving, live) = load_candidate(&config, Vec::new(), &models.current(), &telemetry)
+            .unwrap()
+            .expect("a candidate");
+        assert_eq!(live.current().label().as_ref(), "desk@1");
+
+        let watch = |role| {
+            PolicyWatcher::new(
+                path.clone(),
+                role,
+                serving.clone(),
+                Vec::new(),
+                telemetry.clone(),
+            )
+        };
+        let (mut candidate, champion) = (watch(PolicyRole::Candidate), watch(PolicyRole::Champion));
+        // Version 2 checks a quiet customer later than the champion does.
+        write(&path, 2, 0.6, "payments_1m");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("\"90d\"]", "\"120d\"]")).unwrap();
+        let err = champion.load(&models).unwrap_err().to_string();
+        assert!(err.contains("`churn.check_after`"), "{err}");
+        candidate.check(&live, &models);
+        assert_eq!(live.current().label().as_ref(), "desk@2");
+
+        // A policy file cannot name a candidate of its own.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("shadow = \"other.toml\"\n{text}")).unwrap();
+        let err = load_candidate(&config, Vec::new(), &models.current(), &telemetry)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`shadow`") && err.contains("not in a policy file"),
+            "{err}"
+        );
     }
 }

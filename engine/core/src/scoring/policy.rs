@@ -103,9 +103,9 @@ struct Rule {
     when: Vec<Condition>,
 }
 
-/// The fraud action for one payment and the rules behind it.
+/// The action a policy takes on one event and the rules behind it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FraudVerdict {
+pub struct PolicyVerdict {
     pub action: Option<DecisionKind>,
     pub fired: Vec<Arc<str>>,
 }
@@ -240,7 +240,7 @@ impl Policy {
         features: &FraudVector,
         payment: PaymentFacts,
         profile: &ProfileLookup,
-    ) -> FraudVerdict {
+    ) -> PolicyVerdict {
         let mut action = scored.and_then(|(model, p)| {
             // Loading refuses a model without the budgets the policy names (`required`), so
             // the fallback, never acting, is not reached.
@@ -301,7 +301,7 @@ impl Policy {
             fired.push(list.cited.clone());
             action = Some(DecisionKind::Freeze);
         }
-        FraudVerdict { action, fired }
+        PolicyVerdict { action, fired }
     }
 
     /// `name@version`, as decisions cite it.
@@ -700,7 +700,7 @@ mod tests {
         let (p, m) = (listed(dir.path()), model(&[]));
         let none = features(&[]);
         let verdict = |payment, score| p.fraud(Some((&m, score)), &none, payment, &no_profile());
-        let cited = |v: &FraudVerdict| v.fired.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+        let cited = |v: &PolicyVerdict| v.fired.iter().map(|r| r.to_string()).collect::<Vec<_>>();
 
         let blocked = verdict(paying("c-1", "m-bad", "5411"), 0.01);
         assert_eq!(blocked.action, Some(DecisionKind::Freeze));
