@@ -40,6 +40,7 @@ fn a_192_mib_line_is_read_no_further_than_the_record_limit() {
 
     let dead_letters = dir.path().join("dead-letters.jsonl");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .env("VIGIL_CONSOLE__LISTEN", "127.0.0.1:0")
         .args([
             "run",
             "--quiet",

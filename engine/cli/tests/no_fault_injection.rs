@@ -31,6 +31,7 @@ fn history(dir: &Path) -> PathBuf {
 fn score(vigil: &Path, dir: &Path) -> (String, String) {
     let dead_letters = dir.join("dead-letters.jsonl");
     let out = Command::new(vigil)
+        .env("VIGIL_CONSOLE__LISTEN", "127.0.0.1:0")
         .args(["run", "--quiet", "--sink", "discard"])
         .arg("--source")
         .arg(format!("file:{}", history(dir).display()))

@@ -40,6 +40,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub fluvio: FluvioConfig,
     pub metrics: MetricsConfig,
+    pub console: ConsoleConfig,
     pub profiles: ProfilesConfig,
     pub webhook: WebhookConfig,
     /// Extra decision sinks, each taking the decisions of the kinds it names.
@@ -576,6 +577,25 @@ pub struct MetricsConfig {
     pub listen: SocketAddr,
 }
 
+/// The risk console (`vigil run` serves it): its address, who may use it, how many recent
+/// decisions it keeps, and where analysts' verdicts go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// A file of `name:token` lines, one per analyst.
+    pub token_file: Option<PathBuf>,
+    /// An environment variable of `name:token` pairs separated by commas.
+    pub token_env: String,
+    /// Recent decisions kept for the API and the page.
+    pub recent: usize,
+    /// Decisions a stream client may fall behind by before it is dropped.
+    pub stream_buffer: usize,
+    /// Where verdicts go (sink spec).
+    pub feedback: String,
+}
+
 /// One configuration layer: TOML text and the name errors give it.
 struct Layer {
     name: String,
@@ -762,7 +782,7 @@ impl Config {
     }
 
     /// Every count with its least and greatest allowed value.
-    fn counts(&self) -> [(&'static str, u64, u64, u64); 8] {
+    fn counts(&self) -> [(&'static str, u64, u64, u64); 10] {
         let e = &self.engine;
         [
             (
@@ -807,6 +827,13 @@ impl Config {
                 self.webhook.batch_size as u64,
                 1,
                 10_000,
+            ),
+            ("console.recent", self.console.recent as u64, 1, 10_000_000),
+            (
+                "console.stream_buffer",
+                self.console.stream_buffer as u64,
+                1,
+                1 << 20,
             ),
             (
                 "webhook.concurrency",

@@ -2,8 +2,8 @@
 //!
 //! At the bottom, the types every stage shares: `event` (the event and its envelope,
 //! `Position` and `Inbound`), `decision`, `outcome` (where a record ended up, and the reports
-//! that carry it to the publisher) and `dead_letter`; beside them `error`, `config` and
-//! `telemetry`, which every stage may use.
+//! that carry it to the publisher), `dead_letter` and `feedback` (analysts' verdicts on
+//! decisions); beside them `error`, `config` and `telemetry`, which every stage may use.
 //!
 //! Then the stages, in the order an event travels:
 //! `source` → `decode` → `actors` (`router`, then `customer`) → `scoring` (`features`,
@@ -20,6 +20,7 @@ pub mod dead_letter;
 pub mod decision;
 pub mod error;
 pub mod event;
+pub mod feedback;
 pub mod outcome;
 
 // What every stage may use.

@@ -17,6 +17,7 @@ use crate::dead_letter::RejectReason;
 use crate::decision::DecisionKind;
 use crate::error::{Error, Result};
 use crate::event::{Position, KINDS};
+use crate::feedback::Verdict;
 use crate::outcome::TimerOutcome;
 use crate::scoring::live_policy::PolicyRole;
 use vigil_models::ModelKind;
@@ -52,6 +53,7 @@ pub const TIMERS_FIRED: &str = "vigil_timers_fired_total";
 pub const PROFILES_STORED: &str = "vigil_profiles_stored_total";
 pub const POLICY_INFO: &str = "vigil_policy_info";
 pub const POLICY_REJECTIONS: &str = "vigil_policy_rejections_total";
+pub const FEEDBACK_TOTAL: &str = "vigil_feedback_total";
 pub const POLICY_SHADOW_EVENTS: &str = "vigil_policy_shadow_events_total";
 pub const POLICY_DISAGREEMENTS: &str = "vigil_policy_disagreements_total";
 pub const PROFILES_MISSING: &str = "vigil_profiles_missing_total";
@@ -183,6 +185,10 @@ fn describe() {
     describe_counter!(
         POLICY_REJECTIONS,
         "Changed policy files refused by validation, by role; the policy serving kept serving."
+    );
+    describe_counter!(
+        FEEDBACK_TOTAL,
+        "Analysts' verdicts on decisions given in the risk console, by verdict."
     );
     describe_counter!(
         POLICY_SHADOW_EVENTS,
@@ -319,6 +325,7 @@ pub struct Telemetry {
     /// (`decision_slot`).
     policy_shadowed: [Counter; 2],
     policy_disagreements: [[[Counter; DECISION_SLOTS]; DECISION_SLOTS]; 2],
+    feedback: [Counter; 3],
 }
 
 /// A decision or none, as labels: "none" and every decision kind.
@@ -383,6 +390,8 @@ impl Telemetry {
                 .map(|role| metrics::counter!(POLICY_REJECTIONS, "role" => role.name())),
             policy_shadowed: [ModelKind::Fraud, ModelKind::Churn]
                 .map(|kind| metrics::counter!(POLICY_SHADOW_EVENTS, "kind" => kind.to_string())),
+            feedback: Verdict::ALL
+                .map(|v| metrics::counter!(FEEDBACK_TOTAL, "verdict" => v.name())),
             policy_disagreements: [ModelKind::Fraud, ModelKind::Churn].map(|kind| {
                 std::array::from_fn(|champion| {
                     std::array::from_fn(|candidate| {
@@ -445,6 +454,11 @@ impl Telemetry {
                 [decision_slot(candidate)]
             .increment(1);
         }
+    }
+
+    /// An analyst gave `verdict` on a decision.
+    pub fn feedback(&self, verdict: Verdict) {
+        self.feedback[verdict as usize].increment(1);
     }
 
     pub fn actors_active(&self, count: u64) {

@@ -7,14 +7,16 @@ use crate::error::{Error, Result};
 
 /// The topics a Vigil deployment uses, by role: `profiles` is the customer-profile changelog
 /// (`--profiles fluvio:{prefix}-profiles`), keyed by customer id like the events, and `lists`
-/// the changes to the policy's lists (`--lists fluvio:{prefix}-lists`), keyed by value.
-pub const TOPIC_ROLES: [&str; 6] = [
+/// the changes to the policy's lists (`--lists fluvio:{prefix}-lists`), keyed by value;
+/// `feedback` holds analysts' verdicts from the risk console (`console.feedback`).
+pub const TOPIC_ROLES: [&str; 7] = [
     "events",
     "decisions",
     "dead-letters",
     "shadow",
     "profiles",
     "lists",
+    "feedback",
 ];
 
 /// Creates `{prefix}-{role}` for every role with `partitions` partitions; topics that already

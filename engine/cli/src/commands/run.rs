@@ -1,9 +1,11 @@
 //! `vigil run`: score events from a source and publish decisions, with metrics on the
-//! configured listener, until the source ends, the duration passes or SIGINT/SIGTERM.
+//! configured listener and the risk console on its own, until the source ends, the duration
+//! passes or SIGINT/SIGTERM.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use vigil_engine::pipeline::lookout::Lookout;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
 use vigil_engine::source::PartitionChoice;
@@ -75,7 +77,7 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<()> {
     let source = args
         .source
         .unwrap_or_else(|| format!("generate:{DEMO_SCENARIO}"));
-    let options = RunOptions {
+    let mut options = RunOptions {
         connectors: vigil::connectors(),
         duration: args.duration,
         live: !args.quiet,
@@ -93,9 +95,24 @@ pub async fn execute(args: RunArgs) -> anyhow::Result<()> {
         lists: args.lists,
         ..RunOptions::new(config, &source, &args.sink, &args.dead_letter)
     };
+    // Served for as long as the run lasts.
+    let _console = if options.config.console.enabled {
+        Some(start_console(&mut options).await?)
+    } else {
+        None
+    };
     let summary = pipeline::run(options, shutdown_signal()).await?;
     print_summary(&summary, &args.dead_letter);
     Ok(())
+}
+
+/// Serves the risk console on the run `options` describe, which it then watches.
+async fn start_console(options: &mut RunOptions) -> anyhow::Result<vigil_console::Console> {
+    let config = &options.config;
+    let lookout = Lookout::new(config.console.stream_buffer);
+    let console = vigil_console::serve(config, lookout.clone(), options.connectors.clone()).await?;
+    options.lookout = Some(lookout);
+    Ok(console)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -22,7 +22,11 @@ pub fn fixture(name: &str) -> PathBuf {
 
 pub fn vigil(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    command.args(args).env_remove("RUST_LOG");
+    // Engines run side by side: each serves its console on a port of its own.
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("VIGIL_CONSOLE__LISTEN", "127.0.0.1:0");
     command
 }
 

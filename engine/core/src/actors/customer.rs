@@ -29,7 +29,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
 use crate::event::Inbound;
 use crate::outcome::{Outcome, Report};
-use crate::scoring::{CustomerState, Scoring};
+use crate::scoring::{CustomerState, CustomerView, Scoring};
 use crate::telemetry::ActorFailed;
 use crate::text::printable;
 
@@ -72,6 +72,8 @@ pub enum CustomerMsg {
     Passivate,
     /// Answer with the encoded state, for a checkpoint.
     Snapshot(RpcReplyPort<Snapshot>),
+    /// Answer with what the console shows of the customer.
+    Inspect(RpcReplyPort<Option<CustomerView>>),
 }
 
 /// What a customer actor starts from.
@@ -235,6 +237,10 @@ impl Actor for CustomerActor {
             CustomerMsg::Snapshot(reply) => {
                 let due = state.due();
                 let _ = reply.send((state.customer.encode(), due));
+                return Ok(());
+            }
+            CustomerMsg::Inspect(reply) => {
+                let _ = reply.send(Some(state.customer.view(&state.customer_id, true)));
                 return Ok(());
             }
         };

@@ -159,13 +159,23 @@ impl Connectors {
 
     /// Opens the sink `spec` names, with these settings.
     pub async fn open_sink_with(&self, spec: &str, options: SinkOptions) -> Result<Box<dyn Sink>> {
-        let (prefix, rest) = split(spec);
-        let entry = self.sinks.get(prefix).ok_or_else(|| Error::UnknownSpec {
+        let (_, rest) = split(spec);
+        (self.sink_entry(spec)?.open)(rest.to_owned(), options).await
+    }
+
+    /// Checks that some connector opens sinks like `spec`, without opening one; the error
+    /// lists those there are.
+    pub fn check_sink(&self, spec: &str) -> Result<()> {
+        self.sink_entry(spec).map(|_| ())
+    }
+
+    fn sink_entry(&self, spec: &str) -> Result<&Entry<OpenSink>> {
+        let (prefix, _) = split(spec);
+        self.sinks.get(prefix).ok_or_else(|| Error::UnknownSpec {
             role: "sink",
             spec: spec.to_owned(),
             expected: usages(&self.sinks),
-        })?;
-        (entry.open)(rest.to_owned(), options).await
+        })
     }
 }
 

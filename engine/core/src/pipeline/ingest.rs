@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Semaphore;
 
 use super::barrier::Barrier;
+use super::lookout::Lookout;
 use super::watermark::{EventTimes, Watermark};
 use crate::actors::router::RouterMsg;
 use crate::dead_letter::{DeadLetter, RejectReason, Rejection};
@@ -39,6 +40,8 @@ pub(super) struct Ingest {
     pub barrier: Barrier,
     pub watermark: Watermark,
     pub telemetry: Telemetry,
+    /// Shown the watermark, when the console watches the run.
+    pub lookout: Option<Arc<Lookout>>,
 }
 
 /// Where the ingest loop stopped.
@@ -217,6 +220,9 @@ impl Ingest {
             }
         }
         self.telemetry.watermark(self.watermark.current(), now_ms);
+        if let Some(lookout) = &self.lookout {
+            lookout.watermark_at(self.watermark.current());
+        }
         if !routed.is_empty() {
             self.router
                 .send_message(RouterMsg::Route {

@@ -15,6 +15,7 @@
 mod barrier;
 pub mod connectors;
 mod ingest;
+pub mod lookout;
 mod reference;
 pub mod watermark;
 
@@ -49,6 +50,7 @@ use crate::state::store::StateStore;
 use crate::telemetry::Telemetry;
 use barrier::Barrier;
 use ingest::{Ingest, Ingested};
+use lookout::Lookout;
 use watermark::Watermark;
 
 /// What to run and where to send it.
@@ -91,6 +93,8 @@ pub struct RunOptions {
     pub profiles: Option<String>,
     /// Where changes to the policy's lists come from (source spec).
     pub lists: Option<String>,
+    /// What the run shows the risk console, when one watches it.
+    pub lookout: Option<Arc<Lookout>>,
 }
 
 /// A source or sinks supplied in code rather than by spec: a load-test runner's own decision
@@ -125,6 +129,7 @@ impl RunOptions {
             after_features: None,
             profiles: None,
             lists: None,
+            lookout: None,
         }
     }
 }
@@ -243,6 +248,7 @@ pub async fn run_with(
             in_flight: in_flight.clone(),
             live: options.live,
             ticks: options.ticks.clone(),
+            following: options.lookout.as_ref().map(|l| l.following.clone()),
             actors: actors.clone(),
             committed,
             dead_letter_raw_bytes: config.engine.dead_letter_raw_bytes,
@@ -256,7 +262,7 @@ pub async fn run_with(
         RouterArgs {
             scoring: scoring.clone(),
             publisher: to_publisher.clone(),
-            actors,
+            actors: actors.clone(),
             passivation: config.engine.passivation,
             store,
             checkpoints: checkpoint.as_ref().map(|_| options.source.clone()),
@@ -265,6 +271,9 @@ pub async fn run_with(
     )
     .await
     .map_err(|e| Error::Bug(format!("cannot start the router: {e}")))?;
+    if let Some(lookout) = &options.lookout {
+        lookout.started(scoring.clone(), router.clone(), actors);
+    }
 
     tracing::info!(source = %source.describe(), "Reading.");
     let ingest = Ingest {
@@ -280,6 +289,7 @@ pub async fn run_with(
         barrier: Barrier::new(checkpoint, config.engine.checkpoint_interval),
         watermark,
         telemetry,
+        lookout: options.lookout.clone(),
     };
     let ingested = match ingest.run(resume, shutdown).await {
         Ok(ingested) => ingested,

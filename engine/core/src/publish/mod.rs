@@ -9,10 +9,12 @@
 //! it closes the in-flight limiter, so the ingest loop stops too, and returns the error.
 
 mod deliver;
+mod following;
 mod progress;
 pub mod records;
 mod summary;
 
+pub use following::Following;
 pub use summary::{LatencySummary, RunSummary, Tick};
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -64,6 +66,8 @@ pub struct Publisher {
     pub live: bool,
     /// Where each second's `Tick` goes, when someone follows the run.
     pub ticks: Option<mpsc::UnboundedSender<Tick>>,
+    /// Where published decisions and ticks go for live followers (the console).
+    pub following: Option<Arc<Following>>,
     /// Resume offsets as soon as the sinks have them, for sources that commit upstream.
     pub committed: watch::Sender<Offsets>,
     pub actors: Arc<AtomicU64>,
@@ -106,6 +110,8 @@ struct Run {
     /// Per route, its decisions in this batch.
     routed: Vec<Outgoing>,
     shadows: Outgoing,
+    /// This batch's decisions for live followers, when someone follows.
+    followed: Vec<Arc<Decision>>,
     /// Dead letters have nowhere further to go, so their positions are not kept.
     letters: Vec<DeadLetter>,
     /// Ingest times of the scored records in the current batch.
@@ -141,6 +147,7 @@ impl Publisher {
                 .collect(),
             letters: Vec::new(),
             shadows: Outgoing::default(),
+            followed: Vec::new(),
             published: Vec::with_capacity(BATCH),
             rejected_by_reason: Vec::new(),
             last_report: (Instant::now(), 0),
@@ -189,6 +196,9 @@ impl Publisher {
                 }
             }
             self.write(&mut run).await?;
+            if let Some(following) = &self.following {
+                following.published(run.followed.drain(..));
+            }
             for reply in flushed {
                 let _ = reply.send(());
             }
@@ -198,8 +208,8 @@ impl Publisher {
         }
         run.progress.emit_lag(&self.telemetry);
         // The last, partial second: without it a run shorter than a second has no timeline.
-        if let Some(ticks) = self.ticks.as_ref().filter(|_| !run.interval.is_empty()) {
-            let _ = ticks.send(Tick::now(
+        if !run.interval.is_empty() && (self.ticks.is_some() || self.following.is_some()) {
+            self.follow(Tick::now(
                 run.started,
                 &run.summary,
                 &mut run.interval,
@@ -325,6 +335,9 @@ impl Publisher {
             }
         }
         run.decisions.push(record, position);
+        if self.following.as_ref().is_some_and(|f| f.followed()) {
+            run.followed.push(Arc::new(decision.clone()));
+        }
     }
 
     /// Writes the batch to the sinks, then records its latency. Decisions and shadow
@@ -420,6 +433,14 @@ impl Publisher {
         let tick = Tick::now(run.started, &run.summary, &mut run.interval, &run.progress);
         if self.live {
             self.report(&tick, &mut run.last_report);
+        }
+        self.follow(tick);
+    }
+
+    /// A tick to whoever follows the run.
+    fn follow(&self, tick: Tick) {
+        if let Some(following) = &self.following {
+            following.ticked(&tick);
         }
         if let Some(ticks) = &self.ticks {
             let _ = ticks.send(tick);

@@ -14,7 +14,9 @@ use std::time::Instant;
 
 use vigil_models::{Model, ModelKind};
 
-use super::features::{ChurnVector, CustomerFeatures, FeaturesMark, FraudVector, Observation};
+use super::features::{
+    ChurnVector, CustomerFeatures, FeaturesMark, FraudVector, Observation, Velocity, CHURN_FEATURES,
+};
 use super::lists::ListedFields;
 use super::live_policy::{LivePolicy, PolicyRole};
 use super::models::{LiveModels, ModelSet};
@@ -127,6 +129,42 @@ pub struct CustomerState {
     recent_events: RecentEvents,
 }
 
+/// The velocities a `CustomerView` shows, in order.
+const VIEWED_VELOCITIES: [&str; 5] = [
+    "payments_1h",
+    "amount_1h",
+    "payments_24h",
+    "amount_24h",
+    "merchants_24h",
+];
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// A customer's state as the risk console shows it: their churn features as they stand at
+/// their newest activity, the day of payments behind the velocity rules, and when they were
+/// last offered outreach.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CustomerView {
+    pub customer_id: String,
+    /// Whether an actor holds the customer now; otherwise this was read from the state store.
+    pub active: bool,
+    /// Their newest activity (event time, ms); none before their first event.
+    pub newest_ts: Option<i64>,
+    /// Churn features in the model's order (`null` where not a number).
+    pub features: Vec<FeatureValue>,
+    /// Velocities over their payments in the hour and in the day up to `newest_ts`.
+    pub payments: Vec<FeatureValue>,
+    pub last_outreach_ts: Option<i64>,
+    /// Inactivity checks fired since their newest activity.
+    pub checks_fired: u8,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FeatureValue {
+    pub name: &'static str,
+    pub value: f64,
+}
+
 /// The layout of an encoded `CustomerState`, its first byte. It changes whenever the fields
 /// (and so the postcard bytes) of the state change, so that a state store written by another
 /// engine version is refused by name rather than misread. Layout 2: the time-carrying fraud
@@ -162,6 +200,48 @@ impl CustomerState {
             None => Err(StateDecodeError::Empty),
             Some((&STATE_LAYOUT, rest)) => Ok(postcard::from_bytes(rest)?),
             Some((&found, _)) => Err(StateDecodeError::Layout { found }),
+        }
+    }
+
+    /// What the console shows of this customer (`active` when an actor holds them). Changes
+    /// nothing.
+    pub fn view(&self, customer_id: &str, active: bool) -> CustomerView {
+        let (newest_ts, features, payments) = match &self.features {
+            None => (None, Vec::new(), Vec::new()),
+            Some(f) => {
+                let newest = f.newest_ts();
+                let named = |names: &[&'static str], values: &[f64]| {
+                    names
+                        .iter()
+                        .zip(values)
+                        .map(|(&name, &value)| FeatureValue { name, value })
+                        .collect()
+                };
+                let churn = f.churn_at(newest);
+                let recent = f.recent();
+                let (hour, day) = (newest - HOUR_MS, newest - DAY_MS);
+                let velocities = [
+                    recent.velocity(hour, None, Velocity::Count),
+                    recent.velocity(hour, None, Velocity::Sum),
+                    recent.velocity(day, None, Velocity::Count),
+                    recent.velocity(day, None, Velocity::Sum),
+                    recent.velocity(day, None, Velocity::DistinctMerchants),
+                ];
+                (
+                    Some(newest),
+                    named(&CHURN_FEATURES, &churn),
+                    named(&VIEWED_VELOCITIES, &velocities),
+                )
+            }
+        };
+        CustomerView {
+            customer_id: customer_id.to_owned(),
+            active,
+            newest_ts,
+            features,
+            payments,
+            last_outreach_ts: self.last_outreach_ts,
+            checks_fired: self.checks_fired,
         }
     }
 

@@ -18,4 +18,4 @@ pub mod models;
 pub mod policy;
 mod repeats;
 
-pub use decide::{AfterFeatures, CustomerState, Scoring};
+pub use decide::{AfterFeatures, CustomerState, CustomerView, FeatureValue, Scoring};

@@ -26,7 +26,7 @@ use crate::config::PassivationConfig;
 use crate::event::{Inbound, Offsets};
 use crate::outcome::Report;
 use crate::pipeline::watermark::EventTimes;
-use crate::scoring::{CustomerState, Scoring};
+use crate::scoring::{CustomerState, CustomerView, Scoring};
 use crate::state::store::{Entry, StateStore};
 use crate::telemetry::ActorDied;
 
@@ -63,6 +63,14 @@ pub enum RouterMsg {
     },
     /// How many passivations and restores so far.
     Stats(RpcReplyPort<ActorStats>),
+    /// What the console shows of a customer: asked of their actor when they have one;
+    /// otherwise read from the state store, and their actor started only when `wake`. None
+    /// for a customer the engine has never seen.
+    Inspect {
+        customer_id: String,
+        wake: bool,
+        reply: RpcReplyPort<Option<CustomerView>>,
+    },
     /// The source is done: reply once every check due by the watermark has fired and its
     /// results are on their way to the publisher.
     Settle(RpcReplyPort<()>),
@@ -271,6 +279,41 @@ impl RouterState {
         Ok(())
     }
 
+    async fn inspect(
+        &mut self,
+        myself: &ActorRef<RouterMsg>,
+        customer_id: String,
+        wake: bool,
+        reply: RpcReplyPort<Option<CustomerView>>,
+    ) -> Result<(), ActorProcessingErr> {
+        let actor = match self.customers.get(customer_id.as_str()) {
+            Some(CustomerEntry::Active { actor, .. }) => Some(actor.clone()),
+            // Handing over or firing checks: the stored state is the one to show.
+            Some(_) => None,
+            None if wake => match self.restore(&customer_id) {
+                Some(state) => Some(
+                    self.spawn_customer(myself, Arc::from(customer_id.as_str()), Some(state))
+                        .await?,
+                ),
+                None => None,
+            },
+            None => None,
+        };
+        match actor {
+            // A dead actor drops the reply; the asker hears that and may ask again.
+            Some(actor) => {
+                let _ = actor.send_message(CustomerMsg::Inspect(reply));
+            }
+            None => {
+                let view = self
+                    .stored(&customer_id)
+                    .map(|state| state.view(&customer_id, false));
+                let _ = reply.send(view);
+            }
+        }
+        Ok(())
+    }
+
     fn forget(&mut self, actor: ActorId) {
         if let Some(customer_id) = self.by_actor.remove(&actor) {
             if let Some(CustomerEntry::Active { .. }) = self.customers.get(&customer_id) {
@@ -385,6 +428,11 @@ impl Actor for Router {
             RouterMsg::Stats(reply) => {
                 let _ = reply.send(state.stats);
             }
+            RouterMsg::Inspect {
+                customer_id,
+                wake,
+                reply,
+            } => state.inspect(&myself, customer_id, wake, reply).await?,
         }
         state.try_checkpoint().await?;
         state.try_settle();

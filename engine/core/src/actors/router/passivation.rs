@@ -26,28 +26,31 @@ impl RouterState {
     /// The state a customer left when last passivated, if any: from memory while its write
     /// is pending, else from the store.
     pub(super) fn restore(&mut self, customer_id: &str) -> Option<CustomerState> {
+        let state = self.stored(customer_id)?;
+        self.args.scoring.telemetry.emit(StateRestored);
+        self.stats.restores += 1;
+        Some(state)
+    }
+
+    /// A passivated customer's state, handed over and not yet saved or in the store; none
+    /// for a customer never passivated, or one whose state cannot be read (logged).
+    pub(super) fn stored(&self, customer_id: &str) -> Option<CustomerState> {
         let decoded = match self.unsaved.get(customer_id) {
             Some(entry) => CustomerState::decode(&entry.state),
             None => match self.args.store.get(customer_id) {
                 Ok(Some(encoded)) => CustomerState::decode(&encoded),
                 Ok(None) => return None,
                 Err(error) => {
-                    tracing::error!(customer_id, error = %error, "Cannot read a passivated customer's state; starting afresh.");
+                    tracing::error!(customer_id, error = %error, "Cannot read a passivated customer's state; they are taken for a new customer.");
                     return None;
                 }
             },
         };
-        match decoded {
-            Ok(state) => {
-                self.args.scoring.telemetry.emit(StateRestored);
-                self.stats.restores += 1;
-                Some(state)
-            }
-            Err(error) => {
-                tracing::error!(customer_id, error = %error, "A passivated customer's state does not decode; starting afresh.");
-                None
-            }
-        }
+        decoded
+            .map_err(|error| {
+                tracing::error!(customer_id, error = %error, "A passivated customer's state does not decode; they are taken for a new customer.");
+            })
+            .ok()
     }
 
     /// An actor handed over its state.
