@@ -222,6 +222,7 @@ pub async fn offline_features(
         export_features: None,
         score_at: Vec::new(),
         horizon: None,
+        labels: None,
         config: test_config(),
     };
     let mut features = FeatureBits::new();

@@ -36,6 +36,7 @@ async fn train_gbdt(out: &Path) -> ModelArtifact {
         export_features: None,
         score_at: Vec::new(),
         horizon: None,
+        labels: None,
         config: test_config(),
     })
     .await

@@ -45,6 +45,7 @@ async fn train_on_sparkov_then_replay_the_test_sample_with_a_challenger() {
         export_features: Some(dir.path().join("features.csv")),
         score_at: Vec::new(),
         horizon: None,
+        labels: None,
         config: test_config(),
     })
     .await
@@ -91,6 +92,7 @@ async fn train_on_sparkov_then_replay_the_test_sample_with_a_challenger() {
         model: model.clone(),
         challenger: Some(repo("models/artifacts/fraud.json")),
         report: report_path.clone(),
+        labels: None,
         config: test_config(),
     })
     .await

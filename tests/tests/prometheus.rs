@@ -201,6 +201,7 @@ fn dashboard_and_rules_return_data_from_a_real_prometheus() {
             "vigil_policy_info{policy=\"alert-all@1\",role=\"candidate\"} 1",
             "vigil_policy_shadow_events_total{",
             "vigil_policy_disagreements_total{",
+            "vigil_feedback_total{verdict=\"false_positive\"} 0",
             "vigil_webhook_requests_total{",
             "vigil_webhook_parked_batches_total{",
             "process_resident_memory_bytes ",

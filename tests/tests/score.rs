@@ -83,6 +83,7 @@ async fn a_point_in_time_churn_model_ranks_churners_of_a_time_it_never_saw() {
         export_features: None,
         score_at: [25, 30, 35, 40].map(|d| START + d * DAY).to_vec(),
         horizon: Some(10 * DAY),
+        labels: None,
         config: Config::builtin(),
     })
     .await

@@ -7,7 +7,8 @@
 //! Every scored event is audited (features, label, both scores and both actions). From that
 //! the report measures each model's quality against the labels (AUPRC, ROC AUC, recall at a 1%
 //! alert rate on good traffic) and, with a challenger, which events and customers would be
-//! decided differently and how quality moves.
+//! decided differently and how quality moves. With analysts' verdicts (`labels`, the console's
+//! feedback file), it also reports, per fraud action, the precision analysts confirmed.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use vigil_models::{AlertBudgetPoint, Evaluation, ModelArtifact, ModelKind, Thres
 
 use vigil_engine::config::Config;
 use vigil_engine::decision::DecisionKind;
+use vigil_engine::feedback::{FeedbackLabels, Verdict};
 use vigil_engine::outcome::Audit;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
@@ -42,6 +44,8 @@ pub struct ReplayOptions {
     pub challenger: Option<PathBuf>,
     /// The JSON report; decisions, shadow decisions and dead letters go beside it.
     pub report: PathBuf,
+    /// Analysts' verdicts (the console's feedback file), for the precision they confirmed.
+    pub labels: Option<PathBuf>,
     pub config: Config,
 }
 
@@ -71,6 +75,21 @@ pub struct ModelReport {
     pub decisions: BTreeMap<&'static str, u64>,
     /// Against the labels of the events this model scored; `None` without labels.
     pub quality: Option<Quality>,
+    /// Per fraud action, how analysts found the decisions they gave a verdict on; `None`
+    /// without `--labels`.
+    pub confirmed: Option<BTreeMap<&'static str, Reviewed>>,
+}
+
+/// The decisions of one action that analysts reviewed, and what they found.
+#[derive(Debug, Default, Serialize)]
+pub struct Reviewed {
+    pub decisions: u64,
+    pub reviewed: u64,
+    pub confirmed_fraud: u64,
+    pub false_positive: u64,
+    pub released: u64,
+    /// Confirmed fraud of those reviewed; `None` when none were.
+    pub confirmed_precision: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -194,13 +213,17 @@ pub async fn replay(options: ReplayOptions) -> anyhow::Result<ReplayReport> {
     });
     let summary = pipeline::run(run, std::future::pending()).await?;
     let audits = collect.await.context("audit collector failed")?;
+    let verdicts = options
+        .labels
+        .as_deref()
+        .map(FeedbackLabels::read)
+        .transpose()?;
 
     let report = build_report(
         &options,
         kind,
         (&artifacts.0, artifacts.1.as_ref()),
-        &summary,
-        &audits,
+        (&summary, &audits, verdicts.as_ref()),
         (decisions_file, shadow_file, dead_letters_file),
     );
     let json = serde_json::to_string_pretty(&report).expect("reports serialize");
@@ -233,8 +256,7 @@ fn build_report(
     options: &ReplayOptions,
     kind: ModelKind,
     (champion_artifact, challenger_artifact): (&ModelArtifact, Option<&ModelArtifact>),
-    summary: &RunSummary,
-    audits: &[Audit],
+    (summary, audits, verdicts): (&RunSummary, &[Audit], Option<&FeedbackLabels>),
     (decisions_file, shadow_file, dead_letters_file): (PathBuf, Option<PathBuf>, PathBuf),
 ) -> ReplayReport {
     // Only the replayed kind's events: the other kind's champion is the configured one.
@@ -242,7 +264,7 @@ fn build_report(
     let threshold = options.config.policy.threshold(kind);
     let champion = model_report(
         champion_artifact,
-        threshold,
+        (threshold, verdicts),
         &audits,
         |a| a.score,
         |a| a.decision,
@@ -250,7 +272,7 @@ fn build_report(
     let challenger = challenger_artifact.map(|artifact| {
         model_report(
             artifact,
-            threshold,
+            (threshold, verdicts),
             &audits,
             |a| a.challenger_score,
             |a| a.challenger_decision,
@@ -278,7 +300,7 @@ fn build_report(
 
 fn model_report(
     artifact: &ModelArtifact,
-    threshold: Threshold,
+    (threshold, verdicts): (Threshold, Option<&FeedbackLabels>),
     audits: &[&Audit],
     score: impl Fn(&Audit) -> Option<f64>,
     decision: impl Fn(&Audit) -> Option<DecisionKind>,
@@ -328,7 +350,36 @@ fn model_report(
             .map(|d| (d.name(), counts[d.index()]))
             .collect(),
         quality,
+        confirmed: verdicts.map(|verdicts| confirmed(audits, verdicts, decision)),
     }
+}
+
+/// Per fraud action, what analysts found of the decisions they reviewed.
+fn confirmed(
+    audits: &[&Audit],
+    verdicts: &FeedbackLabels,
+    decision: impl Fn(&Audit) -> Option<DecisionKind>,
+) -> BTreeMap<&'static str, Reviewed> {
+    let mut by_action = BTreeMap::new();
+    for action in [DecisionKind::Freeze, DecisionKind::Alert] {
+        let mut r = Reviewed::default();
+        for a in audits.iter().filter(|a| decision(a) == Some(action)) {
+            r.decisions += 1;
+            let Some(verdict) = verdicts.verdict(&a.event_id) else {
+                continue;
+            };
+            r.reviewed += 1;
+            *match verdict {
+                Verdict::ConfirmedFraud => &mut r.confirmed_fraud,
+                Verdict::FalsePositive => &mut r.false_positive,
+                Verdict::Released => &mut r.released,
+            } += 1;
+        }
+        r.confirmed_precision =
+            (r.reviewed > 0).then(|| r.confirmed_fraud as f64 / r.reviewed as f64);
+        by_action.insert(action.name(), r);
+    }
+    by_action
 }
 
 fn diff(audits: &[&Audit], champion: &ModelReport, challenger: &ModelReport) -> DecisionDiff {
@@ -409,6 +460,19 @@ pub fn describe(report: &ReplayReport) -> String {
                 )
             }
             None => out += "; no labels, so no quality figures\n",
+        }
+        for (action, r) in model.confirmed.iter().flatten() {
+            if let Some(precision) = r.confirmed_precision {
+                out += &format!(
+                    "  analysts reviewed {} of its {} {action} decisions: {:.1}% confirmed fraud ({} confirmed, {} false positives, {} released)\n",
+                    r.reviewed,
+                    r.decisions,
+                    precision * 100.0,
+                    r.confirmed_fraud,
+                    r.false_positive,
+                    r.released
+                );
+            }
         }
     }
     if let Some(diff) = &report.diff {

@@ -21,6 +21,7 @@ use vigil_models::{Family, ModelArtifact, ModelKind, TrainingPlan, TrainingSet, 
 
 use vigil_engine::config::Config;
 use vigil_engine::event::{Event, EventKind};
+use vigil_engine::feedback::FeedbackLabels;
 use vigil_engine::scoring::features::{ChurnVector, Observation, CHURN_FEATURES, FRAUD_FEATURES};
 
 use crate::history::{replay_events, CustomerHistories};
@@ -49,6 +50,9 @@ pub struct TrainOptions {
     /// labelled by activity within `horizon` after it, instead of one row per event.
     pub score_at: Vec<i64>,
     pub horizon: Option<i64>,
+    /// Analysts' verdicts (the console's feedback file), joined onto the history's fraud
+    /// labels: each replaces the label of the payment it is about, or gives it one.
+    pub labels: Option<PathBuf>,
     pub config: Config,
 }
 
@@ -102,7 +106,10 @@ pub async fn train(options: TrainOptions) -> anyhow::Result<ModelArtifact> {
         name,
         kind: options.kind,
         feature_names: names.iter().map(|n| n.to_string()).collect(),
-        training_data: options.input.clone(),
+        training_data: match &options.labels {
+            Some(labels) => format!("{} with labels from {}", options.input, labels.display()),
+            None => options.input.clone(),
+        },
         trained_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         threshold: options.config.policy.threshold(options.kind),
         family: options.family,
@@ -160,7 +167,18 @@ async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History>
         width,
         rejected: 0,
     };
+    let mut join = match &options.labels {
+        Some(_) if options.kind != ModelKind::Fraud => {
+            anyhow::bail!("--labels holds analysts' fraud verdicts; it goes with --kind fraud")
+        }
+        Some(path) => Some(LabelJoin::new(FeedbackLabels::read(path)?)),
+        None => None,
+    };
     history.rejected = featurize(options, |event, values, label| {
+        let label = match &mut join {
+            Some(join) => join.apply(&event.event_id, label),
+            None => label,
+        };
         if let Some(label) = label {
             history.rows.extend_from_slice(values);
             history.labels.push(label);
@@ -177,7 +195,52 @@ async fn replay(options: &TrainOptions, width: usize) -> anyhow::Result<History>
         options.input,
         options.kind
     );
+    if let Some(join) = join {
+        tracing::info!(
+            changed = join.changed,
+            added = join.added,
+            kept = join.kept,
+            not_in_history = join.verdicts - (join.changed + join.added + join.kept),
+            "Analysts' verdicts joined onto the history's labels."
+        );
+    }
     Ok(history)
+}
+
+/// Analysts' verdicts applied to the history's fraud labels, counted as they change a label,
+/// give one to a payment without, or agree with it.
+struct LabelJoin {
+    labels: FeedbackLabels,
+    verdicts: u64,
+    changed: u64,
+    added: u64,
+    kept: u64,
+}
+
+impl LabelJoin {
+    fn new(labels: FeedbackLabels) -> LabelJoin {
+        LabelJoin {
+            verdicts: labels.len() as u64,
+            labels,
+            changed: 0,
+            added: 0,
+            kept: 0,
+        }
+    }
+
+    /// The label of `event_id`: the analyst's verdict when there is one, else `label`.
+    fn apply(&mut self, event_id: &str, label: Option<bool>) -> Option<bool> {
+        let Some(verdict) = self.labels.verdict(event_id) else {
+            return label;
+        };
+        let fraud = verdict.is_fraud();
+        match label {
+            None => self.added += 1,
+            Some(l) if l == fraud => self.kept += 1,
+            Some(_) => self.changed += 1,
+        }
+        Some(fraud)
+    }
 }
 
 /// One score time's rows, taken as the history passed it: each customer active before it with

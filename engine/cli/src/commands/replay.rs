@@ -30,6 +30,10 @@ pub struct ReplayArgs {
     /// (REPORT.current.decisions.jsonl, REPORT.candidate.decisions.jsonl).
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Analysts' verdicts from the risk console (its feedback file): the report adds, per fraud
+    /// action, how many decisions analysts reviewed and the precision they confirmed.
+    #[arg(long, value_name = "FEEDBACK.jsonl", requires = "model")]
+    labels: Option<PathBuf>,
     /// The JSON report. Decisions, shadow decisions and dead letters are written beside it
     /// (REPORT.decisions.jsonl, REPORT.shadow.jsonl, REPORT.dead-letters.jsonl).
     #[arg(long)]
@@ -62,6 +66,7 @@ pub async fn execute(args: ReplayArgs) -> anyhow::Result<()> {
         model: args.model.expect("clap requires --model without --policy"),
         challenger: args.challenger,
         report: args.report.clone(),
+        labels: args.labels,
         config,
     };
     let report = replay::replay(options).await.context("replay failed")?;

@@ -79,6 +79,11 @@ pub struct TrainArgs {
     /// With --score-at: a customer doing nothing for this long after a score time churned.
     #[arg(long, value_parser = humantime::parse_duration, requires = "score_at")]
     horizon: Option<std::time::Duration>,
+    /// Analysts' verdicts from the risk console (its feedback file, console.feedback), joined
+    /// onto the history by event id: each replaces the fraud label of the payment it is about,
+    /// or gives it one (--kind fraud).
+    #[arg(long, value_name = "FEEDBACK.jsonl")]
+    labels: Option<PathBuf>,
     /// Late tolerance, and the thresholds the evaluation reports at.
     #[command(flatten)]
     config: ConfigArgs,
@@ -113,6 +118,7 @@ pub async fn execute(args: TrainArgs) -> anyhow::Result<()> {
         export_features: args.export_features,
         score_at: args.score_at,
         horizon: args.horizon.map(|h| h.as_millis() as i64),
+        labels: args.labels,
         config: args.config.load()?,
     };
     let artifact = train::train(options).await.context("training failed")?;
