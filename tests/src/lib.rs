@@ -1,6 +1,7 @@
 //! Helpers for Vigil's end-to-end tests: running the whole pipeline on the embedded source
 //! and sinks, and reading back what it published.
 
+pub mod console;
 pub mod fluvio;
 
 use std::collections::BTreeMap;

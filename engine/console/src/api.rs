@@ -3,21 +3,18 @@
 //! (`Authorization: Bearer …`, or `?access_token=…` where a browser cannot set headers, as for
 //! the live stream); the page itself is static and asks for the token.
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Mutex;
 use vigil_engine::decision::{Decision, DecisionKind};
 use vigil_engine::event::wall_clock_ms;
@@ -147,36 +144,17 @@ async fn decisions(
 async fn stream(
     State(shared): State<Shared>,
     Query(filter): Query<Filter>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let matcher = filter.matcher().map_err(bad_request)?;
     let client = StreamClient::new(
         shared.lookout.following.subscribe(),
         shared.stream_clients.clone(),
     );
-    let events = futures_util::stream::unfold(Some((client, matcher)), |state| async move {
-        let (mut client, matcher) = state?;
-        loop {
-            match client.decisions.recv().await {
-                Ok(decision) if matcher.matches(&decision) => {
-                    let event = Event::default()
-                        .event("decision")
-                        .json_data(&*decision)
-                        .expect("a decision serialises");
-                    return Some((Ok(event), Some((client, matcher))));
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(missed)) => {
-                    client.dropped(missed);
-                    let event = Event::default().event("dropped").data(format!(
-                            "this client fell {missed} decisions behind and is dropped; reconnect, and read /api/decisions for what it missed"
-                        ));
-                    return Some((Ok(event), None));
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
-    });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    let headers = [
+        (header::CONTENT_TYPE, "text/event-stream"),
+        (header::CACHE_CONTROL, "no-cache"),
+    ];
+    Ok((headers, Body::from_stream(client.events(matcher))).into_response())
 }
 
 #[derive(Deserialize)]

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 use vigil_engine::decision::{Decision, DecisionKind};
+use vigil_engine::publish::Published;
 
 /// The most decisions one request returns.
 pub const MAX_LIMIT: usize = 1_000;
@@ -92,10 +93,10 @@ impl Recent {
     }
 
     /// Keeps the ring from `decisions` until the engine stops publishing.
-    pub async fn keep(self: Arc<Self>, mut decisions: Receiver<Arc<Decision>>) {
+    pub async fn keep(self: Arc<Self>, mut decisions: Receiver<Published>) {
         loop {
             match decisions.recv().await {
-                Ok(decision) => self.push(decision),
+                Ok(published) => self.push(published.decision),
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(
                         missed,

@@ -14,7 +14,7 @@ mod progress;
 pub mod records;
 mod summary;
 
-pub use following::Following;
+pub use following::{Following, Published};
 pub use summary::{LatencySummary, RunSummary, Tick};
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,7 +111,7 @@ struct Run {
     routed: Vec<Outgoing>,
     shadows: Outgoing,
     /// This batch's decisions for live followers, when someone follows.
-    followed: Vec<Arc<Decision>>,
+    followed: Vec<Published>,
     /// Dead letters have nowhere further to go, so their positions are not kept.
     letters: Vec<DeadLetter>,
     /// Ingest times of the scored records in the current batch.
@@ -282,7 +282,7 @@ impl Publisher {
                         run.summary.decisions[d.decision.index()] += 1;
                         run.summary.degraded += u64::from(d.degraded);
                         self.telemetry.decision(d.decision, d.degraded);
-                        self.push_decision(run, &d, Some(position));
+                        self.push_decision(run, d, Some(position));
                         EventOutcome::Decided
                     }
                     None => EventOutcome::Cleared,
@@ -322,22 +322,25 @@ impl Publisher {
         if let Some(d) = fired.decision.filter(|_| !self.rebuilding(run)) {
             run.summary.decisions[d.decision.index()] += 1;
             self.telemetry.decision(d.decision, d.degraded);
-            self.push_decision(run, &d, None);
+            self.push_decision(run, d, None);
         }
     }
 
     /// Puts a decision in the batch for the decision sink and for every route of its kind.
-    fn push_decision(&self, run: &mut Run, decision: &Decision, position: Option<Position>) {
-        let record = decision_record(decision);
+    fn push_decision(&self, run: &mut Run, decision: Box<Decision>, position: Option<Position>) {
+        let record = decision_record(&decision);
         for (route, outgoing) in self.sinks.routes.iter().zip(&mut run.routed) {
             if route.kinds.contains(&decision.decision) {
                 outgoing.push(record.clone(), position);
             }
         }
-        run.decisions.push(record, position);
         if self.following.as_ref().is_some_and(|f| f.followed()) {
-            run.followed.push(Arc::new(decision.clone()));
+            run.followed.push(Published {
+                decision: Arc::from(decision),
+                json: record.value.clone(),
+            });
         }
+        run.decisions.push(record, position);
     }
 
     /// Writes the batch to the sinks, then records its latency. Decisions and shadow
