@@ -7,7 +7,8 @@ use super::ConfigArgs;
 
 #[derive(Subcommand)]
 pub enum TopicsCommand {
-    /// Create {prefix}-events, -decisions, -dead-letters and -shadow.
+    /// Create {prefix}-events, -decisions, -dead-letters, -shadow, -profiles, -lists and
+    /// -feedback.
     Create {
         #[arg(long, default_value_t = 2)]
         partitions: u32,
