@@ -14,12 +14,34 @@ use vigil_engine::outcome::Audit;
 use vigil_engine::pipeline::{self, RunOptions};
 use vigil_engine::publish::RunSummary;
 use vigil_models::{Family, ModelArtifact, ModelKind};
+use vigil_scenario::{Generator, Scenario};
 
 /// A test fixture's path.
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")
         .join(name)
+}
+
+/// The records of the fixture `scenario` that are JSON (the malformed ones left out), in order.
+pub fn scenario_records(scenario: &str) -> impl Iterator<Item = serde_json::Value> {
+    Generator::new(Scenario::load(&fixture(scenario)).expect("scenario loads"))
+        .filter_map(|r| serde_json::from_slice(&r.payload).ok())
+}
+
+/// The payments of the fixture `scenario`, in order.
+pub fn scenario_payments(scenario: &str) -> impl Iterator<Item = serde_json::Value> {
+    scenario_records(scenario).filter(|v| v["kind"] == "payment")
+}
+
+/// `binary` on the PATH, if it is there: for tests that drive a system tool and say they
+/// were skipped without it.
+pub fn on_path(binary: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(binary))
+        .find(|candidate| candidate.is_file())
 }
 
 /// What one run published.
@@ -178,6 +200,40 @@ async fn run_with_reference(
             .iter()
             .map(|l| serde_json::from_str(l).expect("dead-letter JSON"))
             .collect(),
+    }
+}
+
+/// What a run wrote to its decision and shadow outputs.
+pub struct Shadowed {
+    pub summary: RunSummary,
+    pub decisions: Vec<serde_json::Value>,
+    pub shadow: Vec<serde_json::Value>,
+}
+
+/// Runs the fixture `scenario` with `config`, its decisions and shadow decisions to files in
+/// `dir`, dead letters discarded.
+pub async fn run_with_shadow(config: Config, scenario: &str, dir: &Path) -> Shadowed {
+    let spec = |name: &str| format!("file:{}", dir.join(name).display());
+    let mut options = run_options(
+        config,
+        &format!("generate:{}", fixture(scenario).display()),
+        &spec("decisions.jsonl"),
+        "discard",
+    );
+    options.shadow = spec("shadow.jsonl");
+    let summary = pipeline::run(options, std::future::pending())
+        .await
+        .expect("pipeline run");
+    let parse = |name: &str| -> Vec<serde_json::Value> {
+        read_lines(&dir.join(name))
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("decision JSON"))
+            .collect()
+    };
+    Shadowed {
+        summary,
+        decisions: parse("decisions.jsonl"),
+        shadow: parse("shadow.jsonl"),
     }
 }
 

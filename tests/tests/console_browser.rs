@@ -5,22 +5,14 @@
 //! writes a verdict under the analyst's name. The screenshot it takes is kept at
 //! `target/tmp/console.png`. Skipped, saying why, when no `chromium` is on the PATH.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use headless_chrome::protocol::cdp::Page::CaptureScreenshotFormatOption;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde_json::Value;
 use vigil_tests::console::Engine;
-use vigil_tests::{read_lines, test_config};
-
-fn on_path(binary: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(binary))
-        .find(|candidate| candidate.is_file())
-}
+use vigil_tests::{on_path, read_lines, test_config};
 
 /// A page expression's value as a string.
 fn evaluate(tab: &Tab, expression: &str) -> String {

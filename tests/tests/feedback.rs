@@ -9,8 +9,7 @@ use vigil::train::{self, TrainOptions};
 use vigil_engine::decision::{Decision, DecisionKind};
 use vigil_engine::feedback::{Feedback, Verdict};
 use vigil_models::{Family, ModelArtifact, ModelKind};
-use vigil_scenario::{Generator, Scenario};
-use vigil_tests::{fixture, read_lines, test_config, write_lines};
+use vigil_tests::{fixture, read_lines, scenario_payments, test_config, write_lines};
 
 /// A verdict on an event, as the console records it.
 fn verdict(event_id: &str, customer_id: &str, decision: DecisionKind, verdict: Verdict) -> String {
@@ -30,10 +29,8 @@ fn verdict(event_id: &str, customer_id: &str, decision: DecisionKind, verdict: V
 
 /// The scenario's labelled payments: (event id, customer id, fraud).
 fn labelled_payments(scenario: &str) -> Vec<(String, String, bool)> {
-    Generator::new(Scenario::load(&fixture(scenario)).unwrap())
-        .filter_map(|r| {
-            let v: serde_json::Value = serde_json::from_slice(&r.payload).ok()?;
-            (v["kind"] == "payment").then_some(())?;
+    scenario_payments(scenario)
+        .filter_map(|v| {
             Some((
                 v["event_id"].as_str()?.to_owned(),
                 v["customer_id"].as_str()?.to_owned(),

@@ -9,15 +9,12 @@ use std::path::Path;
 use vigil_engine::config::ListConfig;
 use vigil_engine::decision::{Decision, DecisionKind};
 use vigil_engine::scoring::lists::{ListAction, ListField};
-use vigil_scenario::{Generator, Scenario};
-use vigil_tests::{fixture, run_to_files_with, test_config, Published};
+use vigil_tests::{fixture, run_to_files_with, scenario_payments, test_config, Published};
 
 /// Event id → (customer, merchant) for every payment of the scenario.
 fn payments() -> BTreeMap<String, (String, String)> {
-    Generator::new(Scenario::load(&fixture("e2e.toml")).unwrap())
-        .filter_map(|r| {
-            let v: serde_json::Value = serde_json::from_slice(&r.payload).ok()?;
-            (v["kind"] == "payment").then_some(())?;
+    scenario_payments("e2e.toml")
+        .filter_map(|v| {
             Some((
                 v["event_id"].as_str()?.to_owned(),
                 (

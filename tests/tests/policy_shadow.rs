@@ -6,41 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use vigil_engine::pipeline;
-use vigil_engine::publish::RunSummary;
-use vigil_tests::{fixture, read_lines, test_config, write_policy};
+use vigil_tests::{read_lines, run_with_shadow, test_config, write_policy, Shadowed};
 
-struct Outputs {
-    summary: RunSummary,
-    decisions: Vec<serde_json::Value>,
-    shadow: Vec<serde_json::Value>,
-}
-
-async fn run(candidate: Option<&Path>, dir: &Path) -> Outputs {
+async fn run(candidate: Option<&Path>, dir: &Path) -> Shadowed {
     let mut config = test_config();
     config.policy.shadow = candidate.map(Path::to_owned);
-    let spec = |name: &str| format!("file:{}", dir.join(name).display());
-    let mut options = vigil_tests::run_options(
-        config,
-        &format!("generate:{}", fixture("e2e.toml").display()),
-        &spec("decisions.jsonl"),
-        "discard",
-    );
-    options.shadow = spec("shadow.jsonl");
-    let summary = pipeline::run(options, std::future::pending())
-        .await
-        .unwrap();
-    let parse = |name: &str| -> Vec<serde_json::Value> {
-        read_lines(&dir.join(name))
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    Outputs {
-        summary,
-        decisions: parse("decisions.jsonl"),
-        shadow: parse("shadow.jsonl"),
-    }
+    run_with_shadow(config, "e2e.toml", dir).await
 }
 
 /// Each decision without when it was made and how long it took, which differ between runs.

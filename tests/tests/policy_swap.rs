@@ -12,8 +12,7 @@ use vigil_engine::config::{Config, Layers};
 use vigil_engine::decision::{Decision, Trigger};
 use vigil_engine::event::wall_clock_ms;
 use vigil_engine::pipeline;
-use vigil_scenario::{Generator, Scenario};
-use vigil_tests::{fixture, read_lines, run_options, write_policy};
+use vigil_tests::{fixture, read_lines, run_options, scenario_payments, write_policy};
 
 /// The desk's policy file, every payment alerted, with its one rule on `feature`.
 fn write_desk(path: &Path, version: u32, freeze: f64, feature: &str) {
@@ -88,11 +87,8 @@ async fn a_policy_swapped_mid_stream_decides_every_payment_once_under_one_versio
         "{versions:?}"
     );
     // Every payment was alerted at least (the scenario's malformed records are none of them).
-    let payments: BTreeSet<String> = Generator::new(Scenario::load(&scenario).unwrap())
-        .filter_map(|r| {
-            let v: serde_json::Value = serde_json::from_slice(&r.payload).ok()?;
-            (v["kind"] == "payment").then(|| v["event_id"].as_str().map(str::to_owned))?
-        })
+    let payments: BTreeSet<String> = scenario_payments("webhook.toml")
+        .filter_map(|v| Some(v["event_id"].as_str()?.to_owned()))
         .collect();
     let decided: BTreeSet<&str> = decisions
         .iter()

@@ -11,16 +11,12 @@ use std::path::Path;
 use vigil_engine::config::TierPolicy;
 use vigil_engine::decision::{Decision, DecisionKind, Suppressed};
 use vigil_engine::profile::Channel;
-use vigil_scenario::{Generator, Scenario};
-use vigil_tests::{fixture, run_to_files_with, test_config, Published};
+use vigil_tests::{fixture, run_to_files_with, scenario_records, test_config, Published};
 
 /// Every customer id in a scenario, in order.
 fn customers(scenario: &str) -> BTreeSet<String> {
-    Generator::new(Scenario::load(&fixture(scenario)).unwrap())
-        .filter_map(|r| {
-            let v: serde_json::Value = serde_json::from_slice(&r.payload).ok()?;
-            Some(v["customer_id"].as_str()?.to_owned())
-        })
+    scenario_records(scenario)
+        .filter_map(|v| Some(v["customer_id"].as_str()?.to_owned()))
         .collect()
 }
 

@@ -12,15 +12,7 @@ use serde_json::Value;
 use vigil_engine::config::Config;
 use vigil_engine::pipeline;
 use vigil_engine::telemetry::{self, LATENCY_BUCKETS};
-use vigil_tests::fixture;
-
-fn on_path(binary: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(binary))
-        .find(|candidate| candidate.is_file())
-}
+use vigil_tests::{fixture, on_path};
 
 fn free_address() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")

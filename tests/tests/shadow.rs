@@ -6,11 +6,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use vigil_engine::config::Config;
-use vigil_engine::pipeline;
-use vigil_engine::publish::RunSummary;
 use vigil_models::ModelArtifact;
-use vigil_tests::{fixture, read_lines, test_config};
+use vigil_tests::{read_lines, run_with_shadow, test_config};
 
 /// The shipped fraud model made bolder: three more log-odds of fraud on every payment.
 fn bold_challenger(path: &Path) {
@@ -30,38 +27,6 @@ fn bold_challenger(path: &Path) {
             .label(),
         "fraud-bold@1"
     );
-}
-
-struct Outputs {
-    summary: RunSummary,
-    decisions: Vec<serde_json::Value>,
-    shadow: Vec<serde_json::Value>,
-}
-
-async fn run(config: Config, dir: &Path) -> Outputs {
-    let file = |name: &str| dir.join(name);
-    let spec = |name: &str| format!("file:{}", file(name).display());
-    let mut options = vigil_tests::run_options(
-        config,
-        &format!("generate:{}", fixture("passivation.toml").display()),
-        &spec("decisions.jsonl"),
-        "discard",
-    );
-    options.shadow = spec("shadow.jsonl");
-    let summary = pipeline::run(options, std::future::pending())
-        .await
-        .unwrap();
-    let parse = |name: &str| -> Vec<serde_json::Value> {
-        read_lines(&file(name))
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    Outputs {
-        summary,
-        decisions: parse("decisions.jsonl"),
-        shadow: parse("shadow.jsonl"),
-    }
 }
 
 /// Fraud decisions by event id: (decision, model, score).
@@ -89,10 +54,10 @@ async fn challenger_decisions_go_to_shadow_only_and_disagreements_are_counted() 
     bold_challenger(&challenger);
     let mut config = test_config();
     config.models.fraud_challenger = Some(challenger);
-    let shadowed = run(config, dir.path()).await;
+    let shadowed = run_with_shadow(config, "passivation.toml", dir.path()).await;
 
     let alone_dir = tempfile::tempdir().unwrap();
-    let alone = run(test_config(), alone_dir.path()).await;
+    let alone = run_with_shadow(test_config(), "passivation.toml", alone_dir.path()).await;
     assert!(read_lines(&alone_dir.path().join("shadow.jsonl")).is_empty());
 
     // The decision stream is the champion's alone, byte for byte in what matters.
