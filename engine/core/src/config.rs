@@ -943,6 +943,17 @@ impl Config {
     }
 }
 
+/// An error naming `key` in the file at `path` (a policy file's keys are its own, without
+/// `policy.`).
+pub fn invalid_in(path: &Path) -> impl Fn(&str, String) -> Error {
+    let layer = path.display().to_string();
+    move |key: &str, reason: String| Error::Config {
+        layer: layer.clone(),
+        key: key.to_owned(),
+        reason,
+    }
+}
+
 /// Reads a policy file, the keys of a `[policy]` table at its top level, and validates it: its
 /// rules may test the lists of `engine` (the policy of the engine's configuration), whose
 /// `lists`, `file`, `watch_interval` and `shadow` it keeps. Errors name the file and the key.
@@ -951,12 +962,7 @@ pub fn read_policy_file(path: &Path, engine: &PolicyConfig) -> Result<PolicyConf
         path: path.to_owned(),
         cause,
     })?;
-    let layer = path.display().to_string();
-    let invalid = |key: &str, reason: String| Error::Config {
-        layer: layer.clone(),
-        key: key.to_owned(),
-        reason,
-    };
+    let invalid = invalid_in(path);
     let mut policy: PolicyConfig = serde_path_to_error::deserialize(toml::Deserializer::new(&text))
         .map_err(|e| {
             let key = e.path().to_string();

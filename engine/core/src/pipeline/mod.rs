@@ -32,14 +32,13 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::actors::router::{Router, RouterArgs, RouterMsg};
-use crate::config::{Config, PolicyConfig};
+use crate::config::Config;
 use crate::decode::Decoder;
 use crate::error::{Error, Result};
 use crate::event::Offsets;
 use crate::outcome::{Audit, Report};
 use crate::profile::ProfileBook;
 use crate::publish::{Publisher, Route, RunSummary, Sinks, Tick};
-use crate::scoring::lists::List;
 use crate::scoring::live_policy::{load_candidate, PolicyRole, PolicyWatcher};
 use crate::scoring::models::{ModelWatcher, WatchCounts};
 use crate::scoring::{AfterFeatures, Scoring};
@@ -332,67 +331,61 @@ fn start_models(
     scoring.after_features = options.after_features.clone();
     scoring.profiles = profiles;
     let lists = scoring.policy.current().lists().to_vec();
-    let candidate = load_candidate(
+    // Each policy file the run watches: the path, its role, the policy read from it, and
+    // where it serves.
+    let mut watched = Vec::new();
+    if let Some(path) = &config.policy.file {
+        watched.push((
+            path.clone(),
+            PolicyRole::Champion,
+            config.policy.clone(),
+            scoring.policy.clone(),
+        ));
+    }
+    if let Some((serving, live)) = load_candidate(
         config,
         lists.clone(),
         &scoring.models.current(),
         &scoring.telemetry,
-    )?
-    .map(|(serving, live)| {
-        scoring.candidate = Some(Arc::new(live));
-        serving
-    });
+    )? {
+        let live = Arc::new(live);
+        scoring.candidate = Some(live.clone());
+        let path = config
+            .policy
+            .shadow
+            .clone()
+            .expect("a candidate comes from policy.shadow");
+        watched.push((path, PolicyRole::Candidate, serving, live));
+    }
     let scoring = Arc::new(scoring);
     let interval = config.models.watch_interval;
     let watching = (!interval.is_zero())
         .then(|| AbortOnDrop(tokio::spawn(watcher.run(scoring.models.clone(), interval))));
-    let watching_policies = watch_policies(config, &scoring, lists, candidate);
+    let policy_interval = config.policy.watch_interval.unwrap_or_default();
+    let watching_policies = if policy_interval.is_zero() {
+        Vec::new()
+    } else {
+        watched
+            .into_iter()
+            .map(|(path, role, serving, live)| {
+                let watcher = PolicyWatcher::new(
+                    path,
+                    role,
+                    serving,
+                    lists.clone(),
+                    scoring.telemetry.clone(),
+                );
+                let run = watcher.run(live, scoring.models.clone(), policy_interval);
+                AbortOnDrop(tokio::spawn(run))
+            })
+            .collect()
+    };
     Ok(Models {
         scoring,
         changes,
         _watching: watching,
         _watching_policies: watching_policies,
     })
-}
-
-/// A watcher for each policy file, the champion's (`policy.file`) and the candidate's
-/// (`policy.shadow`, serving as `candidate`), unless watching is off.
-fn watch_policies(
-    config: &Config,
-    scoring: &Arc<Scoring>,
-    lists: Vec<Arc<List>>,
-    candidate: Option<PolicyConfig>,
-) -> Vec<AbortOnDrop> {
-    let interval = config.policy.watch_interval.unwrap_or_default();
-    if interval.is_zero() {
-        return Vec::new();
-    }
-    let champion = config.policy.file.as_ref().map(|path| {
-        (
-            path,
-            PolicyRole::Champion,
-            config.policy.clone(),
-            &scoring.policy,
-        )
-    });
-    let candidate = (config.policy.shadow.as_ref().zip(candidate))
-        .zip(scoring.candidate.as_ref())
-        .map(|((path, serving), live)| (path, PolicyRole::Candidate, serving, live));
-    champion
-        .into_iter()
-        .chain(candidate)
-        .map(|(path, role, serving, live)| {
-            let watcher = PolicyWatcher::new(
-                path.clone(),
-                role,
-                serving,
-                lists.clone(),
-                scoring.telemetry.clone(),
-            );
-            let run = watcher.run(live.clone(), scoring.models.clone(), interval);
-            AbortOnDrop(tokio::spawn(run))
-        })
-        .collect()
 }
 
 /// Where the run resumes: the store's checkpoint, else the offsets file, else the beginning.

@@ -57,9 +57,4 @@ impl Following {
         let latest = ticks.1.replace(tick.clone());
         ticks.0 = latest;
     }
-
-    /// Whether anyone listens for decisions.
-    pub(super) fn followed(&self) -> bool {
-        self.decisions.receiver_count() > 0
-    }
 }

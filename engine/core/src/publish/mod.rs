@@ -110,7 +110,7 @@ struct Run {
     /// Per route, its decisions in this batch.
     routed: Vec<Outgoing>,
     shadows: Outgoing,
-    /// This batch's decisions for live followers, when someone follows.
+    /// This batch's decisions for live followers, when the run has them.
     followed: Vec<Published>,
     /// Dead letters have nowhere further to go, so their positions are not kept.
     letters: Vec<DeadLetter>,
@@ -334,7 +334,7 @@ impl Publisher {
                 outgoing.push(record.clone(), position);
             }
         }
-        if self.following.as_ref().is_some_and(|f| f.followed()) {
+        if self.following.is_some() {
             run.followed.push(Published {
                 decision: Arc::from(decision),
                 json: record.value.clone(),

@@ -15,7 +15,8 @@ use std::time::Instant;
 use vigil_models::{Model, ModelKind};
 
 use super::features::{
-    ChurnVector, CustomerFeatures, FeaturesMark, FraudVector, Observation, Velocity, CHURN_FEATURES,
+    ChurnVector, CustomerFeatures, FeaturesMark, FraudVector, Observation, Velocity,
+    CHURN_FEATURES, DAY, HOUR,
 };
 use super::lists::ListedFields;
 use super::live_policy::{LivePolicy, PolicyRole};
@@ -137,8 +138,6 @@ const VIEWED_VELOCITIES: [&str; 5] = [
     "amount_24h",
     "merchants_24h",
 ];
-const HOUR_MS: i64 = 3_600_000;
-const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// A customer's state as the risk console shows it: their churn features as they stand at
 /// their newest activity, the day of payments behind the velocity rules, and when they were
@@ -219,7 +218,7 @@ impl CustomerState {
                 };
                 let churn = f.churn_at(newest);
                 let recent = f.recent();
-                let (hour, day) = (newest - HOUR_MS, newest - DAY_MS);
+                let (hour, day) = (newest - HOUR, newest - DAY);
                 let velocities = [
                     recent.velocity(hour, None, Velocity::Count),
                     recent.velocity(hour, None, Velocity::Sum),

@@ -26,8 +26,8 @@ use vigil_models::ModelKind;
 use super::lists::List;
 use super::models::{stamp, unrecorded_budget, FileStamp, LiveModels, ModelSet, Role};
 use super::policy::Policy;
-use crate::config::{read_policy_file, Config, PolicyConfig};
-use crate::error::{Error, Result};
+use crate::config::{invalid_in, read_policy_file, Config, PolicyConfig};
+use crate::error::Result;
 use crate::telemetry::{PolicyLoaded, PolicyRejected, PolicySwapped, Telemetry};
 
 /// The policy in force.
@@ -75,12 +75,7 @@ pub fn load_policy(
     models: &ModelSet,
 ) -> Result<(PolicyConfig, Policy)> {
     let config = read_policy_file(path, engine)?;
-    let layer = path.display().to_string();
-    let invalid = |key: &str, reason: String| Error::Config {
-        layer: layer.clone(),
-        key: key.to_owned(),
-        reason,
-    };
+    let invalid = invalid_in(path);
     let budgets: Vec<(&str, f64)> = config.fraud_budgets().collect();
     for role in [Role::Champion, Role::Challenger] {
         let Some(model) = models.get(ModelKind::Fraud, role) else {
@@ -201,11 +196,7 @@ impl PolicyWatcher {
             self.lists.clone(),
             &models.current(),
         )?;
-        let invalid = |key: &str, reason: String| Error::Config {
-            layer: self.path.display().to_string(),
-            key: key.to_owned(),
-            reason,
-        };
+        let invalid = invalid_in(&self.path);
         if config.version <= self.serving.version {
             return Err(invalid(
                 "version",

@@ -36,8 +36,8 @@ use crate::event::{Event, EventKind, GeoPoint, Payment};
 
 const SECOND: i64 = 1_000;
 const MINUTE: i64 = 60 * SECOND;
-const HOUR: i64 = 60 * MINUTE;
-const DAY: i64 = 24 * HOUR;
+pub(crate) const HOUR: i64 = 60 * MINUTE;
+pub(crate) const DAY: i64 = 24 * HOUR;
 
 /// Fraud features, in the order fraud models take them. Every one describes the payment
 /// against the customer's own history, never against the calendar, so a model trained on one
